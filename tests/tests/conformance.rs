@@ -1,0 +1,680 @@
+//! Conformance suite: every fixture is run under every backend in [`BACKENDS`]
+//! and what roar records is compared with what CONTRACT.md says it must record.
+//!
+//! Expected paths are relative to the sandbox; paths roar records outside the
+//! sandbox (the fixture binaries, interpreters, system files) are ignored.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tests::{Sandbox, parse_json, roar_command, runs_of, unescape_path};
+
+/// The backends every fixture runs under. Add "ptrace" and "ebpf" here.
+const BACKENDS: &[&str] = &["preload"];
+
+/// Something to do in the sandbox before the traced command runs.
+enum Setup {
+    /// Write a file (parents created).
+    File(&'static str, &'static str),
+    /// Create a directory (parents created).
+    Dir(&'static str),
+    /// Create a symlink `link -> target`.
+    Symlink(&'static str, &'static str),
+    /// Run `sh -c` in the sandbox, untraced.
+    Sh(&'static str),
+}
+
+/// One fixture: one tricky thing, and what roar must record for it.
+struct Fixture {
+    setup: &'static [Setup],
+    cmd: &'static [&'static str],
+    /// Exit code of the command (and therefore of roar).
+    exit: i32,
+    /// Expected inputs, relative to the sandbox. `"a|b"` means "a or b (or
+    /// both)": used where the contract allows either spelling.
+    inputs: &'static [&'static str],
+    /// Expected outputs, relative to the sandbox. Non-UTF-8 bytes are written
+    /// `\xNN`, as `parse_json` decodes roar's `\udcNN` escapes.
+    outputs: &'static [&'static str],
+    /// Files read and then rewritten by the run, with their content before
+    /// the run: their input hash must be that content's hash or null.
+    rewritten: &'static [(&'static str, &'static str)],
+    /// A static executable: under `preload` the run must be marked incomplete
+    /// with a warning mentioning "static", and its outputs are not expected
+    /// (the documented difference between backends). Other backends see it.
+    static_exe: bool,
+}
+
+const fn fixture() -> Fixture {
+    Fixture {
+        setup: &[],
+        cmd: &[],
+        exit: 0,
+        inputs: &[],
+        outputs: &[],
+        rewritten: &[],
+        static_exe: false,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The fixtures.
+
+/// Fixture 1: Shell redirect + pipeline.
+const SHELL_PIPELINE: Fixture = Fixture {
+    setup: &[Setup::File("in.txt", "hello pipeline\n")],
+    cmd: &["sh", "-c", "cat in.txt | tr a-z A-Z > out.txt"],
+    inputs: &["in.txt"],
+    outputs: &["out.txt"],
+    ..fixture()
+};
+
+/// Fixture 2: Python reads a CSV and writes the model atomically (temp + os.replace).
+const PYTHON_ATOMIC_WRITE: Fixture = Fixture {
+    setup: &[
+        Setup::File("data.csv", "a,b\n1,2\n3,4\n"),
+        Setup::File(
+            "train.py",
+            "import os\n\
+             with open('data.csv') as f:\n    rows = f.read().splitlines()\n\
+             with open('model.tmp', 'w') as f:\n    f.write(str(len(rows)) + '\\n')\n\
+             os.replace('model.tmp', 'model.bin')\n",
+        ),
+    ],
+    cmd: &["python3", "train.py"],
+    inputs: &["data.csv", "train.py"],
+    outputs: &["model.bin"],
+    ..fixture()
+};
+
+/// Fixture 3: `mv`: a rename puts b.txt in place; a.txt no longer exists and its
+/// content was never read.
+const MV_RENAME: Fixture = Fixture {
+    setup: &[Setup::File("a.txt", "moved\n")],
+    cmd: &["mv", "a.txt", "b.txt"],
+    inputs: &[],
+    outputs: &["b.txt"],
+    ..fixture()
+};
+
+/// Fixture 4: `cp`.
+const CP_COPY: Fixture = Fixture {
+    setup: &[Setup::File("src.txt", "copied\n")],
+    cmd: &["cp", "src.txt", "dst.txt"],
+    inputs: &["src.txt"],
+    outputs: &["dst.txt"],
+    ..fixture()
+};
+
+/// Fixture 5a: `tar cf` of a directory reads every file in it.
+const TAR_CREATE: Fixture = Fixture {
+    setup: &[
+        Setup::File("dir/one.txt", "one\n"),
+        Setup::File("dir/two.txt", "two\n"),
+    ],
+    cmd: &["tar", "cf", "out.tar", "dir/"],
+    inputs: &["dir/one.txt", "dir/two.txt"],
+    outputs: &["out.tar"],
+    ..fixture()
+};
+
+/// Fixture 5b: `tar xf` writes every file it extracts.
+const TAR_EXTRACT: Fixture = Fixture {
+    setup: &[
+        Setup::File("dir/one.txt", "one\n"),
+        Setup::File("dir/two.txt", "two\n"),
+        Setup::Sh("tar cf out.tar dir/ && mkdir extracted"),
+    ],
+    cmd: &["tar", "xf", "out.tar", "-C", "extracted"],
+    inputs: &["out.tar"],
+    outputs: &["extracted/dir/one.txt", "extracted/dir/two.txt"],
+    ..fixture()
+};
+
+/// Fixture 6: Four threads each write a file.
+const THREADS: Fixture = Fixture {
+    cmd: &[env!("FIXTURE_THREADS")],
+    outputs: &["t0.txt", "t1.txt", "t2.txt", "t3.txt"],
+    ..fixture()
+};
+
+/// Fixture 7: fork + exec: the child execs `/bin/cp in.txt out.txt`.
+/// (The process tree is checked in its own test.)
+const FORK_EXEC: Fixture = Fixture {
+    setup: &[Setup::File("in.txt", "from the child\n")],
+    cmd: &[env!("FIXTURE_FORK_EXEC")],
+    inputs: &["in.txt"],
+    outputs: &["out.txt"],
+    ..fixture()
+};
+
+/// Fixture 8: chdir + openat relative to a directory fd reached through "..".
+const CHDIR_OPENAT: Fixture = Fixture {
+    setup: &[Setup::Dir("sub"), Setup::File("other/in.txt", "other\n")],
+    cmd: &[env!("FIXTURE_CHDIR_OPENAT")],
+    inputs: &["other/in.txt"],
+    outputs: &["other/out.txt", "sub/here.txt"],
+    ..fixture()
+};
+
+/// Fixture 9a: A temp file created and deleted by C, plus a real output.
+const TEMP_DELETED_C: Fixture = Fixture {
+    cmd: &[env!("FIXTURE_TEMP_THEN_DELETE")],
+    outputs: &["result.txt"],
+    ..fixture()
+};
+
+/// Fixture 9b: Python's tempfile (in the sandbox, deleted on close), plus a real output.
+const TEMP_DELETED_PY: Fixture = Fixture {
+    setup: &[Setup::File(
+        "tmp.py",
+        "import tempfile\n\
+         with tempfile.NamedTemporaryFile(dir='.', delete=True) as t:\n    t.write(b'scratch')\n    t.flush()\n\
+         with open('real.txt', 'w') as f:\n    f.write('real\\n')\n",
+    )],
+    cmd: &["python3", "tmp.py"],
+    inputs: &["tmp.py"],
+    outputs: &["real.txt"],
+    ..fixture()
+};
+
+/// Fixture 10: Read-modify-write of one file.
+const READ_MODIFY_WRITE: Fixture = Fixture {
+    setup: &[
+        Setup::File("counter.txt", "41\n"),
+        Setup::File(
+            "bump.py",
+            "with open('counter.txt') as f:\n    n = int(f.read())\n\
+             with open('counter.txt', 'w') as f:\n    f.write(str(n + 1) + '\\n')\n",
+        ),
+    ],
+    cmd: &["python3", "bump.py"],
+    inputs: &["counter.txt", "bump.py"],
+    outputs: &["counter.txt"],
+    rewritten: &[("counter.txt", "41\n")],
+    ..fixture()
+};
+
+/// Fixture 11: Names with a space and with a byte that is not UTF-8.
+/// (The raw JSON escape is checked in its own test.)
+const ODD_NAMES: Fixture = Fixture {
+    cmd: &[env!("FIXTURE_ODD_NAMES")],
+    outputs: &["with space.txt", "caf\\xe9 data.txt"],
+    ..fixture()
+};
+
+/// Fixture 12: Reading through a symlink: the link or its target must be recorded.
+const SYMLINK_READ: Fixture = Fixture {
+    setup: &[
+        Setup::File("real.txt", "real\n"),
+        Setup::Symlink("link.txt", "real.txt"),
+    ],
+    cmd: &["sh", "-c", "cat link.txt > out.txt"],
+    inputs: &["link.txt|real.txt"],
+    outputs: &["out.txt"],
+    ..fixture()
+};
+
+/// Fixture 13: A static executable writing a file.
+const STATIC_EXE: Fixture = Fixture {
+    cmd: &[env!("FIXTURE_STATIC_WRITE")],
+    outputs: &["static_out.txt"],
+    static_exe: true,
+    ..fixture()
+};
+
+/// Fixture 14a: A plain non-zero exit code.
+const EXIT_CODE: Fixture = Fixture {
+    setup: &[Setup::File("in.txt", "x\n")],
+    cmd: &["sh", "-c", "cat in.txt > out.txt; exit 3"],
+    exit: 3,
+    inputs: &["in.txt"],
+    outputs: &["out.txt"],
+    ..fixture()
+};
+
+// ---------------------------------------------------------------------------
+// The checks.
+
+macro_rules! fixture_tests {
+    ($($name:ident => $fixture:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                run_fixture(stringify!($name), &$fixture);
+            }
+        )*
+    };
+}
+
+fixture_tests! {
+    shell_pipeline => SHELL_PIPELINE;
+    python_atomic_write => PYTHON_ATOMIC_WRITE;
+    mv_rename => MV_RENAME;
+    cp_copy => CP_COPY;
+    tar_create => TAR_CREATE;
+    tar_extract => TAR_EXTRACT;
+    threads => THREADS;
+    fork_exec => FORK_EXEC;
+    chdir_openat => CHDIR_OPENAT;
+    temp_deleted_c => TEMP_DELETED_C;
+    temp_deleted_py => TEMP_DELETED_PY;
+    read_modify_write => READ_MODIFY_WRITE;
+    odd_names => ODD_NAMES;
+    symlink_read => SYMLINK_READ;
+    static_exe => STATIC_EXE;
+    exit_code => EXIT_CODE;
+}
+
+/// Runs `f` under every backend, reporting all failing backends at once.
+fn run_fixture(name: &str, f: &Fixture) {
+    let mut failures = Vec::new();
+    for &backend in BACKENDS {
+        let result = std::panic::catch_unwind(|| {
+            let sb = Sandbox::new();
+            prepare(&sb, f.setup);
+            let out = sb.run(backend, f.cmd);
+            check_fixture(&sb, backend, f, &out);
+        });
+        if result.is_err() {
+            failures.push(backend);
+        }
+    }
+    assert!(failures.is_empty(), "{name} failed under {failures:?}");
+}
+
+fn prepare(sb: &Sandbox, setup: &[Setup]) {
+    for step in setup {
+        match step {
+            Setup::File(path, contents) => sb.write(path, contents),
+            Setup::Dir(path) => sb.mkdir(path),
+            Setup::Symlink(link, target) => symlink(target, sb.join(link)).expect("symlink"),
+            Setup::Sh(script) => {
+                tests::check(
+                    Command::new("sh")
+                        .args(["-c", script])
+                        .current_dir(sb.path()),
+                );
+            }
+        }
+    }
+}
+
+fn check_fixture(sb: &Sandbox, backend: &str, f: &Fixture, out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(f.exit),
+        "[{backend}] roar's exit status must be the command's; stderr:\n{stderr}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "[{backend}] nothing was printed to stdout, got {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let run = sb.show_json("latest");
+    let ctx = format!("[{backend}] run:\n{run:#}");
+    assert_eq!(run["backend"], backend, "{ctx}");
+    assert_eq!(run["exit_code"], f.exit, "{ctx}");
+    assert_eq!(run["signal"], Value::Null, "{ctx}");
+
+    let blind = f.static_exe && backend == "preload";
+    if blind {
+        assert_eq!(run["complete"], false, "static exe under preload: {ctx}");
+        let warnings = run["warnings"].as_array().expect("warnings is an array");
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.to_string().to_lowercase().contains("static")),
+            "a warning must say the executable is static: {ctx}"
+        );
+    } else {
+        assert_eq!(run["complete"], true, "{ctx}");
+    }
+
+    check_paths_normal(&run, &ctx);
+    let inputs = in_sandbox(sb, &run["inputs"]);
+    let outputs = in_sandbox(sb, &run["outputs"]);
+    compare("inputs", &inputs, f.inputs, &ctx);
+    if !blind {
+        compare("outputs", &outputs, f.outputs, &ctx);
+    }
+
+    // Output hashes and sizes describe the files as they are now.
+    for o in artifacts(&run["outputs"]) {
+        let path = unescape_path(o["path"].as_str().expect("path is a string"));
+        let bytes = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("output {} must exist: {e}; {ctx}", path.display()));
+        assert_eq!(
+            o["hash"],
+            hash(&bytes),
+            "hash of output {}; {ctx}",
+            path.display()
+        );
+        if !o["size"].is_null() {
+            assert_eq!(o["size"], bytes.len(), "size of {}; {ctx}", path.display());
+        }
+    }
+    // Input hashes describe the content as read: for an untouched input that
+    // is the content now; for a rewritten one the old content or unknown.
+    for i in artifacts(&run["inputs"]) {
+        let raw = i["path"].as_str().expect("path is a string");
+        let path = unescape_path(raw);
+        let Ok(rel) = path.strip_prefix(sb.path()) else {
+            continue;
+        };
+        if let Some((_, before)) = f.rewritten.iter().find(|(p, _)| Path::new(p) == rel) {
+            assert!(
+                i["hash"].is_null() || i["hash"] == hash(before.as_bytes()),
+                "input hash of rewritten {raw} must be of its original content or null; {ctx}"
+            );
+        } else if outputs.contains(rel) {
+            // Written by this run too (not declared as rewritten): skip.
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            assert_eq!(i["hash"], hash(&bytes), "hash of input {raw}; {ctx}");
+        }
+    }
+}
+
+fn hash(bytes: &[u8]) -> String {
+    format!("blake3:{}", blake3::hash(bytes).to_hex())
+}
+
+fn artifacts(v: &Value) -> &[Value] {
+    v.as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_else(|| panic!("expected an array of artifacts, got {v}"))
+}
+
+/// The artifact paths under the sandbox, relative to it.
+fn in_sandbox(sb: &Sandbox, list: &Value) -> BTreeSet<PathBuf> {
+    artifacts(list)
+        .iter()
+        .filter_map(|a| {
+            let p = unescape_path(a["path"].as_str().expect("path is a string"));
+            p.strip_prefix(sb.path()).ok().map(Path::to_path_buf)
+        })
+        .collect()
+}
+
+/// Every recorded path is absolute and lexically normal.
+fn check_paths_normal(run: &Value, ctx: &str) {
+    for key in ["inputs", "outputs"] {
+        for a in artifacts(&run[key]) {
+            let s = a["path"].as_str().expect("path is a string");
+            let p = Path::new(s);
+            assert!(p.is_absolute(), "{key} path {s} is not absolute; {ctx}");
+            assert!(
+                p.components()
+                    .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+                    && !s.contains("//")
+                    && (s == "/" || !s.ends_with('/')),
+                "{key} path {s} is not lexically normal; {ctx}"
+            );
+        }
+    }
+}
+
+/// Compares recorded paths with the expectation (`"a|b"` = either).
+fn compare(what: &str, actual: &BTreeSet<PathBuf>, expected: &[&str], ctx: &str) {
+    let mut allowed = BTreeSet::new();
+    let mut missing = Vec::new();
+    for entry in expected {
+        let alternatives: Vec<PathBuf> = entry.split('|').map(unescape_path).collect();
+        if !alternatives.iter().any(|a| actual.contains(a)) {
+            missing.push(*entry);
+        }
+        allowed.extend(alternatives);
+    }
+    let extra: Vec<_> = actual.difference(&allowed).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, unexpected {extra:?}; {ctx}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Checks that do not fit the table.
+
+/// Fixture 7: The process tree: at least the fixture and the `cp` it forked and
+/// exec'd, with `cp`'s ppid the pid of a recorded process.
+#[test]
+fn fork_exec_process_tree() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        prepare(&sb, FORK_EXEC.setup);
+        let out = sb.run(backend, FORK_EXEC.cmd);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        let procs = run["processes"].as_array().expect("processes is an array");
+        assert!(procs.len() >= 2, "[{backend}] processes: {run:#}");
+        let pids: BTreeSet<i64> = procs.iter().filter_map(|p| p["pid"].as_i64()).collect();
+        let is_cp = |p: &&Value| {
+            p["argv"][0] == "cp"
+                || p["exe"]
+                    .as_str()
+                    .is_some_and(|e| Path::new(e).file_name() == Some("cp".as_ref()))
+        };
+        let cp = procs
+            .iter()
+            .find(is_cp)
+            .unwrap_or_else(|| panic!("[{backend}] no cp process: {run:#}"));
+        let ppid = cp["ppid"].as_i64().expect("ppid is a number");
+        assert!(
+            pids.contains(&ppid),
+            "[{backend}] cp's parent {ppid} must be a recorded process: {run:#}"
+        );
+        let parent = procs.iter().find(|p| p["pid"] == ppid).unwrap();
+        assert_eq!(
+            parent["argv"][0], FORK_EXEC.cmd[0],
+            "[{backend}] cp's parent is the fixture: {run:#}"
+        );
+        assert_eq!(cp["exit_code"], 0, "[{backend}] {run:#}");
+    }
+}
+
+/// Fixture 11: Non-UTF-8 bytes are escaped as `\udcXX` in the JSON text.
+#[test]
+fn odd_names_json_escape() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let out = sb.run(backend, ODD_NAMES.cmd);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let raw = sb.show_raw("latest");
+        assert!(
+            raw.contains("caf\\udce9 data.txt"),
+            "[{backend}] the 0xE9 byte must be escaped as \\udce9:\n{raw}"
+        );
+        assert!(
+            !raw.contains('\u{fffd}') && !raw.contains("\\ufffd"),
+            "[{backend}] never U+FFFD:\n{raw}"
+        );
+    }
+}
+
+/// Fixture 14: Killed by a signal: roar dies of the same signal and records it.
+#[test]
+fn exit_by_signal() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let out = sb.run(backend, &["sh", "-c", "kill -TERM $$"]);
+        assert_eq!(
+            out.status.signal(),
+            Some(SIGTERM),
+            "[{backend}] roar must die of SIGTERM like the command: {out:?}"
+        );
+        let run = sb.show_json("latest");
+        assert_eq!(run["signal"], SIGTERM, "[{backend}] {run:#}");
+    }
+}
+
+const SIGTERM: i32 = 15;
+
+/// Fixture 14: A command that does not exist: 127, like a shell.
+#[test]
+fn exit_missing_command() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let out = sb.run(backend, &["roar-test-no-such-command"]);
+        assert_eq!(out.status.code(), Some(127), "[{backend}] {out:?}");
+        assert!(out.stdout.is_empty(), "[{backend}] {out:?}");
+    }
+}
+
+/// Fixture 14: A file that is not executable: 126, like a shell.
+#[test]
+fn exit_not_executable() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        sb.write("notexec.sh", "#!/bin/sh\necho hi\n");
+        let path = sb.join("notexec.sh");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = sb.run(backend, &["./notexec.sh"]);
+        assert_eq!(out.status.code(), Some(126), "[{backend}] {out:?}");
+        assert!(out.stdout.is_empty(), "[{backend}] {out:?}");
+    }
+}
+
+/// Fixture 14: stdout is exactly the command's, with or without `-q`; roar's own
+/// lines go to stderr and start with `roar: `.
+#[test]
+fn stdout_is_the_commands() {
+    let cmd = [
+        "sh",
+        "-c",
+        "echo hello; printf 'no newline\\tend'; echo err >&2",
+    ];
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let direct = sb.direct(&cmd);
+        let quiet = sb.run(backend, &cmd);
+        assert_eq!(quiet.stdout, direct.stdout, "[{backend}] -q");
+        assert_eq!(quiet.status.code(), Some(0));
+        let loud = tests::output(
+            sb.roar()
+                .args(["run", "--backend", backend, "--"])
+                .args(cmd),
+        );
+        assert_eq!(loud.stdout, direct.stdout, "[{backend}] without -q");
+        let stderr = String::from_utf8_lossy(&loud.stderr);
+        for line in stderr.lines().filter(|l| *l != "err") {
+            assert!(
+                line.starts_with("roar: "),
+                "[{backend}] roar's stderr lines start with `roar: `: {stderr:?}"
+            );
+        }
+        assert!(
+            stderr.lines().any(|l| l == "err"),
+            "[{backend}] the command's stderr passes through: {stderr:?}"
+        );
+    }
+}
+
+/// Fixture 15: `log --json` newest first; `show PATH` finds the run that wrote PATH;
+/// `git` describes the repository.
+#[test]
+fn log_show_and_git() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let first = sb.run(backend, &["sh", "-c", "echo 1 > first.txt"]);
+        assert!(first.status.success(), "[{backend}] {first:?}");
+        let first_id = sb.show_json("latest")["id"].clone();
+        let second = sb.run(backend, &["sh", "-c", "echo 2 > second.txt"]);
+        assert!(second.status.success(), "[{backend}] {second:?}");
+        let second_id = sb.show_json("latest")["id"].clone();
+        assert_ne!(first_id, second_id);
+
+        let log = sb.log_json();
+        let ids: Vec<&Value> = log.iter().map(|r| &r["id"]).collect();
+        assert_eq!(ids, [&second_id, &first_id], "[{backend}] newest first");
+        assert_eq!(log[0]["command"][2], "echo 2 > second.txt");
+
+        let by_path = sb.show_json("first.txt");
+        assert_eq!(by_path["id"], first_id, "[{backend}] show first.txt");
+        let by_path = sb.show_json("second.txt");
+        assert_eq!(by_path["id"], second_id, "[{backend}] show second.txt");
+        // The human form resolves paths too.
+        tests::check(sb.roar().args(["show", "first.txt"]));
+
+        let git = &by_path["git"];
+        let head = sb.git(&["rev-parse", "HEAD"]);
+        let commit = git["commit"].as_str().expect("git.commit is a string");
+        assert!(
+            commit.len() == 40 && commit.bytes().all(|b| b.is_ascii_hexdigit()),
+            "[{backend}] 40-hex commit: {git}"
+        );
+        assert_eq!(commit, head, "[{backend}] {git}");
+        assert_eq!(git["branch"], "main", "[{backend}] {git}");
+        assert!(git["dirty"].is_boolean(), "[{backend}] {git}");
+    }
+}
+
+/// Fixture 16: Outside a git repository `git` is null.
+#[test]
+fn no_git_outside_a_repository() {
+    for &backend in BACKENDS {
+        let work = Sandbox::bare();
+        let store = Sandbox::bare();
+        let db = store.join("roar.db");
+        let roar = |args: &[&str]| {
+            let mut cmd = roar_command(work.path());
+            cmd.env("ROAR_DB", &db).args(args);
+            cmd
+        };
+        let out = tests::output(&mut roar(&[
+            "run",
+            "--backend",
+            backend,
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "echo x > x.txt",
+        ]));
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let show = tests::check(&mut roar(&["show", "--json", "latest"]));
+        let run = parse_json(&String::from_utf8_lossy(&show));
+        assert_eq!(run["git"], Value::Null, "[{backend}] {run:#}");
+        assert!(
+            in_sandbox(&work, &run["outputs"]).contains(Path::new("x.txt")),
+            "[{backend}] {run:#}"
+        );
+    }
+}
+
+/// Fixture 17: Two `roar run` at once on one store are both recorded.
+#[test]
+fn concurrent_runs_both_land() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let spawn = |name: &str| {
+            sb.roar()
+                .args(["run", "--backend", backend, "-q", "--", "sh", "-c"])
+                .arg(format!("sleep 0.3; echo {name} > {name}.txt"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn roar")
+        };
+        let children = [spawn("a"), spawn("b")];
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "[{backend}] {out:?}");
+        }
+        let out = tests::check(sb.roar().args(["log", "--json"]));
+        let log = runs_of(parse_json(&String::from_utf8_lossy(&out)));
+        assert_eq!(log.len(), 2, "[{backend}] both runs recorded: {log:#?}");
+        for name in ["a.txt", "b.txt"] {
+            let run = sb.show_json(name);
+            assert!(
+                in_sandbox(&sb, &run["outputs"]).contains(Path::new(name)),
+                "[{backend}] {run:#}"
+            );
+        }
+    }
+}
