@@ -248,6 +248,9 @@ macro_rules! fixture_tests {
                 run_fixture(stringify!($name), &$fixture);
             }
         )*
+
+        /// Every table fixture, for checks over the whole table.
+        const ALL: &[(&str, &Fixture)] = &[$((stringify!($name), &$fixture)),*];
     };
 }
 
@@ -674,6 +677,34 @@ fn concurrent_runs_both_land() {
             assert!(
                 in_sandbox(&sb, &run["outputs"]).contains(Path::new(name)),
                 "[{backend}] {run:#}"
+            );
+        }
+    }
+}
+
+/// The table itself is right: run untraced, every fixture exits as declared
+/// and leaves its declared inputs and outputs on disk. Needs no roar binary,
+/// so a failure here is a bug in the suite, not in roar.
+#[test]
+fn fixtures_behave_untraced() {
+    for (name, f) in ALL {
+        let sb = Sandbox::bare();
+        prepare(&sb, f.setup);
+        let out = sb.direct(f.cmd);
+        assert_eq!(out.status.code(), Some(f.exit), "{name}: {out:?}");
+        for entry in f.inputs.iter().chain(f.outputs) {
+            assert!(
+                entry
+                    .split('|')
+                    .any(|p| std::fs::symlink_metadata(sb.join(unescape_path(p))).is_ok()),
+                "{name}: {entry} must exist after the run"
+            );
+        }
+        for (path, before) in f.rewritten {
+            assert_ne!(
+                sb.read(path),
+                before.as_bytes(),
+                "{name}: {path} is rewritten"
             );
         }
     }
