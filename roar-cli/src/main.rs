@@ -1,1 +1,181 @@
-fn main() {}
+//! `roar`: record what a command reads, writes and runs, with content hashes
+//! and git context, in a SQLite provenance store.
+//!
+//! This is the only crate that prints. Errors from every command end up in
+//! [`main`], which maps them to exit codes in one place.
+#![deny(unsafe_code)]
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+mod config;
+mod elf;
+mod env;
+mod filter;
+mod git;
+mod hashing;
+mod json;
+mod location;
+mod paths;
+mod preload;
+mod run;
+mod show;
+#[allow(unsafe_code)]
+mod spawn;
+mod time;
+mod trace;
+
+#[derive(Parser)]
+#[command(
+    name = "roar",
+    version,
+    about = "Record what commands read and write, and where every file came from."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Create DIR/.roar/ (default: the git top level, else the current directory).
+    Init { dir: Option<PathBuf> },
+    /// Run a command traced and record what it read, wrote and ran.
+    Run {
+        /// auto, preload, ptrace or ebpf (also ROAR_BACKEND).
+        #[arg(long, env = "ROAR_BACKEND", default_value = "auto")]
+        backend: String,
+        /// A name for the run.
+        #[arg(long)]
+        label: Option<String>,
+        /// SIGTERM the command after SECS seconds, SIGKILL 5 s later.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+        /// No summary line.
+        #[arg(short, long)]
+        quiet: bool,
+        /// The command and its arguments, passed on verbatim.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+        command: Vec<OsString>,
+    },
+    /// Recorded runs, newest first.
+    Log {
+        #[arg(long)]
+        json: bool,
+        /// Show at most N runs.
+        #[arg(short = 'n', value_name = "N")]
+        n: Option<usize>,
+    },
+    /// One run in full: id, @N, latest, or a path (the run that last wrote it).
+    Show {
+        #[arg(value_name = "REF", default_value = "latest")]
+        reference: String,
+        #[arg(long)]
+        json: bool,
+        /// Also list the system and tool files the filter hides.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Init { dir } => init(dir),
+        Cmd::Run {
+            backend,
+            label,
+            timeout,
+            quiet,
+            command,
+        } => run::run(run::Options {
+            backend,
+            label,
+            timeout,
+            quiet,
+            command,
+        })
+        .map(|never| match never {}),
+        Cmd::Log { json, n } => log(json, n),
+        Cmd::Show {
+            reference,
+            json,
+            all,
+        } => show(&reference, json, all),
+    };
+    if let Err(e) = result {
+        // A closed stdout (`roar log | head`) ends quietly.
+        if e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        }) {
+            std::process::exit(0);
+        }
+        let code = match e.downcast_ref::<run::SetupError>() {
+            Some(s) => s.code,
+            None => 1,
+        };
+        eprintln!("roar: {e:#}");
+        std::process::exit(code);
+    }
+}
+
+fn cwd() -> Result<PathBuf> {
+    std::env::current_dir().context("cannot read the current directory")
+}
+
+fn init(dir: Option<PathBuf>) -> Result<()> {
+    let cwd = cwd()?;
+    let dir = match dir {
+        Some(d) => cwd.join(d),
+        None => location::default_root(&cwd),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let loc = location::init(&dir)?;
+    let existed = loc.db.exists();
+    dag::Store::open(&loc.db)?;
+    let verb = if existed {
+        "already initialised"
+    } else {
+        "initialised"
+    };
+    eprintln!("roar: {verb} {}", loc.roar_dir().display());
+    Ok(())
+}
+
+fn open_store() -> Result<dag::Store> {
+    let loc = location::require(&cwd()?)?;
+    let store = dag::Store::open(&loc.db)?;
+    run::recover(&store);
+    Ok(store)
+}
+
+fn log(json: bool, n: Option<usize>) -> Result<()> {
+    let store = open_store()?;
+    let runs = store.runs(n)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let arr = json::Json::Arr(runs.iter().map(|r| show::run_json(r, false)).collect());
+        writeln!(out, "{}", arr.to_pretty())?;
+    } else {
+        show::log_text(&mut out, &runs, &show::Style::detect())?;
+    }
+    Ok(())
+}
+
+fn show(reference: &str, json: bool, all: bool) -> Result<()> {
+    let store = open_store()?;
+    let id = store.resolve_ref(reference, &cwd()?)?;
+    let run = store.run(id)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", show::run_json(&run, all).to_pretty())?;
+    } else {
+        show::show_text(&mut out, &run, all, &show::Style::detect())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,614 @@
+//! The SQLite-backed [`Store`]: opening and migrating, writing runs, reading them back.
+
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
+    params,
+};
+
+use crate::model::{FileKey, FileRecord, GitInfo, NewRun, ProcessRecord, Run, RunId, RunResult};
+use crate::{StoreError, absolute_normal};
+
+/// The schema, one file per version; `user_version` counts how many have been applied.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// `PRAGMA application_id` of every roar store: "roar" in ASCII.
+const APPLICATION_ID: i64 = 0x726F_6172;
+/// Concurrent `roar run`s share one store; writers wait for each other rather than fail.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+const RUN_COLUMNS: &str = "id, label, cwd, backend, started_at_ms, git_commit, git_branch, \
+     git_dirty, git_remote, exit_code, signal, duration_ms, complete, finished, trace_dir, roar_pid";
+
+/// An open roar store. One per thread: the connection is `Send` but not `Sync`.
+pub struct Store {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.conn.path())
+            .finish()
+    }
+}
+
+/// What the file looked like before we touched it.
+struct Probe {
+    application_id: i64,
+    user_version: i64,
+    objects: i64,
+    has_runs: bool,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating it (but not its directory) if it does not exist, and
+    /// brings its schema up to date.
+    ///
+    /// A file that is not a SQLite database, or is one that roar did not create, is reported as
+    /// [`StoreError::Corrupt`] or [`StoreError::NotARoarStore`] and left byte-for-byte as it was:
+    /// nothing is written until the file has been recognised.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(StoreError::Io(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "cannot open store {}: directory {} does not exist",
+                    path.display(),
+                    parent.display()
+                ),
+            )));
+        }
+        // No SQLITE_OPEN_URI: a store path that happens to start with "file:" is still a path.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+
+        // Read-only checks first: reading the header and schema never writes to the file.
+        let probe = probe(&conn).map_err(|e| classify(path, e))?;
+        if probe.application_id == APPLICATION_ID {
+            if probe.user_version > SCHEMA_VERSION {
+                return Err(StoreError::TooNew {
+                    path: path.to_path_buf(),
+                    version: probe.user_version,
+                });
+            }
+            if probe.user_version > 0 && !probe.has_runs {
+                return Err(StoreError::Corrupt {
+                    path: path.to_path_buf(),
+                    detail: "marked as a roar store but its runs table is missing".into(),
+                });
+            }
+        } else if probe.application_id != 0 || probe.objects != 0 || probe.user_version != 0 {
+            return Err(StoreError::NotARoarStore {
+                path: path.to_path_buf(),
+            });
+        }
+
+        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        Store::configure_and_migrate(conn)
+    }
+
+    /// A private store in memory, for tests and dry runs.
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Store::configure_and_migrate(Connection::open_in_memory()?)
+    }
+
+    fn configure_and_migrate(conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let target = i as i64 + 1;
+            // Each migration re-checks the version inside its own write transaction, so two
+            // roars opening a fresh store at once apply it exactly once.
+            let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
+            let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if current >= target {
+                continue;
+            }
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+            tx.pragma_update(None, "user_version", target)?;
+            tx.commit()?;
+        }
+        Ok(Store { conn })
+    }
+
+    fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Immediate,
+        )?)
+    }
+
+    /// A read transaction, so that a run and its files are read from one consistent snapshot
+    /// even while another roar is finishing a run.
+    fn read_tx(&self) -> Result<Transaction<'_>, StoreError> {
+        Ok(Transaction::new_unchecked(
+            &self.conn,
+            TransactionBehavior::Deferred,
+        )?)
+    }
+
+    /// Records that a run has started, in its own short transaction, so that a roar killed
+    /// mid-run leaves an unfinished (and therefore incomplete) record.
+    pub fn begin_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
+        let tx = self.write_tx()?;
+        let git = run.git.as_ref();
+        tx.prepare_cached(
+            "INSERT INTO runs (label, cwd, backend, started_at_ms, git_commit, git_branch, \
+             git_dirty, git_remote, trace_dir, roar_pid) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            run.label,
+            run.cwd,
+            run.backend,
+            run.started_at_ms,
+            git.and_then(|g| g.commit.as_deref()),
+            git.and_then(|g| g.branch.as_deref()),
+            git.map(|g| g.dirty),
+            git.and_then(|g| g.remote.as_deref()),
+            run.trace_dir,
+            run.roar_pid,
+        ])?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut stmt = tx
+                .prepare_cached("INSERT INTO run_command (run_id, idx, arg) VALUES (?1, ?2, ?3)")?;
+            for (idx, arg) in run.command.iter().enumerate() {
+                stmt.execute(params![id, idx as i64, arg])?;
+            }
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO run_env (run_id, idx, name, value) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (idx, (name, value)) in run.env.iter().enumerate() {
+                stmt.execute(params![id, idx as i64, name, value])?;
+            }
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Records everything learnt when a run ended, in one transaction, and marks it finished.
+    ///
+    /// Processes and file links replace any recorded before (finishing twice is not an error);
+    /// `result.warnings` are appended after those added with [`Store::add_warning`].
+    pub fn finish_run(&self, id: RunId, result: &RunResult) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        require_run(&tx, id)?;
+        for table in ["processes", "run_inputs", "run_outputs"] {
+            tx.prepare_cached(&format!("DELETE FROM {table} WHERE run_id = ?1"))?
+                .execute([id])?;
+        }
+        {
+            let mut proc_stmt = tx.prepare_cached(
+                "INSERT INTO processes (run_id, idx, pid, ppid, exe, cwd, exit_code, signal, \
+                 started_ns) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?;
+            let mut argv_stmt = tx.prepare_cached(
+                "INSERT INTO process_argv (process_id, idx, arg) VALUES (?1, ?2, ?3)",
+            )?;
+            for (idx, p) in result.processes.iter().enumerate() {
+                proc_stmt.execute(params![
+                    id,
+                    idx as i64,
+                    p.pid,
+                    p.ppid,
+                    p.exe,
+                    p.cwd,
+                    p.exit_code,
+                    p.signal,
+                    u64_to_sql(p.started_ns),
+                ])?;
+                let process_id = tx.last_insert_rowid();
+                for (i, arg) in p.argv.iter().enumerate() {
+                    argv_stmt.execute(params![process_id, i as i64, arg])?;
+                }
+            }
+        }
+        insert_links(&tx, "run_inputs", id, &result.inputs)?;
+        insert_links(&tx, "run_outputs", id, &result.outputs)?;
+        for warning in &result.warnings {
+            insert_warning(&tx, id, warning)?;
+        }
+        tx.prepare_cached(
+            "UPDATE runs SET exit_code = ?2, signal = ?3, duration_ms = ?4, complete = ?5, \
+             finished = 1 WHERE id = ?1",
+        )?
+        .execute(params![
+            id,
+            result.exit_code,
+            result.signal,
+            u64_to_sql(result.duration_ms),
+            result.complete,
+        ])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records a run's git context once it is known (roar reads git while
+    /// the command runs, after the run row was written).
+    pub fn set_git(&self, id: RunId, git: &GitInfo) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        require_run(&tx, id)?;
+        tx.prepare_cached(
+            "UPDATE runs SET git_commit = ?2, git_branch = ?3, git_dirty = ?4, git_remote = ?5 \
+             WHERE id = ?1",
+        )?
+        .execute(params![id, git.commit, git.branch, git.dirty, git.remote])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends a warning to a run, finished or not.
+    pub fn add_warning(&self, id: RunId, warning: &str) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        require_run(&tx, id)?;
+        insert_warning(&tx, id, warning)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The cached hash of a file, if `key` matches the cached identity in all four fields.
+    pub fn hash_cache_get(&self, key: &FileKey) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT hash FROM hash_cache \
+                 WHERE dev = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4",
+            )?
+            .query_row(
+                params![
+                    u64_to_sql(key.dev),
+                    u64_to_sql(key.ino),
+                    u64_to_sql(key.size),
+                    key.mtime_ns
+                ],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Caches hashes, replacing whatever was cached for the same (dev, ino).
+    pub fn hash_cache_put(&self, entries: &[(FileKey, String)]) -> Result<(), StoreError> {
+        let tx = self.write_tx()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO hash_cache (dev, ino, size, mtime_ns, hash) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (key, hash) in entries {
+                stmt.execute(params![
+                    u64_to_sql(key.dev),
+                    u64_to_sql(key.ino),
+                    u64_to_sql(key.size),
+                    key.mtime_ns,
+                    hash
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Runs, newest first, at most `limit` of them, each with its files and processes.
+    pub fn runs(&self, limit: Option<usize>) -> Result<Vec<Run>, StoreError> {
+        let tx = self.read_tx()?;
+        // SQLite reads a negative LIMIT as "no limit".
+        let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut runs = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+            ))?;
+            stmt.query_map([limit], run_from_row)?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        if let Some(newest) = runs.first() {
+            // Consecutive in id order, so one count gives every position.
+            let first_seq = seq_of(&tx, newest.id)?;
+            for (i, run) in runs.iter_mut().enumerate() {
+                run.seq = first_seq - i as i64;
+                fill(&tx, run)?;
+            }
+        }
+        Ok(runs)
+    }
+
+    /// One run in full; [`StoreError::NoSuchRun`] if there is none with this id.
+    pub fn run(&self, id: RunId) -> Result<Run, StoreError> {
+        let tx = self.read_tx()?;
+        let mut run = tx
+            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+            .query_row([id], run_from_row)
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
+        run.seq = seq_of(&tx, id)?;
+        fill(&tx, &mut run)?;
+        Ok(run)
+    }
+
+    /// Runs that were begun but never finished (roar was killed, or is still running), oldest
+    /// first.
+    pub fn unfinished_runs(&self) -> Result<Vec<Run>, StoreError> {
+        let tx = self.read_tx()?;
+        let mut runs = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE finished = 0 ORDER BY id"
+            ))?;
+            stmt.query_map([], run_from_row)?
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        for run in &mut runs {
+            run.seq = seq_of(&tx, run.id)?;
+            fill(&tx, run)?;
+        }
+        Ok(runs)
+    }
+
+    /// Resolves a run reference as the CLI accepts it:
+    ///
+    /// - `latest` or the empty string: the newest run;
+    /// - `@N`: the N-th run in id order, counting from 1;
+    /// - all digits: a run id (write `./123` for a file named `123`);
+    /// - anything else: a path, made absolute against `cwd` and lexically normalised, naming
+    ///   the newest run that has it among its outputs.
+    pub fn resolve_ref(&self, r: &str, cwd: &Path) -> Result<RunId, StoreError> {
+        let tx = self.read_tx()?;
+        if r.is_empty() || r == "latest" {
+            return tx
+                .prepare_cached("SELECT id FROM runs ORDER BY id DESC LIMIT 1")?
+                .query_row([], |row| row.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::NoSuchRun("latest (the store has no runs yet)".into()));
+        }
+        if let Some(digits) = r.strip_prefix('@') {
+            let n = match digits.parse::<i64>() {
+                Ok(n) if n >= 1 && digits.bytes().all(|b| b.is_ascii_digit()) => n,
+                _ => {
+                    return Err(StoreError::BadRef(format!(
+                        "{r:?}: expected @N with N a positive whole number"
+                    )));
+                }
+            };
+            let found = tx
+                .prepare_cached("SELECT id FROM runs ORDER BY id LIMIT 1 OFFSET ?1")?
+                .query_row([n - 1], |row| row.get(0))
+                .optional()?;
+            return match found {
+                Some(id) => Ok(id),
+                None => {
+                    let total: i64 = tx.query_row("SELECT count(*) FROM runs", [], |r| r.get(0))?;
+                    Err(StoreError::NoSuchRun(format!(
+                        "{r} (the store has {total} run{})",
+                        if total == 1 { "" } else { "s" }
+                    )))
+                }
+            };
+        }
+        if r.bytes().all(|b| b.is_ascii_digit()) {
+            let id: RunId = r
+                .parse()
+                .map_err(|_| StoreError::BadRef(format!("{r:?}: run id out of range")))?;
+            require_run(&tx, id)?;
+            return Ok(id);
+        }
+        let path = absolute_normal(Path::new(r), cwd);
+        tx.prepare_cached(
+            "SELECT run_id FROM run_outputs WHERE path = ?1 ORDER BY run_id DESC LIMIT 1",
+        )?
+        .query_row([path.as_os_str().as_bytes()], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| {
+            StoreError::NoSuchRun(format!(
+                "{} (no recorded run wrote this path)",
+                path.display()
+            ))
+        })
+    }
+}
+
+fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
+    Ok(Probe {
+        application_id: conn.query_row("PRAGMA application_id", [], |r| r.get(0))?,
+        user_version: conn.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+        objects: conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?,
+        has_runs: conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'runs'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?,
+    })
+}
+
+fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: PathBuf::from(path),
+            detail: e.to_string(),
+        },
+        _ => StoreError::Sqlite(e),
+    }
+}
+
+fn require_run(conn: &Connection, id: RunId) -> Result<(), StoreError> {
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?;
+    exists.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))
+}
+
+fn insert_warning(conn: &Connection, id: RunId, text: &str) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO warnings (run_id, seq, text) \
+         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM warnings WHERE run_id = ?1), ?2)",
+    )?
+    .execute(params![id, text])?;
+    Ok(())
+}
+
+/// `table` is one of our two link tables, never user input.
+fn insert_links(
+    conn: &Connection,
+    table: &str,
+    id: RunId,
+    files: &[FileRecord],
+) -> Result<(), StoreError> {
+    let mut artifact_stmt = conn.prepare_cached(
+        "INSERT INTO artifacts (hash, size) VALUES (?1, ?2) \
+         ON CONFLICT (hash) DO UPDATE SET size = COALESCE(artifacts.size, excluded.size) \
+         RETURNING id",
+    )?;
+    let mut link_stmt = conn.prepare_cached(&format!(
+        "INSERT INTO {table} (run_id, idx, path, artifact_id, size, filtered) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))?;
+    for (idx, file) in files.iter().enumerate() {
+        let size = file.size.map(u64_to_sql);
+        let artifact: Option<i64> = match &file.hash {
+            Some(hash) => Some(artifact_stmt.query_row(params![hash, size], |r| r.get(0))?),
+            None => None,
+        };
+        link_stmt.execute(params![
+            id,
+            idx as i64,
+            file.path,
+            artifact,
+            size,
+            file.filtered
+        ])?;
+    }
+    Ok(())
+}
+
+fn seq_of(conn: &Connection, id: RunId) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT count(*) FROM runs WHERE id <= ?1")?
+        .query_row([id], |r| r.get(0))?)
+}
+
+fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
+    let git_dirty: Option<bool> = row.get("git_dirty")?;
+    Ok(Run {
+        id: row.get("id")?,
+        seq: 0,
+        label: row.get("label")?,
+        command: Vec::new(),
+        cwd: row.get("cwd")?,
+        backend: row.get("backend")?,
+        started_at_ms: row.get("started_at_ms")?,
+        git: match git_dirty {
+            Some(dirty) => Some(GitInfo {
+                commit: row.get("git_commit")?,
+                branch: row.get("git_branch")?,
+                dirty,
+                remote: row.get("git_remote")?,
+            }),
+            None => None,
+        },
+        env: Vec::new(),
+        exit_code: row.get("exit_code")?,
+        signal: row.get("signal")?,
+        duration_ms: row.get::<_, Option<i64>>("duration_ms")?.map(u64_from_sql),
+        complete: row.get("complete")?,
+        finished: row.get("finished")?,
+        warnings: Vec::new(),
+        inputs: Vec::new(),
+        outputs: Vec::new(),
+        processes: Vec::new(),
+        trace_dir: row.get("trace_dir")?,
+        roar_pid: row.get("roar_pid")?,
+    })
+}
+
+/// Loads a run's child rows.
+fn fill(conn: &Connection, run: &mut Run) -> Result<(), StoreError> {
+    let id = run.id;
+    run.command = conn
+        .prepare_cached("SELECT arg FROM run_command WHERE run_id = ?1 ORDER BY idx")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    run.env = conn
+        .prepare_cached("SELECT name, value FROM run_env WHERE run_id = ?1 ORDER BY idx")?
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    run.warnings = conn
+        .prepare_cached("SELECT text FROM warnings WHERE run_id = ?1 ORDER BY seq")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    run.inputs = load_links(conn, "run_inputs", id)?;
+    run.outputs = load_links(conn, "run_outputs", id)?;
+
+    let mut processes: Vec<(i64, ProcessRecord)> = conn
+        .prepare_cached(
+            "SELECT id, pid, ppid, exe, cwd, exit_code, signal, started_ns \
+             FROM processes WHERE run_id = ?1 ORDER BY idx",
+        )?
+        .query_map([id], |r| {
+            Ok((
+                r.get(0)?,
+                ProcessRecord {
+                    pid: r.get(1)?,
+                    ppid: r.get(2)?,
+                    exe: r.get(3)?,
+                    argv: Vec::new(),
+                    cwd: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    signal: r.get(6)?,
+                    started_ns: u64_from_sql(r.get(7)?),
+                },
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut argv_stmt =
+        conn.prepare_cached("SELECT arg FROM process_argv WHERE process_id = ?1 ORDER BY idx")?;
+    for (process_id, process) in &mut processes {
+        process.argv = argv_stmt
+            .query_map([*process_id], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+    }
+    run.processes = processes.into_iter().map(|(_, p)| p).collect();
+    Ok(())
+}
+
+/// `table` is one of our two link tables, never user input.
+fn load_links(conn: &Connection, table: &str, id: RunId) -> Result<Vec<FileRecord>, StoreError> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT l.path, a.hash, COALESCE(l.size, a.size), l.filtered \
+             FROM {table} AS l LEFT JOIN artifacts AS a ON a.id = l.artifact_id \
+             WHERE l.run_id = ?1 ORDER BY l.idx"
+        ))?
+        .query_map([id], |r| {
+            Ok(FileRecord {
+                path: r.get(0)?,
+                hash: r.get(1)?,
+                size: r.get::<_, Option<i64>>(2)?.map(u64_from_sql),
+                filtered: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
+/// u64 values (dev, ino, sizes, nanoseconds) are stored as the i64 with the same bits, so the
+/// full range round-trips even though SQLite integers are signed.
+fn u64_to_sql(v: u64) -> i64 {
+    v as i64
+}
+
+fn u64_from_sql(v: i64) -> u64 {
+    v as u64
+}
+
+#[cfg(test)]
+mod tests;

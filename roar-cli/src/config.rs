@@ -1,0 +1,44 @@
+//! `.roar/config.toml`: the project's filter and environment allow-list.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub filter: FilterConfig,
+    #[serde(default)]
+    pub env: EnvConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Extra path prefixes hidden like system files.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// Prefixes never hidden, even under system locations.
+    #[serde(default)]
+    pub keep: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvConfig {
+    /// Extra variable names (or `PREFIX*`) whose values are recorded.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+pub fn load(roar_dir: &Path) -> Result<Config> {
+    let path = roar_dir.join("config.toml");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid roar config", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}

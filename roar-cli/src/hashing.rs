@@ -1,0 +1,73 @@
+//! BLAKE3 content hashes, cached by file identity.
+
+use std::fs::Metadata;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dag::FileKey;
+
+/// Files above this size are memory-mapped and hashed on every core.
+const BIG: u64 = 1 << 20;
+
+pub fn file_key(md: &Metadata) -> FileKey {
+    FileKey {
+        dev: md.dev(),
+        ino: md.ino(),
+        size: md.size(),
+        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+    }
+}
+
+pub fn key_of_stat(st: &tracer_wire::FileStat) -> FileKey {
+    FileKey {
+        dev: st.dev,
+        ino: st.ino,
+        size: st.size,
+        mtime_ns: st.mtime_ns,
+    }
+}
+
+/// `blake3:<hex>` of the file's content.
+pub fn hash_file(path: &Path, size: u64) -> std::io::Result<String> {
+    let mut h = blake3::Hasher::new();
+    if size >= BIG {
+        h.update_mmap_rayon(path)?;
+    } else {
+        h.update_reader(std::fs::File::open(path)?)?;
+    }
+    Ok(format!("blake3:{}", h.finalize().to_hex()))
+}
+
+/// Hashes every job on a few threads; results come back in job order.
+pub fn hash_many(paths: &[(&Path, u64)]) -> Vec<std::io::Result<String>> {
+    let n = paths.len();
+    let results: Vec<Mutex<Option<std::io::Result<String>>>> =
+        (0..n).map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |p| p.get())
+        .min(n.max(1))
+        .min(8);
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((p, size)) = paths.get(i) else { break };
+                    let r = hash_file(p, *size);
+                    *results[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err(std::io::Error::other("not hashed")))
+        })
+        .collect()
+}

@@ -1,0 +1,97 @@
+//! Where the store lives: `ROAR_DB`, the nearest `.roar/roar.db`, or a new one.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+pub const DIR: &str = ".roar";
+pub const DB: &str = "roar.db";
+
+/// A located store.
+#[derive(Clone, Debug)]
+pub struct Location {
+    pub db: PathBuf,
+    /// The project root: the directory holding `.roar/`.
+    pub root: PathBuf,
+}
+
+impl Location {
+    pub fn roar_dir(&self) -> PathBuf {
+        self.db
+            .parent()
+            .map_or_else(|| self.root.join(DIR), Path::to_path_buf)
+    }
+}
+
+fn from_env(cwd: &Path) -> Option<Location> {
+    let db = std::env::var_os("ROAR_DB").filter(|v| !v.is_empty())?;
+    let db = cwd.join(db);
+    let parent = db.parent().unwrap_or(Path::new("/"));
+    let root = if parent.file_name().is_some_and(|n| n == DIR) {
+        parent.parent().unwrap_or(parent).to_path_buf()
+    } else {
+        crate::git::toplevel(cwd).unwrap_or_else(|| cwd.to_path_buf())
+    };
+    Some(Location { db, root })
+}
+
+/// The store for commands that read: `ROAR_DB`, else the nearest one up.
+pub fn find(cwd: &Path) -> Option<Location> {
+    if let Some(l) = from_env(cwd) {
+        return Some(l);
+    }
+    cwd.ancestors().find_map(|d| {
+        let db = d.join(DIR).join(DB);
+        db.is_file().then(|| Location {
+            db,
+            root: d.to_path_buf(),
+        })
+    })
+}
+
+/// Like [`find`], failing with a hint when there is no store.
+pub fn require(cwd: &Path) -> Result<Location> {
+    find(cwd).with_context(|| {
+        format!(
+            "no roar store in {} or any parent (run `roar init`, or set ROAR_DB)",
+            cwd.display()
+        )
+    })
+}
+
+/// Creates `dir/.roar/` (idempotent) and ignores it in git.
+pub fn init(dir: &Path) -> Result<Location> {
+    let roar = dir.join(DIR);
+    std::fs::create_dir_all(&roar).with_context(|| format!("cannot create {}", roar.display()))?;
+    if crate::git::toplevel(dir).is_some() {
+        let gi = dir.join(".gitignore");
+        let existing = std::fs::read_to_string(&gi).unwrap_or_default();
+        if !existing
+            .lines()
+            .any(|l| matches!(l.trim(), ".roar" | ".roar/" | "/.roar" | "/.roar/"))
+        {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&gi)
+                .with_context(|| format!("cannot update {}", gi.display()))?;
+            let sep = if existing.is_empty() || existing.ends_with('\n') {
+                ""
+            } else {
+                "\n"
+            };
+            write!(f, "{sep}.roar/\n")
+                .with_context(|| format!("cannot update {}", gi.display()))?;
+        }
+    }
+    Ok(Location {
+        db: roar.join(DB),
+        root: dir.to_path_buf(),
+    })
+}
+
+/// Where `roar init` without DIR, and `roar run` without a store, put it.
+pub fn default_root(cwd: &Path) -> PathBuf {
+    crate::git::toplevel(cwd).unwrap_or_else(|| cwd.to_path_buf())
+}

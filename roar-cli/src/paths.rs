@@ -1,0 +1,86 @@
+//! Byte paths: lexical normalisation and display.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Makes `p` absolute against `cwd` and removes `.`, `..` and repeated
+/// slashes lexically (symlinks are not resolved: the path the program used
+/// is the path users recognise).
+pub fn normalize(p: &[u8], cwd: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<&[u8]> = Vec::new();
+    let joined: Vec<&[u8]> = if p.first() == Some(&b'/') {
+        p.split(|b| *b == b'/').collect()
+    } else {
+        cwd.split(|b| *b == b'/')
+            .chain(p.split(|b| *b == b'/'))
+            .collect()
+    };
+    for part in joined {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    let mut out = Vec::with_capacity(p.len() + 1);
+    for part in &parts {
+        out.push(b'/');
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    out
+}
+
+pub fn as_path(b: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(b))
+}
+
+pub fn to_bytes(p: &Path) -> Vec<u8> {
+    p.as_os_str().as_bytes().to_vec()
+}
+
+pub fn path_buf(b: &[u8]) -> PathBuf {
+    as_path(b).to_path_buf()
+}
+
+/// True when `path` is `dir` or below it.
+pub fn is_under(path: &[u8], dir: &[u8]) -> bool {
+    path.starts_with(dir)
+        && (path.len() == dir.len() || dir.ends_with(b"/") || path.get(dir.len()) == Some(&b'/'))
+}
+
+/// `path` relative to `base` for display, or the whole path.
+pub fn display_rel(path: &[u8], base: &[u8]) -> String {
+    let shown = if is_under(path, base) && path.len() > base.len() + 1 {
+        &path[base.len() + 1..]
+    } else {
+        path
+    };
+    String::from_utf8_lossy(shown).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_lexically() {
+        assert_eq!(normalize(b"a/./b/../c", b"/w/d"), b"/w/d/a/c");
+        assert_eq!(normalize(b"/x//y/..", b"/w"), b"/x");
+        assert_eq!(normalize(b"../..", b"/w"), b"/");
+        assert_eq!(normalize(b"caf\xe9", b"/w"), b"/w/caf\xe9");
+    }
+
+    #[test]
+    fn under() {
+        assert!(is_under(b"/a/b", b"/a"));
+        assert!(!is_under(b"/ab", b"/a"));
+        assert!(is_under(b"/a", b"/a"));
+        assert!(is_under(b"/a/b", b"/"));
+    }
+}

@@ -1,0 +1,537 @@
+//! `roar run`: start the command traced, wait, record what it did.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use dag::{FileRecord, NewRun, ProcessRecord, RunId, RunResult, Store};
+use tracer_wire::ExitStatus;
+
+use crate::location::{self, Location};
+use crate::paths::{as_path, is_under, to_bytes};
+use crate::spawn::{self, Ended};
+use crate::{config, elf, env, filter::Filter, git, hashing, preload, trace};
+
+/// Exit status when tracing cannot be set up (as `env` uses 125).
+pub const SETUP_FAILED: i32 = 125;
+
+pub struct Options {
+    pub backend: String,
+    pub label: Option<String>,
+    pub timeout: Option<f64>,
+    pub quiet: bool,
+    pub command: Vec<OsString>,
+}
+
+/// A failure before the command started: print it and exit with `code`.
+#[derive(Debug, thiserror::Error)]
+#[error("{msg}")]
+pub struct SetupError {
+    pub msg: String,
+    pub code: i32,
+}
+
+fn setup(code: i32, msg: impl Into<String>) -> anyhow::Error {
+    SetupError {
+        msg: msg.into(),
+        code,
+    }
+    .into()
+}
+
+/// The store for `roar run`, initialised when there is none.
+fn locate(cwd: &Path) -> Result<Location> {
+    if let Some(l) = location::find(cwd) {
+        return Ok(l);
+    }
+    let root = location::default_root(cwd);
+    let l = location::init(&root)?;
+    eprintln!(
+        "roar: initialised a new store in {}",
+        l.roar_dir().display()
+    );
+    Ok(l)
+}
+
+pub fn run(opts: Options) -> Result<std::convert::Infallible> {
+    let started = Instant::now();
+    let started_ms = crate::time::now_ms();
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let loc = locate(&cwd).map_err(|e| setup(SETUP_FAILED, format!("{e:#}")))?;
+    let cfg = config::load(&loc.roar_dir()).map_err(|e| setup(SETUP_FAILED, format!("{e:#}")))?;
+    let store = Store::open(&loc.db).map_err(|e| setup(SETUP_FAILED, e.to_string()))?;
+    recover(&store);
+
+    match opts.backend.as_str() {
+        "auto" | "preload" => {}
+        "ptrace" | "ebpf" => {
+            return Err(setup(
+                SETUP_FAILED,
+                format!(
+                    "the {} backend is not available in this build yet; use --backend preload",
+                    opts.backend
+                ),
+            ));
+        }
+        other => {
+            return Err(setup(
+                2,
+                format!("unknown backend '{other}' (expected auto, preload, ptrace or ebpf)"),
+            ));
+        }
+    }
+    let program =
+        spawn::resolve(&opts.command[0]).map_err(|e| setup(e.exit_code(), e.to_string()))?;
+    let lib = preload::find_library().map_err(|e| setup(SETUP_FAILED, e))?;
+
+    let mut warnings = Vec::new();
+    let mut losses = Vec::new();
+    if elf::is_static(&program) {
+        losses.push(format!(
+            "{} is statically linked: the preload backend cannot see its file accesses (use --backend ptrace)",
+            program.display()
+        ));
+    }
+
+    let traces = loc.roar_dir().join("traces");
+    std::fs::create_dir_all(&traces).map_err(|e| {
+        setup(
+            SETUP_FAILED,
+            format!("cannot create {}: {e}", traces.display()),
+        )
+    })?;
+    let trace_dir = tempdir_in(&traces).map_err(|e| {
+        setup(
+            SETUP_FAILED,
+            format!(
+                "cannot create a trace directory in {}: {e}",
+                traces.display()
+            ),
+        )
+    })?;
+    // Held for the run's lifetime: a later roar that can take this lock
+    // knows we died and may recover the trace.
+    let lock = lock_dir(&trace_dir).map_err(|e| {
+        setup(
+            SETUP_FAILED,
+            format!("cannot lock {}: {e}", trace_dir.display()),
+        )
+    })?;
+
+    let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let new_run = NewRun {
+        label: opts.label.clone(),
+        command: opts.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
+        cwd: to_bytes(&cwd),
+        backend: "preload".into(),
+        started_at_ms: started_ms,
+        git: None,
+        env: env::capture(&vars, &cfg.env.allow),
+        trace_dir: Some(to_bytes(&trace_dir)),
+        roar_pid: std::process::id(),
+    };
+    let id = store.begin_run(&new_run).map_err(|e| {
+        setup(
+            SETUP_FAILED,
+            format!("cannot record the run in {}: {e}", loc.db.display()),
+        )
+    })?;
+
+    let child_env = preload::child_env(vars, &lib, &trace_dir);
+    let no_hook = || Ok(());
+    let child = match spawn::spawn(&program, &opts.command, &child_env, &no_hook) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = e.exit_code();
+            let result = RunResult {
+                exit_code: Some(code),
+                complete: false,
+                warnings: vec![format!("the command did not start: {e}")],
+                duration_ms: started.elapsed().as_millis() as u64,
+                ..Default::default()
+            };
+            let _ = store.finish_run(id, &result);
+            let _ = std::fs::remove_dir_all(&trace_dir);
+            return Err(setup(code, e.to_string()));
+        }
+    };
+    // Git is read while the command runs; untracked outputs do not count as
+    // dirty, so the command's own writes do not change the answer.
+    let git_cwd = cwd.clone();
+    let git_thread = std::thread::spawn(move || git::context(&git_cwd));
+
+    let (ended, timed_out) = child.wait(opts.timeout.map(Duration::from_secs_f64));
+    child.restore_mask();
+    if timed_out {
+        losses.push(format!(
+            "the command timed out after {} s and was stopped",
+            opts.timeout.unwrap_or(0.0)
+        ));
+    }
+    let git = match git_thread.join() {
+        Ok(Ok(g)) => g,
+        Ok(Err(e)) => {
+            warnings.push(format!("git context not recorded: {}", e.message()));
+            None
+        }
+        Err(_) => None,
+    };
+    if let Some(g) = &git
+        && let Err(e) = store.set_git(id, g)
+    {
+        warnings.push(format!("git context not recorded: {e}"));
+    }
+
+    let mut result = collect(
+        &store,
+        &loc,
+        &cfg,
+        &trace_dir,
+        Some((child.pid, ended)),
+        &mut warnings,
+        &mut losses,
+    );
+    if let Ended::Signal(sig) = ended {
+        losses.push(format!(
+            "the command was killed by signal {sig} ({}); its outputs may be partial",
+            signal_name(sig)
+        ));
+    }
+    result.exit_code = match ended {
+        Ended::Code(c) => Some(c),
+        Ended::Signal(_) => None,
+    };
+    result.signal = match ended {
+        Ended::Signal(s) => Some(s),
+        Ended::Code(_) => None,
+    };
+    result.duration_ms = started.elapsed().as_millis() as u64;
+    result.complete = losses.is_empty();
+    let first_loss = losses.first().cloned();
+    result.warnings = losses.into_iter().chain(warnings).collect();
+    let stored = store.finish_run(id, &result);
+    drop(lock);
+    match &stored {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&trace_dir);
+        }
+        Err(e) => eprintln!(
+            "roar: could not store run {id} ({e}); its trace stays in {}",
+            trace_dir.display()
+        ),
+    }
+    if !opts.quiet && stored.is_ok() {
+        let secs = result.duration_ms as f64 / 1000.0;
+        let mut line = format!(
+            "roar: run {id} recorded (preload, {secs:.2} s): {} input{}, {} output{}",
+            result.inputs.iter().filter(|f| !f.filtered).count(),
+            if result.inputs.iter().filter(|f| !f.filtered).count() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            result.outputs.iter().filter(|f| !f.filtered).count(),
+            if result.outputs.iter().filter(|f| !f.filtered).count() == 1 {
+                ""
+            } else {
+                "s"
+            },
+        );
+        if let Some(l) = first_loss {
+            let more = result.warnings.len() - 1;
+            line.push_str(&format!("; INCOMPLETE: {l}"));
+            if more > 0 {
+                line.push_str(&format!(" (+{more} more; roar show {id})"));
+            }
+        }
+        eprintln!("{line}");
+    }
+    spawn::exit_like(ended)
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGBUS => "SIGBUS",
+        _ => "signal",
+    }
+}
+
+/// Reads the trace in `trace_dir` and decides inputs, outputs and processes.
+/// `top` is the command's pid and how it ended, when roar saw it end.
+pub fn collect(
+    store: &Store,
+    loc: &Location,
+    cfg: &config::Config,
+    trace_dir: &Path,
+    top: Option<(i32, Ended)>,
+    warnings: &mut Vec<String>,
+    losses: &mut Vec<String>,
+) -> RunResult {
+    let streams = match trace::read_dir(trace_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            losses.push(format!(
+                "the trace in {} could not be read: {e}",
+                trace_dir.display()
+            ));
+            Vec::new()
+        }
+    };
+    let summary = trace::analyze(&streams);
+    losses.extend(summary.warnings.iter().cloned());
+    if summary.procs.is_empty() && losses.is_empty() {
+        losses.push("the preload library recorded nothing: it was not loaded into the command (is it built for this architecture?)".into());
+    }
+    let root = to_bytes(&loc.root);
+    let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
+    let filter = Filter::new(&root, home.as_deref(), &cfg.filter.ignore, &cfg.filter.keep);
+    let roar_dir = to_bytes(&loc.roar_dir());
+
+    let mut procs: Vec<ProcessRecord> = summary
+        .procs
+        .iter()
+        .map(|p| {
+            let (exit_code, signal) = match p.status {
+                Some(ExitStatus::Code(c)) => (Some(c), None),
+                Some(ExitStatus::Signal(s)) => (None, Some(s)),
+                None => (None, None),
+            };
+            ProcessRecord {
+                pid: p.pid,
+                ppid: p.ppid,
+                exe: p.exe.clone(),
+                argv: p.argv.clone(),
+                cwd: p.cwd.clone(),
+                exit_code,
+                signal,
+                started_ns: p.started_ns,
+            }
+        })
+        .collect();
+    if let Some((pid, ended)) = top
+        && let Some(p) = procs.iter_mut().rev().find(|p| p.pid == pid as u32)
+    {
+        match ended {
+            Ended::Code(c) => (p.exit_code, p.signal) = (Some(c), None),
+            Ended::Signal(s) => (p.exit_code, p.signal) = (None, Some(s)),
+        }
+    }
+
+    // Inputs and outputs, hidden ones kept without hashing.
+    let mut inputs = Vec::new();
+    let mut outputs = Vec::new();
+    let mut to_hash: Vec<(Vec<u8>, u64, bool, Option<dag::FileKey>)> = Vec::new(); // path, size, is_output, key as read
+    let mut files: Vec<(&Vec<u8>, &trace::Access)> = summary.files.iter().collect();
+    files.sort_by_key(|(_, a)| a.first_seen);
+    for (path, acc) in files {
+        if is_under(path, &roar_dir) {
+            continue;
+        }
+        let hidden = filter.hides(path);
+        if acc.written {
+            if let Ok(md) = std::fs::symlink_metadata(as_path(path))
+                && md.is_file()
+            {
+                if hidden {
+                    outputs.push(FileRecord {
+                        path: path.clone(),
+                        hash: None,
+                        size: Some(md.len()),
+                        filtered: true,
+                    });
+                } else {
+                    to_hash.push((path.clone(), md.len(), true, None));
+                }
+            }
+        }
+        if let Some(st) = acc.read_as {
+            if hidden {
+                inputs.push(FileRecord {
+                    path: path.clone(),
+                    hash: None,
+                    size: Some(st.size),
+                    filtered: true,
+                });
+            } else {
+                to_hash.push((
+                    path.clone(),
+                    st.size,
+                    false,
+                    Some(hashing::key_of_stat(&st)),
+                ));
+            }
+        }
+    }
+
+    // Decide, for each file, whether its current content is what we want.
+    let mut jobs: Vec<(usize, PathBuf, u64)> = Vec::new();
+    let mut records: Vec<(bool, FileRecord, Option<dag::FileKey>)> = Vec::new();
+    for (path, size, is_output, read_key) in to_hash {
+        let p = as_path(&path).to_path_buf();
+        let now = std::fs::metadata(&p)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| hashing::file_key(&m));
+        let rec = FileRecord {
+            path: path.clone(),
+            hash: None,
+            size: Some(size),
+            filtered: false,
+        };
+        match (is_output, read_key, now) {
+            (true, _, Some(k)) => {
+                let cached = store.hash_cache_get(&k).ok().flatten();
+                let i = records.len();
+                records.push((
+                    true,
+                    FileRecord {
+                        size: Some(k.size),
+                        ..rec
+                    },
+                    Some(k),
+                ));
+                match cached {
+                    Some(h) => records[i].1.hash = Some(h),
+                    None => jobs.push((i, p, k.size)),
+                }
+            }
+            (false, Some(rk), now) => {
+                let i = records.len();
+                records.push((
+                    false,
+                    FileRecord {
+                        size: Some(rk.size),
+                        ..rec
+                    },
+                    Some(rk),
+                ));
+                if let Some(h) = store.hash_cache_get(&rk).ok().flatten() {
+                    records[i].1.hash = Some(h);
+                } else if now == Some(rk) {
+                    jobs.push((i, p, rk.size));
+                } else {
+                    warnings.push(format!(
+                        "{} changed during the run before roar could hash it; its content as read is unknown",
+                        String::from_utf8_lossy(&path)
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let job_refs: Vec<(&Path, u64)> = jobs.iter().map(|(_, p, s)| (p.as_path(), *s)).collect();
+    let hashes = hashing::hash_many(&job_refs);
+    let mut cache_new = Vec::new();
+    for ((i, p, _), h) in jobs.iter().zip(hashes) {
+        match h {
+            Ok(h) => {
+                records[*i].1.hash = Some(h.clone());
+                if let Some(k) = records[*i].2 {
+                    // Only cache when the file is still what we hashed.
+                    if std::fs::metadata(p).ok().map(|m| hashing::file_key(&m)) == Some(k) {
+                        cache_new.push((k, h));
+                    }
+                }
+            }
+            Err(e) => warnings.push(format!("{} could not be hashed: {e}", p.display())),
+        }
+    }
+    if let Err(e) = store.hash_cache_put(&cache_new) {
+        warnings.push(format!("hash cache not updated: {e}"));
+    }
+    for (is_output, rec, _) in records {
+        if is_output {
+            outputs.push(rec)
+        } else {
+            inputs.push(rec)
+        }
+    }
+    RunResult {
+        inputs,
+        outputs,
+        processes: procs,
+        ..Default::default()
+    }
+}
+
+/// Runs whose roar died (its lock on the trace directory is free) are
+/// finished from whatever their trace holds, and marked incomplete.
+pub fn recover(store: &Store) {
+    let Ok(runs) = store.unfinished_runs() else {
+        return;
+    };
+    for run in runs {
+        let Some(dir) = run.trace_dir.as_ref().map(|d| as_path(d).to_path_buf()) else {
+            continue;
+        };
+        let Ok(lock) = try_lock_dir(&dir) else {
+            continue;
+        };
+        let Some(lock) = lock else { continue }; // still running
+        let Some(loc) = location::find(&dir) else {
+            continue;
+        };
+        let cfg = config::load(&loc.roar_dir()).unwrap_or_default();
+        let mut warnings = Vec::new();
+        let mut losses =
+            vec!["roar was killed before the run ended; recorded what its trace held".to_string()];
+        let mut result = collect(store, &loc, &cfg, &dir, None, &mut warnings, &mut losses);
+        result.complete = false;
+        result.warnings = losses.into_iter().chain(warnings).collect();
+        if store.finish_run(run.id, &result).is_ok() {
+            drop(lock);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
+fn tempdir_in(parent: &Path) -> std::io::Result<PathBuf> {
+    let mut n: u32 = 0;
+    loop {
+        let name = format!("run-{}-{}-{n}", std::process::id(), crate::time::now_ms());
+        let p = parent.join(name);
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
+    let f = std::fs::File::create(dir.join(".lock"))?;
+    f.lock()?;
+    Ok(f)
+}
+
+fn try_lock_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
+    if !dir.is_dir() {
+        return Err(std::io::Error::from(std::io::ErrorKind::NotFound));
+    }
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+#[allow(dead_code)]
+fn _unused(_: &OsStr, _: RunId, _: &dyn AsRawFd) {}

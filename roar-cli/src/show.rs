@@ -1,0 +1,293 @@
+//! `roar show` and `roar log`: runs as JSON and as text a person reads.
+
+use std::io::{IsTerminal, Write};
+
+use dag::{FileRecord, Run};
+
+use crate::json::Json;
+use crate::paths::display_rel;
+use crate::time::rfc3339;
+
+fn bytes_list(v: &[Vec<u8>]) -> Json {
+    Json::Arr(v.iter().map(|a| Json::Bytes(a.clone())).collect())
+}
+
+fn files(v: &[FileRecord], all: bool) -> Json {
+    Json::Arr(
+        v.iter()
+            .filter(|f| all || !f.filtered)
+            .map(|f| {
+                let mut fields = vec![
+                    ("path", Json::Bytes(f.path.clone())),
+                    ("hash", Json::opt_str(f.hash.as_deref())),
+                    ("size", Json::opt_int(f.size.map(|s| s as i64))),
+                ];
+                if all {
+                    fields.push(("filtered", Json::Bool(f.filtered)));
+                }
+                Json::obj(fields)
+            })
+            .collect(),
+    )
+}
+
+/// The run as the JSON object CONTRACT.md defines.
+pub fn run_json(r: &Run, all: bool) -> Json {
+    let git = r.git.as_ref().map_or(Json::Null, |g| {
+        Json::obj(vec![
+            ("commit", Json::opt_str(g.commit.as_deref())),
+            ("branch", Json::opt_str(g.branch.as_deref())),
+            ("dirty", Json::Bool(g.dirty)),
+            ("remote", Json::opt_str(g.remote.as_deref())),
+        ])
+    });
+    let processes = Json::Arr(
+        r.processes
+            .iter()
+            .map(|p| {
+                Json::obj(vec![
+                    ("pid", Json::Int(p.pid.into())),
+                    ("ppid", Json::Int(p.ppid.into())),
+                    ("exe", Json::Bytes(p.exe.clone())),
+                    ("argv", bytes_list(&p.argv)),
+                    ("cwd", Json::Bytes(p.cwd.clone())),
+                    ("exit_code", Json::opt_int(p.exit_code)),
+                    ("signal", Json::opt_int(p.signal)),
+                ])
+            })
+            .collect(),
+    );
+    let env = Json::Obj(
+        r.env
+            .iter()
+            .map(|(k, v)| (k.clone(), Json::opt_str(v.as_deref())))
+            .collect(),
+    );
+    Json::obj(vec![
+        ("id", Json::Int(r.id)),
+        ("ref", Json::Str(format!("@{}", r.seq))),
+        ("label", Json::opt_str(r.label.as_deref())),
+        ("command", bytes_list(&r.command)),
+        ("cwd", Json::Bytes(r.cwd.clone())),
+        ("backend", Json::Str(r.backend.clone())),
+        ("exit_code", Json::opt_int(r.exit_code)),
+        ("signal", Json::opt_int(r.signal)),
+        ("started_at", Json::Str(rfc3339(r.started_at_ms))),
+        (
+            "duration_ms",
+            Json::opt_int(r.duration_ms.map(|d| d as i64)),
+        ),
+        ("complete", Json::Bool(r.complete)),
+        ("finished", Json::Bool(r.finished)),
+        (
+            "warnings",
+            Json::Arr(r.warnings.iter().map(|w| Json::Str(w.clone())).collect()),
+        ),
+        ("git", git),
+        ("inputs", files(&r.inputs, all)),
+        ("outputs", files(&r.outputs, all)),
+        ("processes", processes),
+        ("env", env),
+    ])
+}
+
+pub struct Style {
+    color: bool,
+}
+
+impl Style {
+    pub fn detect() -> Self {
+        let color = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Style { color }
+    }
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+    fn bold(&self, s: &str) -> String {
+        self.paint("1", s)
+    }
+    fn dim(&self, s: &str) -> String {
+        self.paint("2", s)
+    }
+    fn warn(&self, s: &str) -> String {
+        self.paint("33", s)
+    }
+}
+
+pub fn command_line(cmd: &[Vec<u8>]) -> String {
+    cmd.iter()
+        .map(|a| {
+            let s = String::from_utf8_lossy(a);
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b))
+            {
+                s.into_owned()
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn status(r: &Run) -> String {
+    match (r.finished, r.exit_code, r.signal) {
+        (false, _, _) => "running or lost".into(),
+        (_, _, Some(s)) => format!("signal {s}"),
+        (_, Some(c), _) => format!("exit {c}"),
+        _ => "exit ?".into(),
+    }
+}
+
+fn short_hash(h: &Option<String>) -> String {
+    match h {
+        Some(h) => h.trim_start_matches("blake3:").chars().take(12).collect(),
+        None => "unknown     ".into(),
+    }
+}
+
+fn human_size(n: Option<u64>) -> String {
+    let Some(n) = n else { return "?".into() };
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+pub fn show_text(out: &mut dyn Write, r: &Run, all: bool, st: &Style) -> std::io::Result<()> {
+    let label = r
+        .label
+        .as_deref()
+        .map(|l| format!("  {l}"))
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "{}{}",
+        st.bold(&format!("run {} (@{})", r.id, r.seq)),
+        st.bold(&label)
+    )?;
+    writeln!(out, "  command   {}", command_line(&r.command))?;
+    writeln!(out, "  cwd       {}", String::from_utf8_lossy(&r.cwd))?;
+    let dur = r
+        .duration_ms
+        .map_or("?".into(), |d| format!("{:.2} s", d as f64 / 1000.0));
+    writeln!(
+        out,
+        "  started   {}  ({dur}, {}, {})",
+        rfc3339(r.started_at_ms),
+        status(r),
+        r.backend
+    )?;
+    match &r.git {
+        Some(g) => writeln!(
+            out,
+            "  git       {} on {}{}{}",
+            g.commit
+                .as_deref()
+                .map_or("(no commits)", |c| &c[..c.len().min(12)]),
+            g.branch.as_deref().unwrap_or("(detached)"),
+            if g.dirty { " (dirty)" } else { "" },
+            g.remote
+                .as_deref()
+                .map(|r| format!("  {r}"))
+                .unwrap_or_default()
+        )?,
+        None => writeln!(out, "  git       (not a git repository)")?,
+    }
+    if !r.complete {
+        writeln!(
+            out,
+            "  {}",
+            st.warn("INCOMPLETE: this record may miss file accesses")
+        )?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "  {} {w}", st.warn("warning:"))?;
+    }
+    for (title, list) in [("inputs", &r.inputs), ("outputs", &r.outputs)] {
+        let shown: Vec<&FileRecord> = list.iter().filter(|f| all || !f.filtered).collect();
+        let hidden = list.len() - shown.len();
+        let extra = if hidden > 0 {
+            format!("  {}", st.dim(&format!("(+{hidden} system files: --all)")))
+        } else {
+            String::new()
+        };
+        writeln!(out, "  {} ({}){extra}", st.bold(title), shown.len())?;
+        for f in shown {
+            writeln!(
+                out,
+                "    {}  {:>9}  {}{}",
+                st.dim(&short_hash(&f.hash)),
+                human_size(f.size),
+                display_rel(&f.path, &r.cwd),
+                if f.filtered {
+                    st.dim("  (hidden)")
+                } else {
+                    String::new()
+                }
+            )?;
+        }
+    }
+    writeln!(out, "  {} ({})", st.bold("processes"), r.processes.len())?;
+    for p in &r.processes {
+        let end = match (p.exit_code, p.signal) {
+            (_, Some(s)) => format!("signal {s}"),
+            (Some(c), _) => format!("exit {c}"),
+            _ => "exit ?".into(),
+        };
+        writeln!(
+            out,
+            "    {:>7} <- {:<7} {:<8} {}",
+            p.pid,
+            p.ppid,
+            end,
+            command_line(&p.argv)
+        )?;
+    }
+    Ok(())
+}
+
+pub fn log_text(out: &mut dyn Write, runs: &[Run], st: &Style) -> std::io::Result<()> {
+    for r in runs {
+        let ins = r.inputs.iter().filter(|f| !f.filtered).count();
+        let outs = r.outputs.iter().filter(|f| !f.filtered).count();
+        let label = r
+            .label
+            .as_deref()
+            .map(|l| format!("[{l}] "))
+            .unwrap_or_default();
+        let flag = if r.complete {
+            String::new()
+        } else {
+            st.warn(" (incomplete)")
+        };
+        writeln!(
+            out,
+            "{} {:>5}  {}  {:<9} {:>3} in {:>3} out  {}{}{}",
+            st.bold(&format!("@{:<4}", r.seq)),
+            r.id,
+            rfc3339(r.started_at_ms),
+            status(r),
+            ins,
+            outs,
+            label,
+            command_line(&r.command),
+            flag
+        )?;
+    }
+    Ok(())
+}

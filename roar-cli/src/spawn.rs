@@ -1,0 +1,327 @@
+//! Starting the command exactly as it would run unwrapped, and waiting.
+//!
+//! We fork by hand rather than use `std::process::Command`: every backend
+//! needs a hook between fork and exec (ptrace's TRACEME, eBPF's "wait until
+//! my pid is in the map"), the child must keep roar's process group, stdio
+//! and signal dispositions, and the exit status must be passed on verbatim.
+//! Everything the child touches after `fork` is prepared before it, so the
+//! child only calls async-signal-safe functions.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Signals forwarded to the command when someone sends them to roar.
+pub const FORWARDED: [libc::c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+/// How long a command gets between SIGTERM and SIGKILL after `--timeout`.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{0}: command not found")]
+    NotFound(String),
+    #[error("{0}: permission denied")]
+    NotExecutable(String),
+    #[error("{0}: {1}")]
+    Exec(String, std::io::Error),
+    #[error("could not start {0}: {1}")]
+    Fork(String, std::io::Error),
+}
+
+impl SpawnError {
+    /// The status `env` would exit with.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpawnError::NotFound(_) => 127,
+            SpawnError::Exec(_, e) if e.kind() == std::io::ErrorKind::NotFound => 127,
+            _ => 126,
+        }
+    }
+}
+
+/// How the command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Finds what `execvp` would run for `arg0`.
+pub fn resolve(arg0: &OsStr) -> Result<PathBuf, SpawnError> {
+    let name = arg0.to_string_lossy().into_owned();
+    let check = |p: &Path| -> Option<bool> {
+        let md = std::fs::metadata(p).ok()?;
+        Some(md.is_file() && md.permissions().mode() & 0o111 != 0)
+    };
+    if arg0.as_bytes().contains(&b'/') {
+        let p = PathBuf::from(arg0);
+        return match check(&p) {
+            None => Err(SpawnError::Exec(
+                name,
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            )),
+            Some(false) => Err(SpawnError::NotExecutable(name)),
+            Some(true) => Ok(p),
+        };
+    }
+    if arg0.is_empty() {
+        return Err(SpawnError::NotFound(name));
+    }
+    let path =
+        std::env::var_os("PATH").unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    let mut denied = false;
+    for dir in path.as_bytes().split(|b| *b == b':') {
+        let dir = if dir.is_empty() {
+            Path::new(".")
+        } else {
+            Path::new(OsStr::from_bytes(dir))
+        };
+        let cand = dir.join(arg0);
+        match check(&cand) {
+            Some(true) => return Ok(cand),
+            Some(false) => denied = true,
+            None => {}
+        }
+    }
+    Err(if denied {
+        SpawnError::NotExecutable(name)
+    } else {
+        SpawnError::NotFound(name)
+    })
+}
+
+fn cstr(b: &[u8]) -> CString {
+    // Arguments and environment strings from the OS cannot contain NUL.
+    CString::new(b.to_vec()).unwrap_or_default()
+}
+
+/// A child that was forked and exec'd, blocked signals in roar.
+pub struct Child {
+    pub pid: libc::pid_t,
+    old_mask: libc::sigset_t,
+    set: libc::sigset_t,
+}
+
+/// What to do in the child between fork and exec (async-signal-safe only).
+pub type PreExec<'a> = &'a dyn Fn() -> Result<(), libc::c_int>;
+
+/// Forks and execs `program` with `args` (args[0] included) and `env`.
+///
+/// Signals in [`FORWARDED`] and SIGCHLD are blocked in roar from here on so
+/// that [`Child::wait`] can take them synchronously; the child gets roar's
+/// original mask back.
+pub fn spawn(
+    program: &Path,
+    args: &[OsString],
+    env: &[(OsString, OsString)],
+    pre_exec: PreExec<'_>,
+) -> Result<Child, SpawnError> {
+    let name = args
+        .first()
+        .map_or_else(String::new, |a| a.to_string_lossy().into_owned());
+    let prog = cstr(program.as_os_str().as_bytes());
+    let argv_c: Vec<CString> = args.iter().map(|a| cstr(a.as_bytes())).collect();
+    let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|c| c.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let env_c: Vec<CString> = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone().into_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            cstr(&kv)
+        })
+        .collect();
+    let mut envp: Vec<*const libc::c_char> = env_c.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // ENOEXEC fallback, as execvp does: run it with /bin/sh.
+    let sh = cstr(b"/bin/sh");
+    let mut sh_argv: Vec<*const libc::c_char> = vec![sh.as_ptr(), prog.as_ptr()];
+    sh_argv.extend(argv.iter().skip(1));
+
+    // SAFETY: plain libc calls on locals we own; sigset_t is POD.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigaddset(&mut set, libc::SIGCHLD);
+        let mut old_mask: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old_mask);
+
+        let mut fds = [0; 2];
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+            return Err(SpawnError::Fork(name, e));
+        }
+        let pid = libc::fork();
+        if pid < 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fds[0]);
+            libc::close(fds[1]);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+            return Err(SpawnError::Fork(name, e));
+        }
+        if pid == 0 {
+            libc::close(fds[0]);
+            // Rust ignores SIGPIPE at start-up; programs expect the default.
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
+            let err = match pre_exec() {
+                Err(e) => e,
+                Ok(()) => {
+                    libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr());
+                    let mut e = *libc::__errno_location();
+                    if e == libc::ENOEXEC {
+                        libc::execve(sh.as_ptr(), sh_argv.as_ptr(), envp.as_ptr());
+                        e = *libc::__errno_location();
+                    }
+                    e
+                }
+            };
+            let bytes = err.to_ne_bytes();
+            libc::write(fds[1], bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(127);
+        }
+        libc::close(fds[1]);
+        let mut buf = [0u8; 4];
+        let mut n;
+        loop {
+            n = libc::read(fds[0], buf.as_mut_ptr().cast(), 4);
+            if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
+                break;
+            }
+        }
+        libc::close(fds[0]);
+        let child = Child { pid, old_mask, set };
+        if n == 4 {
+            let errno = i32::from_ne_bytes(buf);
+            let _ = child.wait(None);
+            child.restore_mask();
+            let e = std::io::Error::from_raw_os_error(errno);
+            return Err(match errno {
+                libc::EACCES => SpawnError::NotExecutable(name),
+                _ => SpawnError::Exec(name, e),
+            });
+        }
+        Ok(child)
+    }
+}
+
+impl Child {
+    /// Waits for the command, forwarding signals sent to roar and applying
+    /// the timeout. Returns how it ended and whether the timeout fired.
+    pub fn wait(&self, timeout: Option<Duration>) -> (Ended, bool) {
+        let start = Instant::now();
+        let mut timed_out = false;
+        let mut kill_at: Option<Instant> = None;
+        loop {
+            if let Some(ended) = self.try_reap() {
+                return (ended, timed_out);
+            }
+            let deadline = match (timeout, kill_at) {
+                (_, Some(k)) => Some(k),
+                (Some(t), None) => Some(start + t),
+                (None, None) => None,
+            };
+            let wait_for = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if let Some(w) = wait_for
+                && w.is_zero()
+            {
+                if kill_at.is_none() {
+                    timed_out = true;
+                    self.signal(libc::SIGTERM);
+                    kill_at = Some(Instant::now() + KILL_GRACE);
+                } else {
+                    self.signal(libc::SIGKILL);
+                    kill_at = Some(Instant::now() + Duration::from_secs(3600));
+                }
+                continue;
+            }
+            // SAFETY: siginfo_t and timespec are POD; the set is ours.
+            unsafe {
+                let mut info: libc::siginfo_t = std::mem::zeroed();
+                let w = wait_for.unwrap_or(Duration::from_secs(3600));
+                let ts = libc::timespec {
+                    tv_sec: w.as_secs() as libc::time_t,
+                    tv_nsec: w.subsec_nanos() as libc::c_long,
+                };
+                let sig = libc::sigtimedwait(&self.set, &mut info, &ts);
+                if sig > 0 && sig != libc::SIGCHLD {
+                    // A terminal's ^C reaches the whole process group already
+                    // (si_code SI_KERNEL); forward only what was sent to us.
+                    if info.si_code <= 0 {
+                        self.signal(sig);
+                    }
+                }
+            }
+        }
+    }
+
+    fn try_reap(&self) -> Option<Ended> {
+        let mut status = 0;
+        // SAFETY: waitpid on our own child with a valid out pointer.
+        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
+        if r == self.pid {
+            if libc::WIFEXITED(status) {
+                return Some(Ended::Code(libc::WEXITSTATUS(status)));
+            }
+            if libc::WIFSIGNALED(status) {
+                return Some(Ended::Signal(libc::WTERMSIG(status)));
+            }
+        }
+        if r < 0 {
+            // Already reaped elsewhere: nothing more to learn.
+            return Some(Ended::Code(255));
+        }
+        None
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) on our child's pid.
+        unsafe { libc::kill(self.pid, sig) };
+    }
+
+    /// Gives roar its original signal mask back.
+    pub fn restore_mask(&self) {
+        // SAFETY: restoring a mask we saved.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+    }
+}
+
+/// Ends roar the way the command ended: same code, or death by the same signal.
+pub fn exit_like(ended: Ended) -> ! {
+    match ended {
+        Ended::Code(c) => std::process::exit(c),
+        Ended::Signal(sig) => {
+            // SAFETY: resetting our own disposition and raising; no core file
+            // of roar's should appear where the command's would.
+            unsafe {
+                let rl = libc::rlimit {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                libc::setrlimit(libc::RLIMIT_CORE, &rl);
+                libc::signal(sig, libc::SIG_DFL);
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::sigaddset(&mut set, sig);
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                libc::raise(sig);
+            }
+            std::process::exit(128 + sig)
+        }
+    }
+}
