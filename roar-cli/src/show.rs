@@ -243,8 +243,11 @@ pub fn show_text(out: &mut dyn Write, r: &Run, all: bool, st: &Style) -> std::io
         }
     }
     writeln!(out, "  {} ({})", st.bold("processes"), r.processes.len())?;
-    for p in &r.processes {
+    for (i, p) in r.processes.iter().enumerate() {
+        // An image followed by another of the same pid was replaced by exec.
+        let replaced = r.processes[i + 1..].iter().any(|q| q.pid == p.pid);
         let end = match (p.exit_code, p.signal) {
+            _ if replaced && p.exit_code.is_none() && p.signal.is_none() => "exec".into(),
             (_, Some(s)) => format!("signal {s}"),
             (Some(c), _) => format!("exit {c}"),
             _ => "exit ?".into(),

@@ -200,7 +200,11 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     continue;
                 }
                 let acc = flags & O_ACCMODE;
-                let reads = acc == libc::O_RDONLY || acc == libc::O_RDWR;
+                // A file this open created, or emptied, had no earlier
+                // content for the run to read: it is not an input.
+                let created = flags & libc::O_EXCL != 0
+                    || (flags & (libc::O_CREAT | libc::O_TRUNC) != 0 && st.size == 0);
+                let reads = (acc == libc::O_RDONLY || acc == libc::O_RDWR) && !created;
                 let writes =
                     acc == libc::O_WRONLY || acc == libc::O_RDWR || flags & libc::O_TRUNC != 0;
                 let key = touch(&mut s.files, path);
