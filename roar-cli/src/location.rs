@@ -81,7 +81,7 @@ pub fn init(dir: &Path) -> Result<Location> {
             } else {
                 "\n"
             };
-            write!(f, "{sep}.roar/\n")
+            writeln!(f, "{sep}.roar/")
                 .with_context(|| format!("cannot update {}", gi.display()))?;
         }
     }

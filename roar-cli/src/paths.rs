@@ -2,7 +2,7 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Makes `p` absolute against `cwd` and removes `.`, `..` and repeated
 /// slashes lexically (symlinks are not resolved: the path the program used
@@ -42,10 +42,6 @@ pub fn as_path(b: &[u8]) -> &Path {
 
 pub fn to_bytes(p: &Path) -> Vec<u8> {
     p.as_os_str().as_bytes().to_vec()
-}
-
-pub fn path_buf(b: &[u8]) -> PathBuf {
-    as_path(b).to_path_buf()
 }
 
 /// True when `path` is `dir` or below it.

@@ -1,13 +1,12 @@
 //! `roar run`: start the command traced, wait, record what it did.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use dag::{FileRecord, NewRun, ProcessRecord, RunId, RunResult, Store};
+use dag::{FileRecord, NewRun, ProcessRecord, RunResult, Store};
 use tracer_wire::ExitStatus;
 
 use crate::location::{self, Location};
@@ -341,20 +340,19 @@ pub fn collect(
             continue;
         }
         let hidden = filter.hides(path);
-        if acc.written {
-            if let Ok(md) = std::fs::symlink_metadata(as_path(path))
-                && md.is_file()
-            {
-                if hidden {
-                    outputs.push(FileRecord {
-                        path: path.clone(),
-                        hash: None,
-                        size: Some(md.len()),
-                        filtered: true,
-                    });
-                } else {
-                    to_hash.push((path.clone(), md.len(), true, None));
-                }
+        if acc.written
+            && let Ok(md) = std::fs::symlink_metadata(as_path(path))
+            && md.is_file()
+        {
+            if hidden {
+                outputs.push(FileRecord {
+                    path: path.clone(),
+                    hash: None,
+                    size: Some(md.len()),
+                    filtered: true,
+                });
+            } else {
+                to_hash.push((path.clone(), md.len(), true, None));
             }
         }
         if let Some(st) = acc.read_as {
@@ -532,6 +530,3 @@ fn try_lock_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
         Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
-
-#[allow(dead_code)]
-fn _unused(_: &OsStr, _: RunId, _: &dyn AsRawFd) {}
