@@ -1,0 +1,476 @@
+//! Runs real programs under `libroar_preload.so` and checks their traces.
+
+#[path = "preload/sandbox.rs"]
+mod sandbox;
+
+use std::process::Command;
+
+use sandbox::{Sandbox, preload_so, show};
+use tracer_wire::{Event, ExitStatus, StartCause, exec_flags};
+
+const HOOKS: &[&str] = &[
+    "open",
+    "open64",
+    "openat",
+    "openat64",
+    "__open_2",
+    "__open64_2",
+    "__openat_2",
+    "__openat64_2",
+    "creat",
+    "creat64",
+    "fopen",
+    "fopen64",
+    "freopen",
+    "freopen64",
+    "rename",
+    "renameat",
+    "renameat2",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "unlink",
+    "unlinkat",
+    "remove",
+    "truncate",
+    "truncate64",
+    "ftruncate",
+    "ftruncate64",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "chdir",
+    "fchdir",
+    "execve",
+    "execv",
+    "execvp",
+    "execvpe",
+    "execl",
+    "execlp",
+    "execle",
+    "fexecve",
+    "execveat",
+    "posix_spawn",
+    "posix_spawnp",
+    "exit",
+    "_exit",
+    "_Exit",
+    "wait",
+    "waitpid",
+    "wait4",
+    "wait3",
+    "waitid",
+    "close",
+    "close_range",
+    "closefrom",
+    "dup2",
+    "dup3",
+];
+
+#[test]
+fn exports_every_hook() {
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(preload_so())
+        .output()
+        .expect("run nm");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .map(|n| n.split('@').next().unwrap_or(n))
+        .collect();
+    for hook in HOOKS {
+        assert!(names.contains(hook), "{hook} not exported");
+    }
+}
+
+fn opened<'a>(events: &'a [Event<'static>], path: &[u8]) -> Vec<&'a Event<'static>> {
+    events
+        .iter()
+        .filter(|e| matches!(e, Event::Open { path: p, .. } if *p == path))
+        .collect()
+}
+
+#[test]
+fn shell_copy_and_rename() {
+    let sb = Sandbox::new("shell");
+    sb.write("in.txt", "hello\n");
+    sb.run("sh", &["-c", "cat in.txt > out.txt; mv out.txt final.txt"]);
+    assert_eq!(
+        std::fs::read(sb.work.join("final.txt")).unwrap(),
+        b"hello\n"
+    );
+    let ev = sb.events();
+    let dump = sb.dump();
+
+    // cat read in.txt: absolute path and the file's identity.
+    let reads = opened(&ev, &sb.path("in.txt"));
+    assert!(
+        reads
+            .iter()
+            .any(|e| matches!(e, Event::Open { result, stat: Some(st), .. }
+            if *result >= 0 && st.size == 6 && st.is_regular())),
+        "{dump}"
+    );
+    // sh created out.txt for the redirection.
+    assert!(
+        opened(&ev, &sb.path("out.txt")).iter().any(
+            |e| matches!(e, Event::Open { flags, result, stat: Some(_), .. }
+                if flags & libc::O_CREAT != 0 && *result >= 0)
+        ),
+        "{dump}"
+    );
+    // mv renamed it.
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Rename { old, new, result: 0, .. }
+            if *old == sb.path("out.txt") && *new == sb.path("final.txt"))),
+        "{dump}"
+    );
+    // cat's own image announced itself with exe, argv and cwd.
+    let cwd = sb.work.as_os_str().as_encoded_bytes();
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::ProcessStart { exe, argv, cwd: c, cause: StartCause::Exec, exe_stat: Some(_), .. }
+            if exe.ends_with(b"/cat")
+                && argv.iter().collect::<Vec<_>>() == [&b"cat"[..], b"in.txt"]
+                && *c == cwd)),
+        "{dump}"
+    );
+    // sh exec'd cat and mv by absolute path...
+    for prog in [&b"/cat"[..], b"/mv"] {
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::Exec { result: 0, path, flags: 0, .. }
+                if path.starts_with(b"/") && path.ends_with(prog))
+            ),
+            "{dump}"
+        );
+    }
+    // ...and reaped them.
+    let reaped = ev
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::ChildExit {
+                    status: ExitStatus::Code(0),
+                    ..
+                }
+            )
+        })
+        .count();
+    assert!(reaped >= 2, "{dump}");
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::Exit {
+                status: ExitStatus::Code(0)
+            }
+        )),
+        "{dump}"
+    );
+    // No absolute-path violations anywhere.
+    for e in &ev {
+        if let Event::Open { path, .. } | Event::Unlink { path, .. } = e {
+            assert!(path.starts_with(b"/"), "relative path in {}", show(e));
+        }
+    }
+}
+
+#[test]
+fn python_script() {
+    let sb = Sandbox::new("python");
+    sb.write("data.txt", "abc");
+    let script = "import os, subprocess\n\
+                  d = open('data.txt').read()\n\
+                  open('copy.txt', 'w').write(d)\n\
+                  os.mkdir('sub')\n\
+                  os.rename('copy.txt', 'sub/moved.txt')\n\
+                  os.symlink('moved.txt', 'sub/link')\n\
+                  os.unlink('sub/link')\n\
+                  subprocess.run(['true'])\n";
+    sb.run("python3", &["-c", script]);
+    let ev = sb.events();
+    let dump = sb.dump();
+    assert!(
+        opened(&ev, &sb.path("data.txt"))
+            .iter()
+            .any(|e| matches!(e, Event::Open { stat: Some(st), .. } if st.size == 3)),
+        "{dump}"
+    );
+    assert!(!opened(&ev, &sb.path("copy.txt")).is_empty(), "{dump}");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Mkdir { result: 0, path, .. } if *path == sb.path("sub"))),
+        "{dump}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Rename { old, new, result: 0, .. }
+            if *old == sb.path("copy.txt") && *new == sb.path("sub/moved.txt"))),
+        "{dump}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Symlink { target, link, result: 0 }
+            if *target == *b"moved.txt" && *link == sb.path("sub/link"))),
+        "{dump}"
+    );
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Unlink { dir: false, path, result: 0 }
+            if *path == sb.path("sub/link"))
+        ),
+        "{dump}"
+    );
+    // python's subprocess exec'd true and reaped it.
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Exec { path, .. } if path.ends_with(b"/true"))),
+        "{dump}"
+    );
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::ChildExit {
+                status: ExitStatus::Code(0),
+                ..
+            }
+        )),
+        "{dump}"
+    );
+    // The pyenv shim is a bash script that execs the real interpreter.
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::ProcessStart { argv, .. }
+            if argv.iter().any(|a| a == b"-c"))),
+        "{dump}"
+    );
+}
+
+#[test]
+fn output_and_status_unchanged() {
+    let sb = Sandbox::new("same");
+    sb.write("f.txt", "x\ny\n");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "sh",
+            &[
+                "-c",
+                "cat f.txt; echo err >&2; ls /nonexistent-roar; exit 3",
+            ],
+        ),
+        (
+            "python3",
+            &[
+                "-c",
+                "import sys, os\nprint(open('f.txt').read())\ntry:\n  open('/nonexistent-roar')\nexcept OSError as e:\n  print(e.errno, e, file=sys.stderr)\nos.closerange(3, 100)\nsys.exit(7)",
+            ],
+        ),
+        ("sh", &["-c", "kill -TERM $$"]),
+    ];
+    for (prog, args) in cases {
+        let a = sb.plain(prog, args).output().unwrap();
+        let b = sb.traced(prog, args).output().unwrap();
+        assert_eq!(a.stdout, b.stdout, "{prog} {args:?}");
+        assert_eq!(a.stderr, b.stderr, "{prog} {args:?}");
+        assert_eq!(a.status, b.status, "{prog} {args:?}");
+    }
+    // The traced runs did produce records.
+    assert!(!sb.events().is_empty());
+}
+
+#[test]
+fn static_binary_is_flagged() {
+    let sb = Sandbox::new("static");
+    sb.write("st.c", "int main(void) { return 0; }\n");
+    let cc = sb
+        .plain("gcc", &["-static", "-o", "st", "st.c"])
+        .output()
+        .expect("run gcc");
+    assert!(
+        cc.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    sb.run("sh", &["-c", "./st; true"]);
+    let ev = sb.events();
+    let want = sb.path("st");
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Exec { path, flags, result: 0, .. }
+            if *path == want && flags & exec_flags::STATIC_BINARY != 0)),
+        "{}",
+        sb.dump()
+    );
+    // A dynamic target is not flagged.
+    assert!(
+        ev.iter()
+            .all(|e| !matches!(e, Event::Exec { path, flags, .. }
+            if path.ends_with(b"/true") && flags & exec_flags::STATIC_BINARY != 0)),
+        "{}",
+        sb.dump()
+    );
+}
+
+#[test]
+fn env_i_drops_preload() {
+    let sb = Sandbox::new("envi");
+    sb.run("env", &["-i", "/bin/true"]);
+    let ev = sb.events();
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Exec { path, flags, .. }
+            if *path == *b"/bin/true" && flags & exec_flags::PRELOAD_DROPPED != 0)),
+        "{}",
+        sb.dump()
+    );
+}
+
+#[test]
+fn survives_closing_all_fds() {
+    let sb = Sandbox::new("closeall");
+    sb.run(
+        "python3",
+        &[
+            "-c",
+            "import os; os.closerange(3, 65536); open('x','w').write('a')",
+        ],
+    );
+    let ev = sb.events();
+    assert!(
+        opened(&ev, &sb.path("x"))
+            .iter()
+            .any(|e| matches!(e, Event::Open { result, .. } if *result >= 0)),
+        "{}",
+        sb.dump()
+    );
+}
+
+#[test]
+fn closing_by_other_means_keeps_stream() {
+    // close_range via os.closerange above; here dup2 onto every high fd and
+    // close each fd one by one.
+    let sb = Sandbox::new("dup2");
+    let script = "import os\n\
+                  fd = os.open('/dev/null', os.O_RDONLY)\n\
+                  for n in range(3, 1100):\n\
+                  \x20   if n != fd:\n\
+                  \x20       try: os.dup2(fd, n)\n\
+                  \x20       except OSError: pass\n\
+                  for n in range(3, 1100):\n\
+                  \x20   try: os.close(n)\n\
+                  \x20   except OSError: pass\n\
+                  open('after','w').write('a')\n";
+    sb.run("python3", &["-c", script]);
+    let ev = sb.events();
+    assert!(!opened(&ev, &sb.path("after")).is_empty(), "{}", sb.dump());
+}
+
+#[test]
+fn dirfd_relative_openat_is_absolute() {
+    let sb = Sandbox::new("dirfd");
+    std::fs::create_dir(sb.work.join("d")).unwrap();
+    sb.run(
+        "python3",
+        &["-c", "import os\nd = os.open('d', os.O_RDONLY)\nos.close(os.open('f', os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d))"],
+    );
+    let ev = sb.events();
+    assert!(
+        opened(&ev, &sb.path("d/f")).iter().any(
+            |e| matches!(e, Event::Open { result, mode: 0o600, stat: Some(_), .. } if *result >= 0)
+        ),
+        "{}",
+        sb.dump()
+    );
+}
+
+#[test]
+fn threads_all_recorded() {
+    let sb = Sandbox::new("threads");
+    let script = "import threading\n\
+                  def w(i):\n\
+                  \x20   for j in range(20):\n\
+                  \x20       open(f't{i}_{j}', 'w').write('x')\n\
+                  ts = [threading.Thread(target=w, args=(i,)) for i in range(8)]\n\
+                  [t.start() for t in ts]\n\
+                  [t.join() for t in ts]\n";
+    sb.run("python3", &["-c", script]);
+    let ev = sb.events();
+    for i in 0..8 {
+        for j in 0..20 {
+            let name = format!("t{i}_{j}");
+            assert!(!opened(&ev, &sb.path(&name)).is_empty(), "{name} missing");
+        }
+    }
+}
+
+#[test]
+fn fork_child_gets_own_stream() {
+    let sb = Sandbox::new("fork");
+    let script = "import os\n\
+                  pid = os.fork()\n\
+                  if pid == 0:\n\
+                  \x20   open('child', 'w').write('c')\n\
+                  \x20   os._exit(5)\n\
+                  os.waitpid(pid, 0)\n";
+    sb.run("python3", &["-c", script]);
+    let streams = sb.streams();
+    // The pyenv shim's bash forks too: pick the stream that opened `child`.
+    let child = streams
+        .iter()
+        .find(|s| {
+            s.events()
+                .any(|e| matches!(e, Event::Open { path, .. } if *path == sb.path("child")))
+        })
+        .unwrap_or_else(|| panic!("no stream opened child\n{}", sb.dump()));
+    assert!(
+        matches!(
+            child.records[0].event,
+            Event::ProcessStart {
+                cause: StartCause::Fork,
+                ..
+            }
+        ),
+        "{}",
+        sb.dump()
+    );
+    assert!(
+        child.events().any(|e| matches!(
+            e,
+            Event::Exit {
+                status: ExitStatus::Code(5)
+            }
+        )),
+        "{}",
+        sb.dump()
+    );
+    let ev = sb.events();
+    assert!(
+        ev.iter().any(|e| matches!(
+            e,
+            Event::ChildExit {
+                status: ExitStatus::Code(5),
+                ..
+            }
+        )),
+        "{}",
+        sb.dump()
+    );
+}
+
+#[test]
+fn untraced_without_trace_dir() {
+    let sb = Sandbox::new("off");
+    let out = sb
+        .plain("sh", &["-c", "echo hi > f; cat f"])
+        .env("LD_PRELOAD", preload_so())
+        .env_remove("ROAR_TRACE_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(out.stdout, b"hi\n");
+    assert!(sb.streams().is_empty());
+}
