@@ -234,9 +234,22 @@ fn process_start(cause: StartCause, ppid: u32) {
     emit_with::<32768>(&ev, flags);
 }
 
-/// Encodes and writes one event (records up to 16 KiB + header).
+/// Encodes and writes an event with at most one path. Buffers are sized
+/// per event shape to keep hook stack use small (threads may have small
+/// stacks).
 pub fn emit(ev: &Event<'_>, flags: u32) {
-    emit_with::<{ 16384 + 512 }>(ev, flags);
+    emit_with::<{ crate::path::PATH_CAP + 512 }>(ev, flags);
+}
+
+/// Encodes and writes an event with two paths or a path and an argv
+/// (a 16 KiB record buffer).
+pub fn emit_large(ev: &Event<'_>, flags: u32) {
+    emit_with::<{ 2 * crate::path::PATH_CAP + 512 }>(ev, flags);
+}
+
+/// Encodes and writes an event without paths (exit statuses).
+pub fn emit_small(ev: &Event<'_>, flags: u32) {
+    emit_with::<256>(ev, flags);
 }
 
 /// Encodes `ev` into an `N`-byte stack buffer and writes it.

@@ -474,3 +474,245 @@ fn untraced_without_trace_dir() {
     assert_eq!(out.stdout, b"hi\n");
     assert!(sb.streams().is_empty());
 }
+
+/// Compiles tests/fixtures/hooks.c into the sandbox.
+fn build_fixture(sb: &Sandbox) -> String {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hooks.c");
+    let out = sb
+        .plain("gcc", &["-O2", "-o", "hooks", src])
+        .output()
+        .expect("run gcc");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sb.work.join("hooks").to_string_lossy().into_owned()
+}
+
+#[test]
+fn c_fixture_every_hook() {
+    let sb = Sandbox::new("cfixture");
+    let prog = build_fixture(&sb);
+    let plain = sb.plain(&prog, &[]).output().unwrap();
+    for f in std::fs::read_dir(&sb.work).unwrap() {
+        let f = f.unwrap().path();
+        if f.file_name().unwrap() != "hooks" {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+    let traced = sb.traced(&prog, &[]).output().unwrap();
+    assert_eq!(
+        plain.stdout,
+        b"ok\n",
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert_eq!(
+        traced.stdout,
+        plain.stdout,
+        "{}",
+        String::from_utf8_lossy(&traced.stderr)
+    );
+    assert_eq!(traced.stderr, plain.stderr);
+    assert_eq!(traced.status, plain.status);
+    assert_eq!(traced.status.code(), Some(42));
+
+    let streams = sb.streams();
+    let dump = sb.dump();
+    let main = streams
+        .iter()
+        .find(|s| {
+            matches!(s.records[0].event, Event::ProcessStart { exe, cause: StartCause::Exec, .. }
+                if exe.ends_with(b"/hooks"))
+        })
+        .unwrap_or_else(|| panic!("no stream for the fixture\n{dump}"));
+    let ev: Vec<Event<'static>> = main.events().copied().collect();
+    let p = |n: &str| sb.path(n);
+    let has = |what: &str, f: &dyn Fn(&Event<'static>) -> bool| {
+        assert!(ev.iter().any(f), "missing {what}\n{dump}");
+    };
+    let enoent = -libc::ENOENT;
+
+    has("open a.txt", &|e| {
+        matches!(e, Event::Open { flags, mode: 0o640, result, stat: Some(_), path }
+        if *flags == libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC && *result >= 0 && *path == p("a.txt"))
+    });
+    has(
+        "failed open",
+        &|e| matches!(e, Event::Open { result, stat: None, path, .. } if *result == enoent && *path == p("missing/x")),
+    );
+    has(
+        "__open_2",
+        &|e| matches!(e, Event::Open { flags: 0, result, path, .. } if *result >= 0 && *path == p("a.txt")),
+    );
+    has(
+        "openat dirfd",
+        &|e| matches!(e, Event::Open { mode: 0o600, path, .. } if *path == p("b.txt")),
+    );
+    has("creat", &|e| {
+        matches!(e, Event::Open { flags, mode: 0o644, path, .. }
+        if *flags == libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC && *path == p("c.txt"))
+    });
+    has("fopen w+", &|e| {
+        matches!(e, Event::Open { flags, result, stat: Some(_), path, .. }
+        if *flags == libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC && *result >= 0 && *path == p("d.txt"))
+    });
+    has(
+        "freopen r",
+        &|e| matches!(e, Event::Open { flags: 0, result, path, .. } if *result >= 0 && *path == p("d.txt")),
+    );
+    has(
+        "failed fopen",
+        &|e| matches!(e, Event::Open { result, path, .. } if *result == enoent && *path == p("missing/y")),
+    );
+    has(
+        "ftruncate",
+        &|e| matches!(e, Event::Truncate { result: 0, length: 3, path } if *path == p("a.txt")),
+    );
+    has(
+        "truncate",
+        &|e| matches!(e, Event::Truncate { result: 0, length: 1, path } if *path == p("a.txt")),
+    );
+    has(
+        "link",
+        &|e| matches!(e, Event::Link { result: 0, old, new } if *old == p("a.txt") && *new == p("a.link")),
+    );
+    has(
+        "linkat",
+        &|e| matches!(e, Event::Link { result: 0, old, new } if *old == p("b.txt") && *new == p("b.link")),
+    );
+    has(
+        "symlinkat",
+        &|e| matches!(e, Event::Symlink { result: 0, target, link } if *target == *b"a.txt" && *link == p("a.sym")),
+    );
+    has(
+        "renameat2",
+        &|e| matches!(e, Event::Rename { flags: 1, result: 0, old, new } if *old == p("c.txt") && *new == p("c2.txt")),
+    );
+    has(
+        "mkdirat",
+        &|e| matches!(e, Event::Mkdir { result: 0, mode: 0o755, path } if *path == p("sub")),
+    );
+    has(
+        "chdir",
+        &|e| matches!(e, Event::Chdir { result: 0, path } if *path == p("sub")),
+    );
+    has(
+        "fchdir",
+        &|e| matches!(e, Event::Chdir { result: 0, path } if *path == sb.work.as_os_str().as_encoded_bytes()),
+    );
+    has(
+        "unlinkat",
+        &|e| matches!(e, Event::Unlink { result: 0, dir: false, path } if *path == p("a.sym")),
+    );
+    has(
+        "remove dir",
+        &|e| matches!(e, Event::Unlink { result: 0, dir: true, path } if *path == p("sub2")),
+    );
+    has(
+        "remove file",
+        &|e| matches!(e, Event::Unlink { result: 0, dir: false, path } if *path == p("b.link")),
+    );
+    has(
+        "rmdir",
+        &|e| matches!(e, Event::Unlink { result: 0, dir: true, path } if *path == p("sub")),
+    );
+    has(
+        "failed unlinkat",
+        &|e| matches!(e, Event::Unlink { result, dir: true, path } if *result == enoent && *path == p("nonexistent")),
+    );
+    has(
+        "open after closing every fd",
+        &|e| matches!(e, Event::Open { result, path, .. } if *result >= 0 && *path == p("after_close.txt")),
+    );
+    has(
+        "failed posix_spawn",
+        &|e| matches!(e, Event::Exec { result, path, .. } if *result == enoent && *path == *b"/nonexistent/prog"),
+    );
+    has(
+        "posix_spawnp",
+        &|e| matches!(e, Event::Exec { result: 0, path, flags: 0, .. } if path.starts_with(b"/") && path.ends_with(b"/true")),
+    );
+    has("ChildExit 3", &|e| {
+        matches!(
+            e,
+            Event::ChildExit {
+                status: ExitStatus::Code(3),
+                ..
+            }
+        )
+    });
+    has("ChildExit 4", &|e| {
+        matches!(
+            e,
+            Event::ChildExit {
+                status: ExitStatus::Code(4),
+                ..
+            }
+        )
+    });
+    has("ChildExit SIGKILL", &|e| {
+        matches!(
+            e,
+            Event::ChildExit {
+                status: ExitStatus::Signal(9),
+                ..
+            }
+        )
+    });
+    has("Exit 42 from main", &|e| {
+        matches!(
+            e,
+            Event::Exit {
+                status: ExitStatus::Code(42)
+            }
+        )
+    });
+    let exits = ev
+        .iter()
+        .filter(|e| matches!(e, Event::Exit { .. }))
+        .count();
+    assert_eq!(exits, 1, "{dump}");
+
+    // Exec attempts, from the forked children's streams and the vfork
+    // child (which writes into the parent's stream).
+    let all = sb.events();
+    /// (flags, path, argv, result) -> matches.
+    type ExecPred<'a> = &'a dyn Fn(u32, &[u8], Vec<&[u8]>, i32) -> bool;
+    let exec = |what: &str, f: ExecPred| {
+        assert!(
+            all.iter()
+                .any(|e| matches!(e, Event::Exec { result, flags, path, argv }
+                if f(*flags, path, argv.iter().collect(), *result))),
+            "missing exec {what}\n{dump}"
+        );
+    };
+    exec("execl", &|fl, path, argv, r| {
+        r == 0 && fl == 0 && path == b"/bin/sh" && argv == [&b"sh"[..], b"-c", b"exit 3"]
+    });
+    exec("execlp", &|fl, path, argv, r| {
+        r == 0 && fl == 0 && path.ends_with(b"/true") && argv == [&b"true"[..], b"x"]
+    });
+    exec("execle", &|fl, path, _, r| {
+        r == 0 && fl & exec_flags::PRELOAD_DROPPED != 0 && path == b"/bin/true"
+    });
+    exec("execv (vfork)", &|_, path, argv, r| {
+        r == 0 && path == b"/bin/sh" && argv == [&b"sh"[..], b"-c", b"exit 4"]
+    });
+    exec("failed execve", &|_, path, _, r| {
+        r == enoent && path == b"/nonexistent/prog"
+    });
+    exec("fexecve", &|_, path, _, r| {
+        r == 0 && path == b"/usr/bin/true"
+    });
+    exec("execveat", &|_, path, _, r| r == 0 && path == b"/bin/true");
+    // The vfork child's record sits in the parent's stream, under its pid.
+    assert!(
+        main.records
+            .iter()
+            .any(|r| r.header.pid != main.records[0].header.pid
+                && matches!(r.event, Event::Exec { path, .. } if path == b"/bin/sh")),
+        "{dump}"
+    );
+}

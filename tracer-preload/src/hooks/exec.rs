@@ -8,7 +8,7 @@ use tracer_wire::{Args, Event, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, exec_fl
 
 use super::call_real;
 use crate::path::{self, PathBuf};
-use crate::stream::{emit, join_argv};
+use crate::stream::{emit_large, join_argv};
 use crate::sys::{self, Buf, Errno};
 use crate::{Guard, record};
 
@@ -274,7 +274,7 @@ unsafe fn before(
     if att.argv.truncated {
         att.hdr_flags |= FLAG_ARGV_TRUNCATED;
     }
-    emit(
+    emit_large(
         &Event::Exec {
             result: 0,
             flags: att.flags,
@@ -294,7 +294,7 @@ fn failed(att: &Attempt, err: c_int) {
         return;
     }
     record(|_| {
-        emit(
+        emit_large(
             &Event::Exec {
                 result: -err,
                 flags: att.flags,

@@ -9,7 +9,7 @@ use tracer_wire::{Event, FLAG_PATH_TRUNCATED};
 
 use super::call_real;
 use crate::path::{self, PathBuf};
-use crate::stream::{self, emit};
+use crate::stream::{self, emit, emit_large};
 use crate::{record, result, sys};
 
 fn path_flags(p: &PathBuf) -> u32 {
@@ -244,7 +244,7 @@ unsafe fn record_rename(
             old: o.as_slice(),
             new: n.as_slice(),
         };
-        emit(&ev, two_path_flags(&o, &n));
+        emit_large(&ev, two_path_flags(&o, &n));
     });
 }
 
@@ -303,7 +303,7 @@ unsafe fn record_link(
             old: o.as_slice(),
             new: n.as_slice(),
         };
-        emit(&ev, two_path_flags(&o, &n));
+        emit_large(&ev, two_path_flags(&o, &n));
     });
 }
 
@@ -344,7 +344,7 @@ unsafe fn record_symlink(target: *const c_char, ndir: c_int, linkpath: *const c_
             target: t,
             link: l.as_slice(),
         };
-        emit(&ev, path_flags(&l));
+        emit_large(&ev, path_flags(&l));
     });
 }
 

@@ -1,18 +1,27 @@
 //! Process lifetime hooks: exit, reaping children, and `main` returning.
 
 use core::ffi::{c_char, c_int, c_void};
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
 use libc::{id_t, idtype_t, pid_t, rusage, siginfo_t};
 use tracer_wire::{Event, ExitStatus};
 
 use super::call_real;
 use crate::record;
-use crate::stream::emit;
+use crate::stream::emit_small;
+
+/// Pid that already reported its Exit (main returning, then an atexit
+/// handler calling `_exit`, must not report twice). A vfork child stores its
+/// own pid, which never matches the parent's.
+static EXITED_PID: AtomicU32 = AtomicU32::new(0);
 
 fn record_exit(status: c_int) {
     record(|_| {
-        emit(
+        let pid = crate::sys::getpid();
+        if EXITED_PID.swap(pid, Ordering::Relaxed) == pid {
+            return;
+        }
+        emit_small(
             &Event::Exit {
                 status: ExitStatus::Code(status & 0xff),
             },
@@ -110,7 +119,7 @@ fn record_reaped(pid: pid_t, status: c_int) {
     }
     if let Some(status) = decode_status(status) {
         record(|_| {
-            emit(
+            emit_small(
                 &Event::ChildExit {
                     child: pid as u32,
                     status,
@@ -209,7 +218,7 @@ pub unsafe extern "C" fn waitid(
             && pid > 0
         {
             record(|_| {
-                emit(
+                emit_small(
                     &Event::ChildExit {
                         child: pid as u32,
                         status,
