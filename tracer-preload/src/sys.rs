@@ -1,8 +1,9 @@
 //! Raw system calls and the few libc-free helpers built on them.
 //!
-//! Everything the shim does on its own behalf goes through here, never
-//! through libc wrappers: raw syscalls cannot re-enter our hooks, never
-//! touch `errno`, never allocate and never take a lock.
+//! The shim's own I/O goes through here as raw syscalls rather than libc
+//! wrappers: they cannot re-enter our hooks, never touch `errno`, never
+//! allocate and never take a lock. (The only libc calls the shim makes are
+//! `dlsym`, `getenv`, `fileno`, `clock_gettime` and `pthread_atfork`.)
 
 use core::ffi::{c_char, c_int, c_long};
 
@@ -107,14 +108,11 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: ts is a valid timespec the kernel fills.
-    let r = unsafe {
-        sc!(
-            libc::SYS_clock_gettime,
-            clock,
-            &mut ts as *mut libc::timespec
-        )
-    };
+    // libc's clock_gettime goes through the vDSO (no syscall) and never
+    // re-enters our hooks; it only touches errno on failure, and every
+    // caller restores errno anyway.
+    // SAFETY: ts is a valid timespec it fills.
+    let r = unsafe { libc::clock_gettime(clock, &mut ts) };
     if r < 0 {
         return 0;
     }

@@ -716,3 +716,39 @@ fn c_fixture_every_hook() {
         "{dump}"
     );
 }
+
+#[test]
+fn oversized_path_and_argv_are_flagged() {
+    let sb = Sandbox::new("trunc");
+    let script = "import subprocess\n\
+                  try:\n\
+                  \x20   open('a' * 9000)\n\
+                  except OSError:\n\
+                  \x20   pass\n\
+                  subprocess.run(['/bin/true'] + ['y' * 1000] * 100, check=True)\n";
+    sb.run("python3", &["-c", script]);
+    let streams = sb.streams();
+    let recs: Vec<_> = streams.iter().flat_map(|s| s.records.iter()).collect();
+    assert!(
+        recs.iter()
+            .any(|r| r.header.flags & tracer_wire::FLAG_PATH_TRUNCATED != 0
+                && matches!(r.event, Event::Open { result, .. } if result == -libc::ENAMETOOLONG)),
+        "{}",
+        sb.dump()
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r.header.flags & tracer_wire::FLAG_ARGV_TRUNCATED != 0
+                && matches!(r.event, Event::Exec { path, argv, .. }
+                if path == b"/bin/true" && argv.iter().count() > 5)),
+        "{}",
+        sb.dump()
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r.header.flags & tracer_wire::FLAG_ARGV_TRUNCATED != 0
+                && matches!(r.event, Event::ProcessStart { exe, .. } if exe.ends_with(b"/true"))),
+        "{}",
+        sb.dump()
+    );
+}
