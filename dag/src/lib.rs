@@ -1,1 +1,27 @@
-//! placeholder
+//! roar's provenance store.
+//!
+//! A [`Store`] is one SQLite database (normally `.roar/roar.db`) that records every `roar run`:
+//! the command, its environment, the processes it started, and the files it read and wrote,
+//! each linked to a content-addressed artifact. Runs are written in two steps —
+//! [`Store::begin_run`] when the command starts and [`Store::finish_run`] when it ends — so a
+//! roar that is killed leaves an honest, visibly unfinished record rather than nothing.
+//!
+//! The schema lives in ordered `migrations/*.sql` files embedded in the binary. The database is
+//! marked with a fixed `application_id`, and its `user_version` is the number of migrations
+//! applied; a file that is not SQLite, or is somebody else's SQLite database, is reported and
+//! never modified.
+//!
+//! Paths, argv elements and working directories are raw bytes (`Vec<u8>`) throughout, so that
+//! names which are not UTF-8 round-trip exactly. This crate never prints; it only returns data
+//! and [`StoreError`]s.
+#![forbid(unsafe_code)]
+
+mod error;
+mod model;
+mod paths;
+mod store;
+
+pub use error::StoreError;
+pub use model::{FileKey, FileRecord, GitInfo, NewRun, ProcessRecord, Run, RunId, RunResult};
+pub use paths::absolute_normal;
+pub use store::Store;

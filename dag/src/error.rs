@@ -1,0 +1,27 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong opening, writing or querying a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file exists but is not a readable SQLite database. It was left untouched.
+    #[error("{}: not a valid roar store (the file is not a SQLite database or is damaged: {detail}); it was left untouched", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+    /// The file is a SQLite database, but not one of roar's. It was left untouched.
+    #[error("{}: is a SQLite database that does not belong to roar; it was left untouched", path.display())]
+    NotARoarStore { path: PathBuf },
+    /// The store was written by a newer roar with a schema this one does not know.
+    #[error("{}: store schema version {version} is newer than this roar understands (up to {}); upgrade roar", path.display(), crate::store::SCHEMA_VERSION)]
+    TooNew { path: PathBuf, version: i64 },
+    /// No run matches the given reference or id.
+    #[error("no such run: {0}")]
+    NoSuchRun(String),
+    #[error("store database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// A run reference that cannot be parsed.
+    #[error("bad run reference: {0}")]
+    BadRef(String),
+}
