@@ -72,6 +72,30 @@ mod tests {
         assert_eq!(normalize(b"caf\xe9", b"/w"), b"/w/caf\xe9");
     }
 
+    /// The store normalises refs with `dag::absolute_normal`; trace paths go
+    /// through this faster byte version. Both must spell paths the same way.
+    #[test]
+    fn agrees_with_the_store() {
+        for (p, cwd) in [
+            (&b"a/./b/../c"[..], &b"/w/d"[..]),
+            (b"/x//y/..", b"/w"),
+            (b"../../..", b"/w"),
+            (b"caf\xe9/./x/", b"/w"),
+            (b".", b"/"),
+            (b"a//b", b"/w/"),
+        ] {
+            let ours = normalize(p, cwd);
+            let store = dag::absolute_normal(as_path(p), as_path(cwd));
+            assert_eq!(
+                as_path(&ours),
+                store,
+                "{:?} in {:?}",
+                as_path(p),
+                as_path(cwd)
+            );
+        }
+    }
+
     #[test]
     fn under() {
         assert!(is_under(b"/a/b", b"/a"));
