@@ -70,6 +70,14 @@ pub fn read_dir(dir: &Path) -> std::io::Result<Vec<(String, Vec<u8>)>> {
 
 const O_ACCMODE: i32 = libc::O_ACCMODE;
 
+/// The access record of a path, created on first sight.
+fn touch<'f>(files: &'f mut BTreeMap<Vec<u8>, Access>, p: &[u8], order: u64) -> &'f mut Access {
+    files.entry(normalize(p, b"/")).or_insert_with(|| Access {
+        first_seen: order,
+        ..Default::default()
+    })
+}
+
 /// Builds the summary of a set of streams.
 pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
     let mut s = Summary::default();
@@ -119,14 +127,6 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
             continue;
         }
         order += 1;
-        let touch = |files: &mut BTreeMap<Vec<u8>, Access>, p: &[u8]| -> Vec<u8> {
-            let key = normalize(p, b"/");
-            files.entry(key.clone()).or_insert_with(|| Access {
-                first_seen: order,
-                ..Default::default()
-            });
-            key
-        };
         match it.rec.event {
             Event::ProcessStart {
                 ppid,
@@ -154,8 +154,7 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                 if let Some(st) = exe_stat
                     && st.is_regular()
                 {
-                    let key = touch(&mut s.files, exe);
-                    let a = s.files.get_mut(&key).expect("just inserted");
+                    let a = touch(&mut s.files, exe, order);
                     if !a.written && a.read_as.is_none() {
                         a.read_as = Some(st);
                     }
@@ -207,8 +206,7 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                 let reads = (acc == libc::O_RDONLY || acc == libc::O_RDWR) && !created;
                 let writes =
                     acc == libc::O_WRONLY || acc == libc::O_RDWR || flags & libc::O_TRUNC != 0;
-                let key = touch(&mut s.files, path);
-                let a = s.files.get_mut(&key).expect("just inserted");
+                let a = touch(&mut s.files, path, order);
                 if reads && !a.written && a.read_as.is_none() {
                     a.read_as = Some(st);
                 }
@@ -223,8 +221,8 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     continue;
                 }
                 let old_k = normalize(old, b"/");
-                let new_k = touch(&mut s.files, new);
-                s.files.get_mut(&new_k).expect("just inserted").written = true;
+                let new_k = normalize(new, b"/");
+                touch(&mut s.files, new, order).written = true;
                 // Whatever the run wrote below a renamed directory now lives
                 // under the new name.
                 let mut prefix = old_k.clone();
@@ -241,8 +239,7 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     if let Some(a) = s.files.get_mut(&k) {
                         a.written = false;
                     }
-                    let nk = touch(&mut s.files, &nk);
-                    s.files.get_mut(&nk).expect("just inserted").written = true;
+                    touch(&mut s.files, &nk, order).written = true;
                 }
                 if let Some(a) = s.files.get_mut(&old_k) {
                     a.written = false;
@@ -250,19 +247,16 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
             }
             Event::Link { result, new, .. } => {
                 if result == 0 {
-                    let k = touch(&mut s.files, new);
-                    s.files.get_mut(&k).expect("just inserted").written = true;
+                    touch(&mut s.files, new, order).written = true;
                 }
             }
             Event::Truncate { result, path, .. } => {
                 if result == 0 {
-                    let k = touch(&mut s.files, path);
-                    s.files.get_mut(&k).expect("just inserted").written = true;
+                    touch(&mut s.files, path, order).written = true;
                 }
             }
             Event::Write { path } => {
-                let k = touch(&mut s.files, path);
-                s.files.get_mut(&k).expect("just inserted").written = true;
+                touch(&mut s.files, path, order).written = true;
             }
             Event::Loss { reason, count } => {
                 s.warnings
