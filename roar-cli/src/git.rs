@@ -56,3 +56,78 @@ pub fn toplevel(dir: &Path) -> Option<std::path::PathBuf> {
     let repo = git2::Repository::discover(dir).ok()?;
     repo.workdir().map(|w| w.components().collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::Command;
+
+    fn git(dir: &Path, args: &[&str]) {
+        let st = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(
+            st.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    }
+
+    #[test]
+    fn no_repository_is_none() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(context(d.path()).unwrap(), None);
+    }
+
+    #[test]
+    fn repository_without_commits_has_branch_but_no_commit() {
+        let d = tempfile::tempdir().unwrap();
+        git(d.path(), &["init", "-q"]);
+        let g = context(d.path()).unwrap().unwrap();
+        assert_eq!(g.commit, None);
+        assert_eq!(g.branch.as_deref(), Some("main"));
+        assert!(!g.dirty);
+    }
+
+    #[test]
+    fn commit_branch_dirty_remote_and_detached_head() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        git(p, &["init", "-q"]);
+        std::fs::write(p.join("a.txt"), "1").unwrap();
+        git(p, &["add", "a.txt"]);
+        git(p, &["commit", "-qm", "one"]);
+        git(
+            p,
+            &["remote", "add", "origin", "https://example.invalid/r.git"],
+        );
+        let g = context(p).unwrap().unwrap();
+        let commit = g.commit.clone().unwrap();
+        assert_eq!(commit.len(), 40);
+        assert_eq!(g.branch.as_deref(), Some("main"));
+        assert_eq!(g.remote.as_deref(), Some("https://example.invalid/r.git"));
+        assert!(!g.dirty);
+
+        // Untracked files (a run's new outputs) do not make the tree dirty.
+        std::fs::write(p.join("new.txt"), "x").unwrap();
+        assert!(!context(p).unwrap().unwrap().dirty);
+        // Changed tracked content does.
+        std::fs::write(p.join("a.txt"), "2").unwrap();
+        assert!(context(p).unwrap().unwrap().dirty);
+
+        git(p, &["checkout", "-q", "--detach", "HEAD"]);
+        let g = context(&p.join(".")).unwrap().unwrap();
+        assert_eq!(g.branch, None);
+        assert_eq!(g.commit.as_deref(), Some(commit.as_str()));
+    }
+}
