@@ -9,9 +9,10 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{Sandbox, parse_json, roar_command, runs_of, unescape_path};
+use tests::{Sandbox, output, parse_json, roar_bin, roar_command, runs_of, unescape_path};
 
 /// The backends every fixture runs under. Add "ptrace" and "ebpf" here.
 const BACKENDS: &[&str] = &["preload"];
@@ -708,4 +709,171 @@ fn fixtures_behave_untraced() {
             );
         }
     }
+}
+
+// ---- Robustness: what happens when things go wrong -------------------------
+
+/// `roar` killed with SIGKILL mid-run: the next roar command finishes the run
+/// from its trace, marked incomplete, with what the command had written.
+#[test]
+fn roar_killed_leaves_an_honest_partial_record() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        sb.write("in.txt", "data\n");
+        let mut child = sb
+            .roar()
+            .args([
+                "run",
+                "--backend",
+                backend,
+                "-q",
+                "--",
+                "sh",
+                "-c",
+                "cat in.txt > out.txt; sleep 30",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !sb.join("out.txt").exists() || sb.read("out.txt").is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "[{backend}] the command never wrote out.txt"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The orphaned `sleep` keeps running in the background; it is harmless.
+        let run = sb.show_json("latest");
+        assert_eq!(run["complete"], false, "[{backend}] {run:#}");
+        let outs = in_sandbox(&sb, &run["outputs"]);
+        assert!(
+            outs.contains(Path::new("out.txt")),
+            "[{backend}] out.txt missing: {run:#}"
+        );
+        let ins = in_sandbox(&sb, &run["inputs"]);
+        assert!(
+            ins.contains(Path::new("in.txt")),
+            "[{backend}] in.txt missing: {run:#}"
+        );
+        let warnings = run["warnings"].to_string();
+        assert!(warnings.contains("killed"), "[{backend}] {run:#}");
+    }
+}
+
+/// A store that is not a roar store is named, left byte-identical, and
+/// `roar run` starts nothing (exit 125).
+#[test]
+fn corrupt_store_is_reported_and_untouched() {
+    let sb = Sandbox::new();
+    let db = sb.join(".roar/roar.db");
+    let garbage: Vec<u8> = (0..8192u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&db, &garbage).unwrap();
+    let out = sb.run("preload", &["sh", "-c", "echo ran > ran.txt"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("roar.db") && err.starts_with("roar: "),
+        "{err}"
+    );
+    assert!(!sb.join("ran.txt").exists(), "the command must not run");
+    assert_eq!(
+        std::fs::read(&db).unwrap(),
+        garbage,
+        "the store must be left untouched"
+    );
+    let log = output(sb.roar().args(["log"]));
+    assert_eq!(log.status.code(), Some(1), "{log:?}");
+}
+
+/// `--timeout`: SIGTERM reaches the command, roar dies of it, the run is
+/// incomplete and says it timed out.
+#[test]
+fn timeout_terminates_and_is_recorded() {
+    let sb = Sandbox::new();
+    let start = Instant::now();
+    let out = output(sb.roar().args([
+        "run",
+        "-q",
+        "--timeout",
+        "0.5",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 7' TERM; sleep 20 >/dev/null 2>&1 & wait",
+    ]));
+    assert!(
+        start.elapsed() < Duration::from_secs(15),
+        "timeout did not fire"
+    );
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
+    let run = sb.show_json("latest");
+    assert_eq!(run["complete"], false);
+    assert!(run["warnings"].to_string().contains("timed out"), "{run:#}");
+}
+
+/// SIGTERM sent to roar (not to its group) is forwarded to the command.
+#[test]
+fn sigterm_to_roar_is_forwarded() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .roar()
+        .args(["run", "-q", "--", "sh", "-c", "trap 'echo forwarded > got.txt; exit 9' TERM; touch ready; while :; do sleep 0.05; done"])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sb.join("ready").exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9), "roar must exit as the command did");
+    assert_eq!(sb.read("got.txt"), b"forwarded\n");
+    assert_eq!(sb.show_json("latest")["exit_code"], 9);
+}
+
+/// Without its preload library roar says where it looked and starts nothing.
+#[test]
+fn missing_preload_library_is_explained() {
+    let sb = Sandbox::new();
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("roar");
+    std::fs::copy(roar_bin(), &copy).unwrap();
+    let out = output(
+        Command::new(&copy)
+            .args([
+                "run",
+                "--backend",
+                "preload",
+                "--",
+                "sh",
+                "-c",
+                "echo ran > ran.txt",
+            ])
+            .current_dir(sb.path())
+            .env_remove("ROAR_PRELOAD_LIB")
+            .env_remove("ROAR_DB"),
+    );
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("libroar_preload.so") && err.contains(&dir.path().display().to_string()),
+        "{err}"
+    );
+    assert!(!sb.join("ran.txt").exists());
 }
