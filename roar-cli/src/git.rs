@@ -32,7 +32,12 @@ pub fn context(cwd: &Path) -> Result<Option<GitInfo>, git2::Error> {
     let mut opts = git2::StatusOptions::new();
     opts.include_untracked(false)
         .include_ignored(false)
-        .exclude_submodules(true);
+        .exclude_submodules(true)
+        // Write the refreshed stat cache back, as `git status` does; otherwise
+        // every run re-hashes each racily-clean or touched tracked file
+        // (seconds for a few hundred MiB of tracked data). libgit2 skips the
+        // write when another git holds the index lock.
+        .update_index(true);
     let dirty = repo.statuses(Some(&mut opts)).map(|s| !s.is_empty())?;
     let remote = repo
         .find_remote("origin")

@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""roar benchmarks: native vs `roar run` vs strace vs roar-cli 0.4.7, in one run.
+
+Usage: bench/run.py [--runs N] [--quick] [--only W1,W2,...]
+
+Every tool runs every workload in its own copy of the workload directory (roar
+and roar-cli both keep a store in .roar/). Each cell is the median wall time of
+N runs after one warm-up; ratios are against native measured in the same run.
+Results go to stdout and bench/out/results.md. Whole `roar run` is measured:
+start-up, tracing, hashing and storing.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+PY = os.path.realpath(sys.executable)  # the real interpreter, not the pyenv shim
+
+W2 = """
+import os
+os.makedirs("w2", exist_ok=True)
+for i in range(2000):
+    with open(f"w2/f{i}.txt", "w") as f:
+        f.write("x" * 100)
+for i in range(2000):
+    with open(f"w2/f{i}.txt") as f:
+        f.read()
+for i in range(2000):
+    os.unlink(f"w2/f{i}.txt")
+"""
+
+W5 = """
+import os
+os.makedirs("out", exist_ok=True)
+total = 0
+for i in range(200):
+    with open(f"in/i{i}.bin", "rb") as f:
+        total += len(f.read())
+block = os.urandom(1 << 20)
+for j in range(20):
+    with open(f"out/o{j}.bin", "wb") as f:
+        for _ in range(10):
+            f.write(block)
+"""
+
+
+def sh(cmd, cwd, **kw):
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **kw)
+
+
+def git_init(d):
+    sh(["git", "init", "-q"], d)
+    (d / ".gitignore").write_text("out/\nw2/\n*.o\nprog\n.roar/\n")
+    sh(["git", "-c", "user.name=b", "-c", "user.email=b@x", "add", "-A"], d)
+    sh(["git", "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "init", "--allow-empty"], d)
+
+
+def make_workloads(base):
+    """Returns {name: (dir, argv, prepare(dir) or None)}."""
+    w = {}
+    d = base / "W1"; d.mkdir(); git_init(d)
+    w["W1 python imports"] = (d, [PY, "-c", "import json, email, http.client, decimal, asyncio"], None)
+    d = base / "W2"; d.mkdir(); (d / "w2.py").write_text(W2); git_init(d)
+    w["W2 2k small files"] = (d, [PY, "w2.py"], None)
+    d = base / "W3"; d.mkdir()
+    for i in range(20):
+        (d / f"f{i}.c").write_text(f"int f{i}(int x) {{ int s = 0; for (int k = 0; k < x; k++) s += k * {i}; return s; }}\n")
+    (d / "main.c").write_text("int main(void) { return 0; }\n")
+    objs = " ".join(f"f{i}.o" for i in range(20))
+    (d / "Makefile").write_text(f"prog: main.o {objs}\n\tcc -o prog main.o {objs}\n%.o: %.c\n\tcc -O2 -c $< -o $@\nclean:\n\trm -f *.o prog\n")
+    git_init(d)
+    w["W3 make -j2 (20 C files)"] = (d, ["make", "-s", "-j2"], lambda d: sh(["make", "-s", "clean"], d))
+    d = base / "W4"; d.mkdir()
+    for i in range(2000):
+        sub = d / f"d{i // 100}"; sub.mkdir(exist_ok=True)
+        (sub / f"f{i}.txt").write_text(f"file {i}\n")
+    git_init(d)
+    for k in range(60):
+        (d / "d0" / "f0.txt").write_text(f"rev {k}\n")
+        sh(["git", "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qam", f"c{k}"], d)
+    w["W4 git status + log"] = (d, ["sh", "-c", "git status >/dev/null && git log -n 50 >/dev/null"], None)
+    d = base / "W5"; d.mkdir(); (d / "in").mkdir(); (d / "w5.py").write_text(W5)
+    for i in range(200):
+        (d / "in" / f"i{i}.bin").write_bytes(os.urandom(1 << 20))
+    git_init(d)
+
+    def cold(d):
+        # First run: outputs absent and inputs never hashed (new mtimes).
+        shutil.rmtree(d / "out", ignore_errors=True)
+        now = time.time()
+        for p in (d / "in").iterdir():
+            os.utime(p, (now, now))
+
+    w["W5 200x1MiB in, 20x10MiB out (first)"] = (d, [PY, "w5.py"], cold)
+    w["W5 (repeat)"] = (d, [PY, "w5.py"], None)
+    d = base / "T"; d.mkdir(); git_init(d)
+    w["true"] = (d, ["true"], None)
+    return w
+
+
+def median_ms(argv, cwd, runs, prepare=None, env=None):
+    times = []
+    for i in range(runs + 1):
+        if prepare:
+            prepare(cwd)
+        t = time.perf_counter()
+        r = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        dt = (time.perf_counter() - t) * 1000
+        if r.returncode != 0:
+            raise RuntimeError(f"{argv[:4]} exited {r.returncode}: {r.stderr.decode(errors='replace')[-300:]}")
+        if i > 0:  # the first run warms caches
+            times.append(dt)
+    return statistics.median(times)
+
+
+def roarcli():
+    venv = ROOT / "bench" / ".venv-roarcli"
+    exe = venv / "bin" / "roar"
+    if not exe.exists():
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "roar-cli==0.4.7"], check=True)
+        except subprocess.CalledProcessError as e:
+            print(f"roar-cli 0.4.7 could not be installed ({e}); its column is skipped", file=sys.stderr)
+            return None
+    return exe if exe.exists() else None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--quick", action="store_true", help="3 runs, 1 for roar-cli")
+    ap.add_argument("--only", default="")
+    ap.add_argument("--no-roarcli", action="store_true")
+    a = ap.parse_args()
+    runs = 3 if a.quick else a.runs
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "roar-cli", "-p", "tracer-preload"], cwd=ROOT, check=True)
+    roar = ROOT / "target" / "release" / "roar"
+    old = None if a.no_roarcli else roarcli()
+    strace = shutil.which("strace")
+    env = dict(os.environ, DO_NOT_TRACK="1")
+    env.pop("ROAR_DB", None)
+
+    tools = [("native", lambda argv: argv, runs)]
+    tools.append(("roar preload", lambda argv: [str(roar), "run", "--backend", "preload", "-q", "--", *argv], runs))
+    if strace:
+        tools.append(("strace -f", lambda argv: [strace, "-f", "-e", "trace=%file,%process", "-o", "/dev/null", *argv], runs))
+    if old:
+        tools.append(("roar-cli 0.4.7", lambda argv: [str(old), "run", *argv], 1 if a.quick else 3))
+
+    base = Path(tempfile.mkdtemp(prefix="roar-bench-"))
+    results = {}
+    try:
+        for tool, wrap, n in tools:
+            tdir = base / tool.replace(" ", "_")
+            tdir.mkdir()
+            work = make_workloads(tdir)
+            for name, (d, argv, prep) in work.items():
+                if a.only and not any(name.startswith(o) for o in a.only.split(",")):
+                    continue
+                if tool.startswith("roar"):
+                    sh([str(old) if tool.startswith("roar-cli") else str(roar), "init"], d, env=env)
+                try:
+                    results[(name, tool)] = median_ms(wrap(argv), d, n, prep, env)
+                except Exception as e:  # a tool that fails a workload is reported, not fatal
+                    results[(name, tool)] = None
+                    print(f"{tool} failed on {name}: {e}", file=sys.stderr)
+                print(f"  {tool:15} {name:40} {results[(name, tool)] or float('nan'):9.1f} ms", file=sys.stderr)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+    names = list(dict.fromkeys(n for n, _ in results))
+    tnames = [t for t, _, _ in tools]
+    lines = [
+        f"# roar benchmarks, {time.strftime('%Y-%m-%d %H:%M')} UTC",
+        f"machine: {os.cpu_count()} cores, kernel {os.uname().release}; python: {PY}; median of {runs} runs (roar-cli: fewer)",
+        "",
+        "| workload | " + " | ".join(f"{t} ms (x native)" for t in tnames) + " |",
+        "|---|" + "---|" * len(tnames),
+    ]
+    for n in names:
+        nat = results.get((n, "native"))
+        cells = []
+        for t in tnames:
+            v = results.get((n, t))
+            if v is None:
+                cells.append("failed")
+            elif t == "native" or not nat:
+                cells.append(f"{v:.1f}")
+            elif n == "true":
+                cells.append(f"{v:.1f} (+{v - nat:.1f} ms)")
+            else:
+                cells.append(f"{v:.1f} ({v / nat:.2f}x)")
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "results.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
