@@ -57,7 +57,7 @@ def sh(cmd, cwd, **kw):
 
 def git_init(d):
     sh(["git", "init", "-q"], d)
-    (d / ".gitignore").write_text("out/\nw2/\n*.o\nprog\n.roar/\n")
+    (d / ".gitignore").write_text("in/\nout/\nw2/\n*.o\nprog\n.roar/\n")
     sh(["git", "-c", "user.name=b", "-c", "user.email=b@x", "add", "-A"], d)
     sh(["git", "-c", "user.name=b", "-c", "user.email=b@x", "commit", "-qm", "init", "--allow-empty"], d)
 
