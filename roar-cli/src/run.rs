@@ -320,6 +320,19 @@ pub fn collect(
             }
         })
         .collect();
+    if top.is_some() {
+        let lingering = still_running(trace_dir);
+        if !lingering.is_empty() {
+            losses.push(format!(
+                "{} process{} (pid {}) {} still running when the command ended; what {} from now on is not recorded",
+                lingering.len(),
+                if lingering.len() == 1 { "" } else { "es" },
+                lingering.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+                if lingering.len() == 1 { "was" } else { "were" },
+                if lingering.len() == 1 { "it does" } else { "they do" }
+            ));
+        }
+    }
     if let Some((pid, ended)) = top
         && let Some(p) = procs.iter_mut().rev().find(|p| p.pid == pid as u32)
     {
@@ -463,6 +476,30 @@ pub fn collect(
         processes: procs,
         ..Default::default()
     }
+}
+
+/// Processes of this run still alive: any process whose environment still
+/// carries this run's trace directory (inherited from the command), found
+/// by scanning /proc so that a child that has not written its first record
+/// yet is not missed, and a reused pid is never mistaken for ours.
+fn still_running(trace_dir: &Path) -> Vec<u32> {
+    let mut marker = b"ROAR_TRACE_DIR=".to_vec();
+    marker.extend_from_slice(trace_dir.as_os_str().as_bytes());
+    marker.push(0);
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.windows(marker.len()).any(|w| w == marker.as_slice()))
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
 }
 
 /// Runs whose roar died (its lock on the trace directory is free) are

@@ -877,3 +877,33 @@ fn missing_preload_library_is_explained() {
     );
     assert!(!sb.join("ran.txt").exists());
 }
+
+/// A child left running when the command exits is not followed any further:
+/// the run says so and is marked incomplete.
+#[test]
+fn lingering_child_is_reported() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let out = sb.run(
+            backend,
+            &["sh", "-c", "sleep 3 >/dev/null 2>&1 & echo started"],
+        );
+        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        assert_eq!(run["complete"], false, "[{backend}] {run:#}");
+        assert!(
+            run["warnings"].to_string().contains("still running"),
+            "[{backend}] {run:#}"
+        );
+    }
+}
+
+/// A child that finished in time raises no such warning.
+#[test]
+fn waited_child_is_not_reported() {
+    let sb = Sandbox::new();
+    let out = sb.run("preload", &["sh", "-c", "sleep 0.1 & wait"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let run = sb.show_json("latest");
+    assert_eq!(run["complete"], true, "{run:#}");
+}
