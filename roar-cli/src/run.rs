@@ -224,20 +224,12 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     }
     if !opts.quiet && stored.is_ok() {
         let secs = result.duration_ms as f64 / 1000.0;
+        let shown = |v: &[FileRecord]| v.iter().filter(|f| !f.filtered).count();
+        let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         let mut line = format!(
-            "roar: run {id} recorded (preload, {secs:.2} s): {} input{}, {} output{}",
-            result.inputs.iter().filter(|f| !f.filtered).count(),
-            if result.inputs.iter().filter(|f| !f.filtered).count() == 1 {
-                ""
-            } else {
-                "s"
-            },
-            result.outputs.iter().filter(|f| !f.filtered).count(),
-            if result.outputs.iter().filter(|f| !f.filtered).count() == 1 {
-                ""
-            } else {
-                "s"
-            },
+            "roar: run {id} recorded (preload, {secs:.2} s): {}, {}",
+            count(shown(&result.inputs), "input"),
+            count(shown(&result.outputs), "output"),
         );
         if let Some(l) = first_loss {
             let more = result.warnings.len() - 1;

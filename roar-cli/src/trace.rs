@@ -9,9 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use tracer_wire::{
-    Decoder, Event, ExitStatus, FLAG_PATH_TRUNCATED, FileStat, StartCause, exec_flags,
-};
+use tracer_wire::{Decoder, Event, ExitStatus, FLAG_PATH_TRUNCATED, FileStat, exec_flags};
 
 use crate::paths::normalize;
 
@@ -130,7 +128,6 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
         match it.rec.event {
             Event::ProcessStart {
                 ppid,
-                cause,
                 exe,
                 exe_stat,
                 argv,
@@ -146,9 +143,8 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     started_ns: h.ts_ns,
                     status: None,
                 };
-                // A fork child repeats its parent's image; keep it as its own
-                // process. An exec replaces the image of the same pid.
-                let _ = cause == StartCause::Fork;
+                // Every image is its own entry: a fork child under its new
+                // pid, an exec'd image after the earlier one of the same pid.
                 last_image.insert(h.pid, s.procs.len());
                 s.procs.push(proc);
                 if let Some(st) = exe_stat
@@ -295,7 +291,7 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracer_wire::{Args, Header, encode};
+    use tracer_wire::{Args, Header, StartCause, encode};
 
     fn stream(events: &[Event<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
