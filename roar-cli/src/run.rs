@@ -64,31 +64,14 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     let store = Store::open(&loc.db).map_err(|e| setup(SETUP_FAILED, e.to_string()))?;
     recover(&store);
 
-    match opts.backend.as_str() {
-        "auto" | "preload" => {}
-        "ptrace" | "ebpf" => {
-            return Err(setup(
-                SETUP_FAILED,
-                format!(
-                    "the {} backend is not available in this build yet; use --backend preload",
-                    opts.backend
-                ),
-            ));
-        }
-        other => {
-            return Err(setup(
-                2,
-                format!("unknown backend '{other}' (expected auto, preload, ptrace or ebpf)"),
-            ));
-        }
-    }
     let program =
         spawn::resolve(&opts.command[0]).map_err(|e| setup(e.exit_code(), e.to_string()))?;
-    let lib = preload::find_library().map_err(|e| setup(SETUP_FAILED, e))?;
+    let is_static = elf::is_static(&program);
+    let backend = choose_backend(&opts.backend, is_static)?;
 
     let mut warnings = Vec::new();
     let mut losses = Vec::new();
-    if elf::is_static(&program) {
+    if is_static && matches!(backend, Backend::Preload(_)) {
         losses.push(format!(
             "{} is statically linked: the preload backend cannot see its file accesses (use --backend ptrace)",
             program.display()
@@ -125,7 +108,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         label: opts.label.clone(),
         command: opts.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
         cwd: to_bytes(&cwd),
-        backend: "preload".into(),
+        backend: backend.name().into(),
         started_at_ms: started_ms,
         git: None,
         env: env::capture(&vars, &cfg.env.allow),
@@ -139,31 +122,97 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         )
     })?;
 
-    let child_env = preload::child_env(vars, &lib, &trace_dir);
-    let no_hook = || Ok(());
-    let child = match spawn::spawn(&program, &opts.command, &child_env, &no_hook) {
-        Ok(c) => c,
-        Err(e) => {
-            let code = e.exit_code();
-            let result = RunResult {
-                exit_code: Some(code),
-                complete: false,
-                warnings: vec![format!("the command did not start: {e}")],
-                duration_ms: started.elapsed().as_millis() as u64,
-                ..Default::default()
-            };
-            let _ = store.finish_run(id, &result);
-            let _ = std::fs::remove_dir_all(&trace_dir);
-            return Err(setup(code, e.to_string()));
+    let ptrace = match &backend {
+        Backend::Ptrace => Some(tracer_ptrace::Prepared::new().map_err(|e| {
+            setup(
+                SETUP_FAILED,
+                format!("cannot set up the ptrace backend: {e}"),
+            )
+        })?),
+        Backend::Preload(_) => None,
+    };
+    let child_env = match &backend {
+        Backend::Preload(lib) => preload::child_env(vars, lib, &trace_dir),
+        Backend::Ptrace => vars,
+    };
+    let child_hook = || ptrace.as_ref().map_or(Ok(()), |p| p.in_child());
+    let mut tracer = None;
+    let mut attach = |pid| {
+        if let Some(p) = &ptrace {
+            tracer = Some(p.attach(pid, &trace_dir.join("ptrace.rwt"))?);
         }
+        Ok(())
+    };
+    let hooks = spawn::Hooks {
+        child: &child_hook,
+        parent: &mut attach,
+        wait_exec: ptrace.is_none(),
+    };
+    let spawned = spawn::spawn(&program, &opts.command, &child_env, hooks);
+    drop(ptrace);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return Err(not_started(&store, id, &trace_dir, started, e)),
     };
     // Git is read while the command runs; untracked outputs do not count as
     // dirty, so the command's own writes do not change the answer.
     let git_cwd = cwd.clone();
     let git_thread = std::thread::spawn(move || git::context(&git_cwd));
 
-    let (ended, timed_out) = child.wait(opts.timeout.map(Duration::from_secs_f64));
+    let timeout = opts.timeout.map(Duration::from_secs_f64);
+    let (ended, timed_out) = match tracer {
+        None => child.wait(timeout),
+        Some(t) => {
+            let fwd = spawn::Forwarder::start(child.pid, timeout);
+            let mut tell = |left: &[u32]| {
+                eprintln!(
+                    "roar: the command exited; following the {} it left running (pid {}) until {} too",
+                    plural(left.len(), "process", "processes"),
+                    join_pids(left),
+                    if left.len() == 1 {
+                        "it ends"
+                    } else {
+                        "they end"
+                    },
+                );
+            };
+            let traced = t.run(&mut tell);
+            let timed_out = fwd.stop();
+            if let Ok(o) = &traced
+                && !o.outlived.is_empty()
+            {
+                warnings.push(format!(
+                    "{} (pid {}) outlived the command; roar followed {} to {} end",
+                    plural(o.outlived.len(), "process", "processes"),
+                    join_pids(&o.outlived),
+                    if o.outlived.len() == 1 { "it" } else { "them" },
+                    if o.outlived.len() == 1 {
+                        "its"
+                    } else {
+                        "their"
+                    },
+                ));
+            }
+            let ended = match traced.map(|o| o.status) {
+                Ok(Some(ExitStatus::Code(c))) => Ended::Code(c),
+                Ok(Some(ExitStatus::Signal(s))) => Ended::Signal(s),
+                Ok(None) => {
+                    losses.push("the command's exit status was not seen by the tracer".into());
+                    Ended::Code(255)
+                }
+                Err(e) => {
+                    losses.push(format!("the ptrace backend stopped early: {e}"));
+                    Ended::Code(255)
+                }
+            };
+            (ended, timed_out)
+        }
+    };
     child.restore_mask();
+    if let Some(e) = child.exec_error() {
+        let _ = git_thread.join();
+        return Err(not_started(&store, id, &trace_dir, started, e));
+    }
     if timed_out {
         losses.push(format!(
             "the command timed out after {} s and was stopped",
@@ -185,6 +234,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     }
 
     let mut result = collect(
+        backend.name(),
         &store,
         &loc,
         &cfg,
@@ -227,7 +277,8 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         let shown = |v: &[FileRecord]| v.iter().filter(|f| !f.filtered).count();
         let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
         let mut line = format!(
-            "roar: run {id} recorded (preload, {secs:.2} s): {}, {}",
+            "roar: run {id} recorded ({}, {secs:.2} s): {}, {}",
+            backend.name(),
             count(shown(&result.inputs), "input"),
             count(shown(&result.outputs), "output"),
         );
@@ -241,6 +292,79 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         eprintln!("{line}");
     }
     spawn::exit_like(ended)
+}
+
+/// "1 process", "2 processes".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn join_pids(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The backend a run uses, and what it needs.
+enum Backend {
+    /// The LD_PRELOAD library at this path.
+    Preload(PathBuf),
+    Ptrace,
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Preload(_) => "preload",
+            Backend::Ptrace => "ptrace",
+        }
+    }
+}
+
+/// Picks the backend `--backend` asks for. `auto` takes preload, the
+/// cheapest, when its library is there and the command is dynamically
+/// linked; otherwise ptrace, which sees everything.
+fn choose_backend(asked: &str, is_static: bool) -> Result<Backend> {
+    match asked {
+        "preload" => Ok(Backend::Preload(
+            preload::find_library().map_err(|e| setup(SETUP_FAILED, e))?,
+        )),
+        "ptrace" => Ok(Backend::Ptrace),
+        "auto" => Ok(match preload::find_library() {
+            Ok(lib) if !is_static => Backend::Preload(lib),
+            _ => Backend::Ptrace,
+        }),
+        "ebpf" => Err(setup(
+            SETUP_FAILED,
+            "the ebpf backend is not available in this build yet; use --backend ptrace or preload",
+        )),
+        other => Err(setup(
+            2,
+            format!("unknown backend '{other}' (expected auto, preload, ptrace or ebpf)"),
+        )),
+    }
+}
+
+/// Records that the command never started, and the error to exit with.
+fn not_started(
+    store: &Store,
+    id: dag::RunId,
+    trace_dir: &Path,
+    started: Instant,
+    e: spawn::SpawnError,
+) -> anyhow::Error {
+    let code = e.exit_code();
+    let result = RunResult {
+        exit_code: Some(code),
+        complete: false,
+        warnings: vec![format!("the command did not start: {e}")],
+        duration_ms: started.elapsed().as_millis() as u64,
+        ..Default::default()
+    };
+    let _ = store.finish_run(id, &result);
+    let _ = std::fs::remove_dir_all(trace_dir);
+    setup(code, e.to_string())
 }
 
 fn signal_name(sig: i32) -> &'static str {
@@ -262,7 +386,9 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// Reads the trace in `trace_dir` and decides inputs, outputs and processes.
 /// `top` is the command's pid and how it ended, when roar saw it end.
+#[allow(clippy::too_many_arguments)] // one call site per caller; a struct would only rename them
 pub fn collect(
+    backend: &str,
     store: &Store,
     loc: &Location,
     cfg: &config::Config,
@@ -284,7 +410,11 @@ pub fn collect(
     let summary = trace::analyze(&streams);
     losses.extend(summary.warnings.iter().cloned());
     if summary.procs.is_empty() && losses.is_empty() {
-        losses.push("the preload library recorded nothing: it was not loaded into the command (is it built for this architecture?)".into());
+        losses.push(if backend == "preload" {
+            "the preload library recorded nothing: it was not loaded into the command (is it built for this architecture?)".into()
+        } else {
+            format!("the {backend} backend recorded nothing")
+        });
     }
     let root = to_bytes(&loc.root);
     let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
@@ -316,10 +446,9 @@ pub fn collect(
         let lingering = still_running(trace_dir);
         if !lingering.is_empty() {
             losses.push(format!(
-                "{} process{} (pid {}) {} still running when the command ended; what {} from now on is not recorded",
-                lingering.len(),
-                if lingering.len() == 1 { "" } else { "es" },
-                lingering.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+                "{} (pid {}) {} still running when the command ended; what {} from now on is not recorded",
+                plural(lingering.len(), "process", "processes"),
+                join_pids(&lingering),
                 if lingering.len() == 1 { "was" } else { "were" },
                 if lingering.len() == 1 { "it does" } else { "they do" }
             ));
@@ -515,7 +644,16 @@ pub fn recover(store: &Store) {
         let mut warnings = Vec::new();
         let mut losses =
             vec!["roar was killed before the run ended; recorded what its trace held".to_string()];
-        let mut result = collect(store, &loc, &cfg, &dir, None, &mut warnings, &mut losses);
+        let mut result = collect(
+            &run.backend,
+            store,
+            &loc,
+            &cfg,
+            &dir,
+            None,
+            &mut warnings,
+            &mut losses,
+        );
         result.complete = false;
         result.warnings = losses.into_iter().chain(warnings).collect();
         if store.finish_run(run.id, &result).is_ok() {

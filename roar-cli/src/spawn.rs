@@ -36,6 +36,8 @@ pub enum SpawnError {
     Exec(String, std::io::Error),
     #[error("could not start {0}: {1}")]
     Fork(String, std::io::Error),
+    #[error("could not trace {0}: {1}")]
+    Attach(String, std::io::Error),
 }
 
 impl SpawnError {
@@ -44,6 +46,7 @@ impl SpawnError {
         match self {
             SpawnError::NotFound(_) => 127,
             SpawnError::Exec(_, e) if e.kind() == std::io::ErrorKind::NotFound => 127,
+            SpawnError::Attach(..) => crate::run::SETUP_FAILED,
             _ => 126,
         }
     }
@@ -108,23 +111,44 @@ fn cstr(b: &[u8]) -> CString {
 /// A child that was forked and exec'd, blocked signals in roar.
 pub struct Child {
     pub pid: libc::pid_t,
+    name: String,
     old_mask: libc::sigset_t,
-    set: libc::sigset_t,
+    /// Read end of the exec-error pipe, when [`Hooks::wait_exec`] was false.
+    exec_pipe: Option<libc::c_int>,
 }
 
 /// What to do in the child between fork and exec (async-signal-safe only).
 pub type PreExec<'a> = &'a dyn Fn() -> Result<(), libc::c_int>;
 
+/// What a backend needs done around fork.
+pub struct Hooks<'a> {
+    /// Runs in the child between fork and exec (async-signal-safe only).
+    pub child: PreExec<'a>,
+    /// Runs in roar right after fork, before the child may exec (a tracer
+    /// attaching). An error kills the child and fails the spawn.
+    pub parent: &'a mut dyn FnMut(libc::pid_t) -> std::io::Result<()>,
+    /// Block until the exec succeeded or failed. A tracer on this thread
+    /// must not: the exec itself stops for it. It asks
+    /// [`Child::exec_error`] once the command has ended instead.
+    pub wait_exec: bool,
+}
+
+/// The wake-up signal that ends a [`Forwarder`] (a realtime signal no
+/// program sends to roar).
+fn wake_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
 /// Forks and execs `program` with `args` (args[0] included) and `env`.
 ///
 /// Signals in [`FORWARDED`] and SIGCHLD are blocked in roar from here on so
-/// that [`Child::wait`] can take them synchronously; the child gets roar's
+/// that a [`Forwarder`] thread takes them synchronously; the child gets roar's
 /// original mask back.
 pub fn spawn(
     program: &Path,
     args: &[OsString],
     env: &[(OsString, OsString)],
-    pre_exec: PreExec<'_>,
+    hooks: Hooks<'_>,
 ) -> Result<Child, SpawnError> {
     let name = args
         .first()
@@ -157,6 +181,7 @@ pub fn spawn(
             libc::sigaddset(&mut set, s);
         }
         libc::sigaddset(&mut set, libc::SIGCHLD);
+        libc::sigaddset(&mut set, wake_signal());
         let mut old_mask: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old_mask);
 
@@ -179,7 +204,7 @@ pub fn spawn(
             // Rust ignores SIGPIPE at start-up; programs expect the default.
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             libc::pthread_sigmask(libc::SIG_SETMASK, &old_mask, std::ptr::null_mut());
-            let err = match pre_exec() {
+            let err = match (hooks.child)() {
                 Err(e) => e,
                 Ok(()) => {
                     libc::execve(prog.as_ptr(), argv.as_ptr(), envp.as_ptr());
@@ -196,27 +221,145 @@ pub fn spawn(
             libc::_exit(127);
         }
         libc::close(fds[1]);
-        let mut buf = [0u8; 4];
-        let mut n;
-        loop {
-            n = libc::read(fds[0], buf.as_mut_ptr().cast(), 4);
-            if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
-                break;
+        let mut child = Child {
+            pid,
+            name: name.clone(),
+            old_mask,
+            exec_pipe: None,
+        };
+        if let Err(e) = (hooks.parent)(pid) {
+            libc::kill(pid, libc::SIGKILL);
+            libc::close(fds[0]);
+            let _ = child.reap();
+            child.restore_mask();
+            return Err(SpawnError::Attach(name, e));
+        }
+        if !hooks.wait_exec {
+            child.exec_pipe = Some(fds[0]);
+            return Ok(child);
+        }
+        match read_exec_error(fds[0]) {
+            None => Ok(child),
+            Some(errno) => {
+                let _ = child.reap();
+                child.restore_mask();
+                Err(exec_failure(name, errno))
             }
         }
-        libc::close(fds[0]);
-        let child = Child { pid, old_mask, set };
-        if n == 4 {
-            let errno = i32::from_ne_bytes(buf);
-            let _ = child.wait(None);
-            child.restore_mask();
-            let e = std::io::Error::from_raw_os_error(errno);
-            return Err(match errno {
-                libc::EACCES => SpawnError::NotExecutable(name),
-                _ => SpawnError::Exec(name, e),
-            });
+    }
+}
+
+/// Reads the errno a failed exec left in the pipe (closes it). None when
+/// the exec succeeded (the close-on-exec pipe closed empty).
+fn read_exec_error(fd: libc::c_int) -> Option<i32> {
+    let mut buf = [0u8; 4];
+    // SAFETY: reading into a local buffer from our pipe, then closing it.
+    let n = unsafe {
+        let n = loop {
+            let n = libc::read(fd, buf.as_mut_ptr().cast(), 4);
+            if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
+                break n;
+            }
+        };
+        libc::close(fd);
+        n
+    };
+    (n == 4).then(|| i32::from_ne_bytes(buf))
+}
+
+fn exec_failure(name: String, errno: i32) -> SpawnError {
+    match errno {
+        libc::EACCES => SpawnError::NotExecutable(name),
+        _ => SpawnError::Exec(name, std::io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// Forwards the signals in [`FORWARDED`] sent to roar to one process, and
+/// applies a timeout to it, on a thread of its own, until stopped.
+pub struct Forwarder {
+    thread: Option<std::thread::JoinHandle<bool>>,
+}
+
+impl Forwarder {
+    /// Starts forwarding to `pid`. The signals must already be blocked (as
+    /// [`spawn`] leaves them), so that only this thread takes them.
+    pub fn start(pid: libc::pid_t, timeout: Option<Duration>) -> Forwarder {
+        let thread = std::thread::Builder::new()
+            .name("roar-signals".into())
+            .spawn(move || forward(pid, timeout))
+            .ok();
+        Forwarder { thread }
+    }
+
+    /// Stops forwarding; returns whether the timeout fired.
+    pub fn stop(mut self) -> bool {
+        let Some(t) = self.thread.take() else {
+            return false;
+        };
+        // SAFETY: signalling our own thread, which is alive until it sees it.
+        unsafe {
+            use std::os::unix::thread::JoinHandleExt;
+            libc::pthread_kill(t.as_pthread_t(), wake_signal());
         }
-        Ok(child)
+        t.join().unwrap_or(false)
+    }
+}
+
+fn forward(pid: libc::pid_t, timeout: Option<Duration>) -> bool {
+    let start = Instant::now();
+    let mut timed_out = false;
+    let mut kill_at: Option<Instant> = None;
+    // SAFETY: building a sigset on the stack.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::sigaddset(&mut set, wake_signal());
+        set
+    };
+    let me = std::process::id() as libc::pid_t;
+    loop {
+        let deadline = match (timeout, kill_at) {
+            (_, Some(k)) => Some(k),
+            (Some(t), None) => Some(start + t),
+            (None, None) => None,
+        };
+        let wait_for = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if let Some(w) = wait_for
+            && w.is_zero()
+        {
+            if kill_at.is_none() {
+                timed_out = true;
+                // SAFETY: kill(2) on the command's pid.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                kill_at = Some(Instant::now() + KILL_GRACE);
+            } else {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                kill_at = Some(Instant::now() + Duration::from_secs(3600));
+            }
+            continue;
+        }
+        // SAFETY: siginfo_t and timespec are POD; the set is ours.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let w = wait_for.unwrap_or(Duration::from_secs(3600));
+            let ts = libc::timespec {
+                tv_sec: w.as_secs() as libc::time_t,
+                tv_nsec: w.subsec_nanos() as libc::c_long,
+            };
+            let sig = libc::sigtimedwait(&set, &mut info, &ts);
+            if sig == wake_signal() && info.si_pid() == me {
+                return timed_out;
+            }
+            // A terminal's ^C reaches the whole process group already
+            // (si_code SI_KERNEL); forward only what was sent to us.
+            if sig > 0 && sig != wake_signal() && info.si_code <= 0 {
+                libc::kill(pid, sig);
+            }
+        }
     }
 }
 
@@ -224,80 +367,53 @@ impl Child {
     /// Waits for the command, forwarding signals sent to roar and applying
     /// the timeout. Returns how it ended and whether the timeout fired.
     pub fn wait(&self, timeout: Option<Duration>) -> (Ended, bool) {
-        let start = Instant::now();
-        let mut timed_out = false;
-        let mut kill_at: Option<Instant> = None;
+        let fwd = Forwarder::start(self.pid, timeout);
+        let ended = self.reap();
+        (ended, fwd.stop())
+    }
+
+    /// Blocks until the command has ended and returns how.
+    fn reap(&self) -> Ended {
         loop {
-            if let Some(ended) = self.try_reap() {
-                return (ended, timed_out);
-            }
-            let deadline = match (timeout, kill_at) {
-                (_, Some(k)) => Some(k),
-                (Some(t), None) => Some(start + t),
-                (None, None) => None,
-            };
-            let wait_for = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if let Some(w) = wait_for
-                && w.is_zero()
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid out pointer.
+            let r = unsafe { libc::waitpid(self.pid, &mut status, 0) };
+            if r == self.pid {
+                if libc::WIFEXITED(status) {
+                    return Ended::Code(libc::WEXITSTATUS(status));
+                }
+                if libc::WIFSIGNALED(status) {
+                    return Ended::Signal(libc::WTERMSIG(status));
+                }
+            } else if r < 0
+                && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
             {
-                if kill_at.is_none() {
-                    timed_out = true;
-                    self.signal(libc::SIGTERM);
-                    kill_at = Some(Instant::now() + KILL_GRACE);
-                } else {
-                    self.signal(libc::SIGKILL);
-                    kill_at = Some(Instant::now() + Duration::from_secs(3600));
-                }
-                continue;
-            }
-            // SAFETY: siginfo_t and timespec are POD; the set is ours.
-            unsafe {
-                let mut info: libc::siginfo_t = std::mem::zeroed();
-                let w = wait_for.unwrap_or(Duration::from_secs(3600));
-                let ts = libc::timespec {
-                    tv_sec: w.as_secs() as libc::time_t,
-                    tv_nsec: w.subsec_nanos() as libc::c_long,
-                };
-                let sig = libc::sigtimedwait(&self.set, &mut info, &ts);
-                if sig > 0 && sig != libc::SIGCHLD {
-                    // A terminal's ^C reaches the whole process group already
-                    // (si_code SI_KERNEL); forward only what was sent to us.
-                    if info.si_code <= 0 {
-                        self.signal(sig);
-                    }
-                }
+                // Already reaped elsewhere: nothing more to learn.
+                return Ended::Code(255);
             }
         }
     }
 
-    fn try_reap(&self) -> Option<Ended> {
-        let mut status = 0;
-        // SAFETY: waitpid on our own child with a valid out pointer.
-        let r = unsafe { libc::waitpid(self.pid, &mut status, libc::WNOHANG) };
-        if r == self.pid {
-            if libc::WIFEXITED(status) {
-                return Some(Ended::Code(libc::WEXITSTATUS(status)));
-            }
-            if libc::WIFSIGNALED(status) {
-                return Some(Ended::Signal(libc::WTERMSIG(status)));
-            }
-        }
-        if r < 0 {
-            // Already reaped elsewhere: nothing more to learn.
-            return Some(Ended::Code(255));
-        }
-        None
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        // SAFETY: kill(2) on our child's pid.
-        unsafe { libc::kill(self.pid, sig) };
+    /// After the command ended: the exec failure it reported, if its exec
+    /// failed (only for spawns that did not wait for the exec).
+    pub fn exec_error(&mut self) -> Option<SpawnError> {
+        let fd = self.exec_pipe.take()?;
+        read_exec_error(fd).map(|errno| exec_failure(self.name.clone(), errno))
     }
 
     /// Gives roar its original signal mask back.
     pub fn restore_mask(&self) {
         // SAFETY: restoring a mask we saved.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        if let Some(fd) = self.exec_pipe.take() {
+            // SAFETY: closing our pipe fd.
+            unsafe { libc::close(fd) };
+        }
     }
 }
 

@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use tracer_wire::{Decoder, Event, ExitStatus, FLAG_PATH_TRUNCATED, FileStat, exec_flags};
+use tracer_wire::{
+    Decoder, Event, ExitStatus, FLAG_PATH_TRUNCATED, FileStat, LossReason, exec_flags,
+};
 
 use crate::paths::normalize;
 
@@ -82,7 +84,8 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
     let mut items: Vec<Item<'_>> = Vec::new();
     for (i, (name, bytes)) in streams.iter().enumerate() {
         let mut seqs = Vec::new();
-        for r in Decoder::new(bytes) {
+        let mut dec = Decoder::new(bytes);
+        while let Some(r) = dec.next() {
             match r {
                 Ok(rec) => {
                     seqs.push(rec.header.seq);
@@ -94,9 +97,14 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     });
                 }
                 Err(e) => {
-                    s.warnings.push(format!(
-                        "trace stream {name} is damaged ({e}); the rest of it was not read"
-                    ));
+                    // A memory-mapped stream whose writer was killed ends in
+                    // the zeros it had reserved: that is its end, not damage.
+                    let rest = &bytes[dec.position().min(bytes.len())..];
+                    if !rest.iter().all(|b| *b == 0) {
+                        s.warnings.push(format!(
+                            "trace stream {name} is damaged ({e}); the rest of it was not read"
+                        ));
+                    }
                 }
             }
         }
@@ -253,6 +261,24 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
             }
             Event::Write { path } => {
                 touch(&mut s.files, path, order).written = true;
+            }
+            Event::Loss {
+                reason: LossReason::ForeignAbi,
+                count,
+            } => {
+                s.warnings.push(format!(
+                    "process {} made {count} 32-bit (ia32/x32) system calls, which roar does not decode: what they accessed is not recorded",
+                    h.pid
+                ));
+            }
+            Event::Loss {
+                reason: LossReason::IoUring,
+                ..
+            } => {
+                s.warnings.push(format!(
+                    "process {} used io_uring: files it reads or writes through the ring are not recorded",
+                    h.pid
+                ));
             }
             Event::Loss { reason, count } => {
                 s.warnings

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tests::{Sandbox, output, parse_json, roar_bin, roar_command, runs_of, unescape_path};
 
 /// The backends every fixture runs under. Add "ptrace" and "ebpf" here.
-const BACKENDS: &[&str] = &["preload"];
+const BACKENDS: &[&str] = &["preload", "ptrace"];
 
 /// Something to do in the sandbox before the traced command runs.
 enum Setup {
@@ -878,23 +878,40 @@ fn missing_preload_library_is_explained() {
     assert!(!sb.join("ran.txt").exists());
 }
 
-/// A child left running when the command exits is not followed any further:
-/// the run says so and is marked incomplete.
+/// A child left running when the command exits. Preload stops recording at
+/// the command's exit: the run says so and is marked incomplete. Ptrace
+/// cannot let a tracee go (its traced calls would fail with ENOSYS), so it
+/// follows the child to its end, says so on stderr, and records it in full.
 #[test]
 fn lingering_child_is_reported() {
     for &backend in BACKENDS {
         let sb = Sandbox::new();
+        let start = Instant::now();
         let out = sb.run(
             backend,
-            &["sh", "-c", "sleep 3 >/dev/null 2>&1 & echo started"],
+            &["sh", "-c", "sleep 1 >/dev/null 2>&1 & echo started"],
         );
         assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        assert_eq!(out.stdout, b"started\n", "[{backend}]");
         let run = sb.show_json("latest");
-        assert_eq!(run["complete"], false, "[{backend}] {run:#}");
-        assert!(
-            run["warnings"].to_string().contains("still running"),
-            "[{backend}] {run:#}"
-        );
+        let warnings = run["warnings"].to_string();
+        if backend == "ptrace" {
+            assert!(start.elapsed() >= Duration::from_millis(900), "[{backend}]");
+            assert_eq!(run["complete"], true, "[{backend}] {run:#}");
+            assert!(warnings.contains("outlived"), "[{backend}] {run:#}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("left running"), "[{backend}] {err}");
+            let sleep = run["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["argv"][0] == "sleep")
+                .unwrap_or_else(|| panic!("[{backend}] no sleep process: {run:#}"));
+            assert_eq!(sleep["exit_code"], 0, "[{backend}] {run:#}");
+        } else {
+            assert_eq!(run["complete"], false, "[{backend}] {run:#}");
+            assert!(warnings.contains("still running"), "[{backend}] {run:#}");
+        }
     }
 }
 

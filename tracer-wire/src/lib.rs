@@ -122,6 +122,12 @@ pub enum LossReason {
     RingBufferFull = 3,
     /// The producer could not read the tracee's memory.
     Unreadable = 4,
+    /// System calls of an ABI the producer does not decode (ia32 or x32
+    /// calls from a 64-bit process); `count` is how many were made.
+    ForeignAbi = 5,
+    /// The process set up io_uring, whose file operations bypass every
+    /// backend; `count` is how many rings it created.
+    IoUring = 6,
     /// Anything else; the count says how many.
     Other = 255,
 }
@@ -133,6 +139,8 @@ impl LossReason {
             2 => Self::RecordTooLarge,
             3 => Self::RingBufferFull,
             4 => Self::Unreadable,
+            5 => Self::ForeignAbi,
+            6 => Self::IoUring,
             255 => Self::Other,
             _ => return None,
         })

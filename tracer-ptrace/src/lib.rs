@@ -1,0 +1,956 @@
+//! The ptrace backend: follows a command and every process and thread it
+//! starts through the kernel's syscall interface, and writes what they did
+//! as `tracer-wire` records, the same events the preload shim produces.
+//!
+//! It sees what LD_PRELOAD cannot: static and Go binaries, raw `syscall()`,
+//! programs that clear their environment. To stay cheap, a seccomp filter
+//! stops the tracee only for the file and process calls listed in
+//! [`filter::TRACED`]; everything else runs untouched.
+//!
+//! Use: [`Prepared::new`] before fork; [`Prepared::in_child`] in the child
+//! between fork and exec (it waits until the parent has attached, then
+//! installs the filter); [`Prepared::attach`] in the parent right after
+//! fork; then [`Tracer::run`] on the same thread until every tracee is gone.
+//!
+//! Paths are resolved to absolute ones the way the kernel resolves them for
+//! the tracee: relative to its working directory, or to the directory a
+//! dirfd names in its fd table (read from `/proc/TID/fd`, which is exact for
+//! duplicated, inherited and passed fds alike, so `dup`/`close` need no
+//! tracing).
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::CString;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use libc::{c_int, pid_t};
+use tracer_wire::{
+    Args, Event, ExitStatus, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, FileStat, LossReason,
+    StartCause,
+};
+
+pub mod filter;
+mod sink;
+mod tracee;
+
+use filter::{AUDIT_ARCH_X86_64, DATA_FOREIGN};
+use sink::{Sink, now_ns, realtime_ns};
+pub use tracee::Stopped;
+use tracee::{PATH_MAX, Read};
+
+/// Options set on the command and inherited by everything it starts.
+fn options() -> nix::sys::ptrace::Options {
+    use nix::sys::ptrace::Options as O;
+    O::PTRACE_O_TRACESYSGOOD
+        | O::PTRACE_O_TRACEFORK
+        | O::PTRACE_O_TRACEVFORK
+        | O::PTRACE_O_TRACECLONE
+        | O::PTRACE_O_TRACEEXEC
+        | O::PTRACE_O_TRACESECCOMP
+        | O::PTRACE_O_EXITKILL
+}
+
+/// Set up before fork: the filter program and the pipe the child waits on.
+pub struct Prepared {
+    prog: Vec<libc::sock_filter>,
+    gate: [c_int; 2],
+}
+
+impl Prepared {
+    pub fn new() -> io::Result<Prepared> {
+        let mut gate = [-1; 2];
+        // SAFETY: pipe2 writes two fds into the array.
+        if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Prepared {
+            prog: filter::program(),
+            gate,
+        })
+    }
+
+    /// In the forked child, before exec: waits until the parent attached,
+    /// then installs the filter. Only system calls; returns an errno.
+    pub fn in_child(&self) -> Result<(), c_int> {
+        let mut b = [0u8; 1];
+        // SAFETY: closing our copy of the write end; reading one byte into
+        // a local buffer.
+        let n = unsafe {
+            libc::close(self.gate[1]);
+            loop {
+                let n = libc::read(self.gate[0], b.as_mut_ptr().cast(), 1);
+                if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
+                    break n;
+                }
+            }
+        };
+        if n != 1 {
+            // The parent could not attach: run nothing untraced.
+            return Err(libc::EPERM);
+        }
+        filter::install(&self.prog)
+    }
+
+    /// In the parent, right after fork: seizes `pid` with the options, then
+    /// lets the child go on to exec. Records go to `trace` (created).
+    pub fn attach(&self, pid: pid_t, trace: &Path) -> io::Result<Tracer> {
+        nix::sys::ptrace::seize(nix::unistd::Pid::from_raw(pid), options())
+            .map_err(|e| io::Error::other(format!("ptrace(PTRACE_SEIZE) failed: {e}")))?;
+        let sink = Sink::create(trace)?;
+        // SAFETY: writing one byte from a local to our pipe.
+        let n = unsafe { libc::write(self.gate[1], [1u8].as_ptr().cast(), 1) };
+        if n != 1 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut t = Tracer {
+            outlived: Vec::new(),
+            sink,
+            root: pid,
+            root_status: None,
+            tasks: HashMap::new(),
+            procs: HashMap::new(),
+            early: HashSet::new(),
+            expected: HashSet::new(),
+        };
+        t.tasks.insert(pid, Task::new(pid));
+        t.procs.insert(
+            pid,
+            Proc {
+                ppid: std::process::id(),
+                ..Proc::default()
+            },
+        );
+        Ok(t)
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        for fd in self.gate {
+            // SAFETY: closing our own pipe fds.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// One traced thread.
+struct Task {
+    tgid: pid_t,
+    /// A call stopped at entry whose result is needed at exit.
+    pending: Option<Pending>,
+}
+
+impl Task {
+    fn new(tgid: pid_t) -> Self {
+        Task {
+            tgid,
+            pending: None,
+        }
+    }
+}
+
+/// One traced process (thread group).
+#[derive(Default, Clone)]
+struct Proc {
+    ppid: u32,
+    exe: Vec<u8>,
+    /// NUL-separated, as in the wire format.
+    argv: Vec<u8>,
+    /// Working directory, once read; reset by chdir.
+    cwd: Option<Vec<u8>>,
+    foreign_calls: u64,
+    io_uring: u64,
+}
+
+/// What a call stopped at entry will be reported as at exit.
+enum Pending {
+    Open {
+        path: Vec<u8>,
+        flags: i32,
+        mode: u32,
+        trunc: bool,
+    },
+    /// `open_by_handle_at`: the path is known only from the new fd.
+    OpenHandle {
+        flags: i32,
+    },
+    Rename {
+        old: Vec<u8>,
+        new: Vec<u8>,
+        flags: u32,
+        trunc: bool,
+    },
+    Link {
+        old: Vec<u8>,
+        new: Vec<u8>,
+        trunc: bool,
+    },
+    Symlink {
+        target: Vec<u8>,
+        link: Vec<u8>,
+        trunc: bool,
+    },
+    Unlink {
+        path: Vec<u8>,
+        dir: bool,
+        trunc: bool,
+    },
+    Truncate {
+        path: Vec<u8>,
+        length: u64,
+        trunc: bool,
+    },
+    Mkdir {
+        path: Vec<u8>,
+        mode: u32,
+        trunc: bool,
+    },
+    Chdir,
+    Exec {
+        path: Vec<u8>,
+        argv: Vec<u8>,
+        flags: u32,
+    },
+    /// A call that writes data into this fd (copy_file_range, sendfile, splice).
+    WriteFd {
+        fd: i32,
+    },
+}
+
+/// How a traced command ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The command's own exit status (None if it was never seen).
+    pub status: Option<ExitStatus>,
+    /// Processes still running when the command exited, followed until they
+    /// ended too.
+    pub outlived: Vec<u32>,
+}
+
+/// Follows the command until it and everything it started have exited.
+pub struct Tracer {
+    outlived: Vec<u32>,
+    sink: Sink,
+    root: pid_t,
+    root_status: Option<ExitStatus>,
+    tasks: HashMap<pid_t, Task>,
+    procs: HashMap<pid_t, Proc>,
+    /// New tasks whose first stop came before their parent's fork event:
+    /// held stopped until the parent's event names them.
+    early: HashSet<pid_t>,
+    /// New tasks named by a fork event whose first stop has not come yet.
+    expected: HashSet<pid_t>,
+}
+
+fn status_of(raw: c_int) -> Option<ExitStatus> {
+    if libc::WIFEXITED(raw) {
+        Some(ExitStatus::Code(libc::WEXITSTATUS(raw)))
+    } else if libc::WIFSIGNALED(raw) {
+        Some(ExitStatus::Signal(libc::WTERMSIG(raw)))
+    } else {
+        None
+    }
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn proc_path(tid: pid_t, rest: &str) -> String {
+    format!("/proc/{tid}/{rest}")
+}
+
+fn readlink(p: &str) -> Option<Vec<u8>> {
+    std::fs::read_link(p)
+        .ok()
+        .map(|l| l.as_os_str().as_bytes().to_vec())
+}
+
+fn stat(p: &[u8]) -> Option<FileStat> {
+    let c = CString::new(p).ok()?;
+    // SAFETY: stat into a zeroed struct from a NUL-terminated path.
+    let st = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::stat(c.as_ptr(), &mut st) != 0 {
+            return None;
+        }
+        st
+    };
+    Some(FileStat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        mode: st.st_mode,
+    })
+}
+
+/// The path an fd of `tid` names, when it names one (not a pipe or socket).
+fn fd_path(tid: pid_t, fd: i32) -> Option<Vec<u8>> {
+    readlink(&proc_path(tid, &format!("fd/{fd}"))).filter(|p| p.starts_with(b"/"))
+}
+
+fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
+    let mut p = base.to_vec();
+    if !rel.is_empty() {
+        if !p.ends_with(b"/") {
+            p.push(b'/');
+        }
+        p.extend_from_slice(rel);
+    }
+    p
+}
+
+impl Tracer {
+    /// Runs until every tracee has exited. Returns how the command (the
+    /// first process) ended. Must run on the thread that attached.
+    ///
+    /// Processes the command leaves running are followed to their end:
+    /// ptrace cannot let them go, because a tracee whose tracer detaches
+    /// gets ENOSYS from every call its filter traces. `outlived` is told
+    /// their pids once, when the command itself has exited.
+    pub fn run(mut self, outlived: &mut dyn FnMut(&[u32])) -> io::Result<Outcome> {
+        let mut told = false;
+        loop {
+            if !told && self.root_status.is_some() {
+                told = true;
+                let mut left: Vec<u32> = self.procs.keys().map(|p| *p as u32).collect();
+                if !left.is_empty() {
+                    left.sort_unstable();
+                    outlived(&left);
+                    self.outlived = left;
+                }
+            }
+            let mut raw: c_int = 0;
+            // SAFETY: waitpid with a valid status pointer.
+            let tid = unsafe { libc::waitpid(-1, &mut raw, libc::__WALL) };
+            if tid < 0 {
+                match errno() {
+                    libc::EINTR => continue,
+                    libc::ECHILD => break,
+                    e => return Err(io::Error::from_raw_os_error(e)),
+                }
+            }
+            if let Some(st) = status_of(raw) {
+                self.exited(tid, st);
+                continue;
+            }
+            if !libc::WIFSTOPPED(raw) {
+                continue;
+            }
+            let stop = Stopped::new(tid);
+            let sig = libc::WSTOPSIG(raw);
+            let event = (raw >> 16) & 0xff;
+            if sig == libc::SIGTRAP | 0x80 {
+                self.syscall_exit(stop);
+                continue;
+            }
+            match event {
+                libc::PTRACE_EVENT_SECCOMP => self.seccomp(stop),
+                libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
+                    self.new_task(stop, event)
+                }
+                libc::PTRACE_EVENT_EXEC => self.exec(stop),
+                libc::PTRACE_EVENT_STOP => self.event_stop(stop, sig),
+                0 => {
+                    // Signal-delivery stop: deliver it, exactly as untraced.
+                    self.resume(stop, sig);
+                }
+                _ => self.resume(stop, 0),
+            }
+        }
+        let now = now_ns();
+        let leftover: Vec<(pid_t, Proc)> = self.procs.drain().collect();
+        for (pid, p) in leftover {
+            Self::report_blind(&mut self.sink, now, pid, &p);
+        }
+        self.sink.finish(now, self.root as u32)?;
+        Ok(Outcome {
+            status: self.root_status,
+            outlived: self.outlived,
+        })
+    }
+
+    fn resume(&mut self, stop: Stopped, sig: i32) {
+        let pending = self
+            .tasks
+            .get(&stop.tid())
+            .is_some_and(|t| t.pending.is_some());
+        if pending {
+            stop.to_syscall_exit(sig);
+        } else {
+            stop.cont(sig);
+        }
+    }
+
+    fn tgid(&self, tid: pid_t) -> pid_t {
+        self.tasks.get(&tid).map_or(tid, |t| t.tgid)
+    }
+
+    fn emit(&mut self, tid: pid_t, flags: u32, ev: &Event<'_>) {
+        let pid = self.tgid(tid) as u32;
+        self.sink.emit(now_ns(), pid, tid as u32, flags, ev);
+    }
+
+    fn report_blind(sink: &mut Sink, ts: u64, pid: pid_t, p: &Proc) {
+        for (reason, count) in [
+            (LossReason::ForeignAbi, p.foreign_calls),
+            (LossReason::IoUring, p.io_uring),
+        ] {
+            if count > 0 {
+                sink.emit(
+                    ts,
+                    pid as u32,
+                    pid as u32,
+                    0,
+                    &Event::Loss { reason, count },
+                );
+            }
+        }
+    }
+
+    fn exited(&mut self, tid: pid_t, st: ExitStatus) {
+        self.early.remove(&tid);
+        self.expected.remove(&tid);
+        let Some(task) = self.tasks.remove(&tid) else {
+            return;
+        };
+        if tid == self.root {
+            self.root_status = Some(st);
+        }
+        if task.tgid == tid {
+            self.sink.emit(
+                now_ns(),
+                tid as u32,
+                tid as u32,
+                0,
+                &Event::Exit { status: st },
+            );
+            if let Some(p) = self.procs.remove(&tid) {
+                Self::report_blind(&mut self.sink, now_ns(), tid, &p);
+            }
+        }
+    }
+
+    /// A `PTRACE_EVENT_STOP`: the first stop of a new task, or a group-stop.
+    fn event_stop(&mut self, stop: Stopped, sig: i32) {
+        let tid = stop.tid();
+        if self.expected.remove(&tid) {
+            stop.cont(0);
+            return;
+        }
+        if !self.tasks.contains_key(&tid) {
+            // Its parent's fork event has not been read yet: hold it.
+            self.early.insert(tid);
+            return;
+        }
+        match sig {
+            libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => stop.listen(),
+            _ => stop.cont(0),
+        }
+    }
+
+    fn new_task(&mut self, stop: Stopped, event: c_int) {
+        let parent = stop.tid();
+        let Ok(new) = stop.event_msg() else {
+            self.resume(stop, 0);
+            return;
+        };
+        let new = new as pid_t;
+        let thread = event == libc::PTRACE_EVENT_CLONE
+            && clone_flags(&stop) & libc::CLONE_THREAD as u64 != 0;
+        let ptgid = self.tgid(parent);
+        if thread {
+            self.tasks.insert(new, Task::new(ptgid));
+        } else {
+            self.tasks.insert(new, Task::new(new));
+            let mut p = self.procs.get(&ptgid).cloned().unwrap_or_default();
+            p.ppid = ptgid as u32;
+            p.foreign_calls = 0;
+            p.io_uring = 0;
+            let cwd = self.cwd_of(ptgid, parent);
+            p.cwd = Some(cwd.clone());
+            self.sink.emit(
+                now_ns(),
+                new as u32,
+                new as u32,
+                0,
+                &Event::ProcessStart {
+                    ppid: ptgid as u32,
+                    cause: StartCause::Fork,
+                    realtime_ns: realtime_ns(),
+                    exe: &p.exe,
+                    exe_stat: None,
+                    argv: Args(&p.argv),
+                    cwd: &cwd,
+                },
+            );
+            self.procs.insert(new, p);
+        }
+        if self.early.remove(&new) {
+            Stopped::new(new).cont(0);
+        } else {
+            self.expected.insert(new);
+        }
+        self.resume(stop, 0);
+    }
+
+    fn exec(&mut self, stop: Stopped) {
+        let tid = stop.tid();
+        // The thread that called exec may not be the leader; after exec it
+        // is, under the leader's id.
+        let former = stop.event_msg().map_or(tid, |f| f as pid_t);
+        let mut pending = self.tasks.get_mut(&former).and_then(|t| t.pending.take());
+        if pending.is_none() {
+            pending = self.tasks.get_mut(&tid).and_then(|t| t.pending.take());
+        }
+        if former != tid {
+            self.tasks.remove(&former);
+        }
+        self.tasks.insert(tid, Task::new(tid));
+        let (path, argv, mut flags) = match pending {
+            Some(Pending::Exec { path, argv, flags }) => (path, argv, flags),
+            _ => {
+                let argv = std::fs::read(proc_path(tid, "cmdline")).unwrap_or_default();
+                (Vec::new(), argv, 0)
+            }
+        };
+        let exe_link = proc_path(tid, "exe");
+        let exe = readlink(&exe_link).unwrap_or_else(|| path.clone());
+        let exe_stat = stat(exe_link.as_bytes());
+        let cwd = self.cwd_of(tid, tid);
+        let path = if path.is_empty() { exe.clone() } else { path };
+        self.emit(
+            tid,
+            flags,
+            &Event::Exec {
+                result: 0,
+                flags: 0,
+                path: &path,
+                argv: Args(&argv),
+            },
+        );
+        flags &= FLAG_ARGV_TRUNCATED;
+        let ppid = self.procs.get(&tid).map_or(0, |p| p.ppid);
+        self.sink.emit(
+            now_ns(),
+            tid as u32,
+            tid as u32,
+            flags,
+            &Event::ProcessStart {
+                ppid,
+                cause: StartCause::Exec,
+                realtime_ns: realtime_ns(),
+                exe: &exe,
+                exe_stat,
+                argv: Args(&argv),
+                cwd: &cwd,
+            },
+        );
+        let p = self.procs.entry(tid).or_default();
+        p.exe = exe;
+        p.argv = argv;
+        stop.cont(0);
+    }
+
+    /// The working directory of process `tgid`, read through thread `tid`.
+    fn cwd_of(&mut self, tgid: pid_t, tid: pid_t) -> Vec<u8> {
+        if let Some(c) = self.procs.get(&tgid).and_then(|p| p.cwd.clone()) {
+            return c;
+        }
+        let c = readlink(&proc_path(tid, "cwd")).unwrap_or_else(|| b"/".to_vec());
+        if let Some(p) = self.procs.get_mut(&tgid) {
+            p.cwd = Some(c.clone());
+        }
+        c
+    }
+
+    /// Reads the path argument at `addr` and makes it absolute against
+    /// `dirfd` (or the cwd for `AT_FDCWD`). None when it cannot be read, in
+    /// which case the kernel fails the call with EFAULT too.
+    fn path_at(&mut self, stop: &Stopped, dirfd: i32, addr: u64) -> Option<(Vec<u8>, bool)> {
+        let Read { bytes, truncated } = stop.read_cstr(addr, PATH_MAX).ok()?;
+        if bytes.starts_with(b"/") {
+            return Some((bytes, truncated));
+        }
+        let tid = stop.tid();
+        let base = if dirfd == libc::AT_FDCWD {
+            let tgid = self.tgid(tid);
+            self.cwd_of(tgid, tid)
+        } else {
+            fd_path(tid, dirfd)?
+        };
+        Some((join(&base, &bytes), truncated))
+    }
+
+    fn seccomp(&mut self, stop: Stopped) {
+        let tid = stop.tid();
+        // A task we never saw created (cannot happen with the options set)
+        // is adopted as its own process.
+        self.tasks.entry(tid).or_insert_with(|| Task::new(tid));
+        let Ok(info) = stop.syscall_info() else {
+            self.resume(stop, 0);
+            return;
+        };
+        if info.op != libc::PTRACE_SYSCALL_INFO_SECCOMP {
+            self.resume(stop, 0);
+            return;
+        }
+        // SAFETY: op says the seccomp member is the one filled in.
+        let sc = unsafe { info.u.seccomp };
+        if sc.ret_data as u16 == DATA_FOREIGN || info.arch != AUDIT_ARCH_X86_64 {
+            let tgid = self.tgid(tid);
+            self.procs.entry(tgid).or_default().foreign_calls += 1;
+            self.resume(stop, 0);
+            return;
+        }
+        let pending = self.decode(&stop, sc.nr as libc::c_long, &sc.args);
+        if let Some(t) = self.tasks.get_mut(&tid) {
+            t.pending = pending;
+        }
+        self.resume(stop, 0);
+    }
+
+    /// Turns a call stopped at entry into what to report at its exit.
+    fn decode(&mut self, stop: &Stopped, nr: libc::c_long, a: &[u64; 6]) -> Option<Pending> {
+        use libc::AT_FDCWD as CWD;
+        let fd = |v: u64| v as i32;
+        let open = |s: &mut Self, dirfd, addr, flags: i32, mode: u32| {
+            let (path, trunc) = s.path_at(stop, dirfd, addr)?;
+            Some(Pending::Open {
+                path,
+                flags,
+                mode,
+                trunc,
+            })
+        };
+        let two = |s: &mut Self, d1, p1, d2, p2| {
+            let (old, t1) = s.path_at(stop, d1, p1)?;
+            let (new, t2) = s.path_at(stop, d2, p2)?;
+            Some((old, new, t1 || t2))
+        };
+        match nr {
+            libc::SYS_open => open(self, CWD, a[0], a[1] as i32, a[2] as u32),
+            libc::SYS_openat => open(self, fd(a[0]), a[1], a[2] as i32, a[3] as u32),
+            libc::SYS_creat => open(
+                self,
+                CWD,
+                a[0],
+                libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC,
+                a[1] as u32,
+            ),
+            libc::SYS_openat2 => {
+                // struct open_how { u64 flags; u64 mode; u64 resolve; }
+                let mut how = [0u8; 16];
+                stop.read_exact(a[2], &mut how).ok()?;
+                let flags = u64::from_ne_bytes(how[..8].try_into().ok()?) as i32;
+                let mode = u64::from_ne_bytes(how[8..].try_into().ok()?) as u32;
+                open(self, fd(a[0]), a[1], flags, mode)
+            }
+            libc::SYS_open_by_handle_at => Some(Pending::OpenHandle { flags: a[2] as i32 }),
+            libc::SYS_rename => {
+                let (old, new, trunc) = two(self, CWD, a[0], CWD, a[1])?;
+                Some(Pending::Rename {
+                    old,
+                    new,
+                    flags: 0,
+                    trunc,
+                })
+            }
+            libc::SYS_renameat | libc::SYS_renameat2 => {
+                let (old, new, trunc) = two(self, fd(a[0]), a[1], fd(a[2]), a[3])?;
+                let flags = if nr == libc::SYS_renameat2 {
+                    a[4] as u32
+                } else {
+                    0
+                };
+                Some(Pending::Rename {
+                    old,
+                    new,
+                    flags,
+                    trunc,
+                })
+            }
+            libc::SYS_link => {
+                let (old, new, trunc) = two(self, CWD, a[0], CWD, a[1])?;
+                Some(Pending::Link { old, new, trunc })
+            }
+            libc::SYS_linkat => {
+                let (old, new, trunc) = two(self, fd(a[0]), a[1], fd(a[2]), a[3])?;
+                Some(Pending::Link { old, new, trunc })
+            }
+            libc::SYS_symlink | libc::SYS_symlinkat => {
+                let target = stop.read_cstr(a[0], PATH_MAX).ok()?;
+                let (dirfd, addr) = if nr == libc::SYS_symlink {
+                    (CWD, a[1])
+                } else {
+                    (fd(a[1]), a[2])
+                };
+                let (link, trunc) = self.path_at(stop, dirfd, addr)?;
+                Some(Pending::Symlink {
+                    target: target.bytes,
+                    link,
+                    trunc: trunc || target.truncated,
+                })
+            }
+            libc::SYS_unlink | libc::SYS_rmdir => {
+                let (path, trunc) = self.path_at(stop, CWD, a[0])?;
+                Some(Pending::Unlink {
+                    path,
+                    dir: nr == libc::SYS_rmdir,
+                    trunc,
+                })
+            }
+            libc::SYS_unlinkat => {
+                let (path, trunc) = self.path_at(stop, fd(a[0]), a[1])?;
+                Some(Pending::Unlink {
+                    path,
+                    dir: a[2] as i32 & libc::AT_REMOVEDIR != 0,
+                    trunc,
+                })
+            }
+            libc::SYS_truncate => {
+                let (path, trunc) = self.path_at(stop, CWD, a[0])?;
+                Some(Pending::Truncate {
+                    path,
+                    length: a[1],
+                    trunc,
+                })
+            }
+            libc::SYS_ftruncate => Some(Pending::Truncate {
+                path: fd_path(stop.tid(), fd(a[0]))?,
+                length: a[1],
+                trunc: false,
+            }),
+            libc::SYS_mkdir => {
+                let (path, trunc) = self.path_at(stop, CWD, a[0])?;
+                Some(Pending::Mkdir {
+                    path,
+                    mode: a[1] as u32,
+                    trunc,
+                })
+            }
+            libc::SYS_mkdirat => {
+                let (path, trunc) = self.path_at(stop, fd(a[0]), a[1])?;
+                Some(Pending::Mkdir {
+                    path,
+                    mode: a[2] as u32,
+                    trunc,
+                })
+            }
+            libc::SYS_chdir | libc::SYS_fchdir => Some(Pending::Chdir),
+            libc::SYS_execve | libc::SYS_execveat => {
+                let (dirfd, addr, argv_at) = if nr == libc::SYS_execve {
+                    (CWD, a[0], a[1])
+                } else {
+                    (fd(a[0]), a[1], a[2])
+                };
+                let (path, trunc) = self.path_at(stop, dirfd, addr)?;
+                let argv = stop.read_argv(argv_at).ok()?;
+                let mut flags = 0;
+                if trunc {
+                    flags |= FLAG_PATH_TRUNCATED;
+                }
+                if argv.truncated {
+                    flags |= FLAG_ARGV_TRUNCATED;
+                }
+                Some(Pending::Exec {
+                    path,
+                    argv: argv.bytes,
+                    flags,
+                })
+            }
+            libc::SYS_copy_file_range | libc::SYS_splice => Some(Pending::WriteFd { fd: fd(a[2]) }),
+            libc::SYS_sendfile => Some(Pending::WriteFd { fd: fd(a[0]) }),
+            libc::SYS_io_uring_setup => {
+                let tgid = self.tgid(stop.tid());
+                self.procs.entry(tgid).or_default().io_uring += 1;
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn syscall_exit(&mut self, stop: Stopped) {
+        let tid = stop.tid();
+        let Some(pending) = self.tasks.get_mut(&tid).and_then(|t| t.pending.take()) else {
+            stop.cont(0);
+            return;
+        };
+        let result = match stop.syscall_info() {
+            // SAFETY: op says the exit member is the one filled in.
+            Ok(i) if i.op == libc::PTRACE_SYSCALL_INFO_EXIT => unsafe { i.u.exit.sval },
+            _ => {
+                stop.cont(0);
+                return;
+            }
+        };
+        let r = result as i32;
+        let pt = |t: bool| if t { FLAG_PATH_TRUNCATED } else { 0 };
+        match pending {
+            Pending::Open {
+                path,
+                flags,
+                mode,
+                trunc,
+            } => {
+                let stat = (r >= 0)
+                    .then(|| stat(proc_path(tid, &format!("fd/{r}")).as_bytes()))
+                    .flatten();
+                self.emit(
+                    tid,
+                    pt(trunc),
+                    &Event::Open {
+                        flags,
+                        mode,
+                        result: r,
+                        stat,
+                        path: &path,
+                    },
+                );
+            }
+            Pending::OpenHandle { flags } => {
+                if r >= 0
+                    && let Some(path) = fd_path(tid, r)
+                {
+                    let stat = stat(&path);
+                    self.emit(
+                        tid,
+                        0,
+                        &Event::Open {
+                            flags,
+                            mode: 0,
+                            result: r,
+                            stat,
+                            path: &path,
+                        },
+                    );
+                }
+            }
+            Pending::Rename {
+                old,
+                new,
+                flags,
+                trunc,
+            } => self.emit(
+                tid,
+                pt(trunc),
+                &Event::Rename {
+                    flags,
+                    result: r,
+                    old: &old,
+                    new: &new,
+                },
+            ),
+            Pending::Link { old, new, trunc } => self.emit(
+                tid,
+                pt(trunc),
+                &Event::Link {
+                    result: r,
+                    old: &old,
+                    new: &new,
+                },
+            ),
+            Pending::Symlink {
+                target,
+                link,
+                trunc,
+            } => self.emit(
+                tid,
+                pt(trunc),
+                &Event::Symlink {
+                    result: r,
+                    target: &target,
+                    link: &link,
+                },
+            ),
+            Pending::Unlink { path, dir, trunc } => self.emit(
+                tid,
+                pt(trunc),
+                &Event::Unlink {
+                    result: r,
+                    dir,
+                    path: &path,
+                },
+            ),
+            Pending::Truncate {
+                path,
+                length,
+                trunc,
+            } => self.emit(
+                tid,
+                pt(trunc),
+                &Event::Truncate {
+                    result: r,
+                    length,
+                    path: &path,
+                },
+            ),
+            Pending::Mkdir { path, mode, trunc } => self.emit(
+                tid,
+                pt(trunc),
+                &Event::Mkdir {
+                    result: r,
+                    mode,
+                    path: &path,
+                },
+            ),
+            Pending::Chdir => {
+                if r == 0 {
+                    let cwd = readlink(&proc_path(tid, "cwd")).unwrap_or_default();
+                    let tgid = self.tgid(tid);
+                    if let Some(p) = self.procs.get_mut(&tgid) {
+                        p.cwd = Some(cwd.clone());
+                    }
+                    self.emit(
+                        tid,
+                        0,
+                        &Event::Chdir {
+                            result: 0,
+                            path: &cwd,
+                        },
+                    );
+                }
+            }
+            Pending::Exec { path, argv, flags } => {
+                // Reached only when exec failed: success is an exec event.
+                self.emit(
+                    tid,
+                    flags,
+                    &Event::Exec {
+                        result: r,
+                        flags: 0,
+                        path: &path,
+                        argv: Args(&argv),
+                    },
+                );
+            }
+            Pending::WriteFd { fd } => {
+                if r > 0
+                    && let Some(path) = fd_path(tid, fd)
+                {
+                    self.emit(tid, 0, &Event::Write { path: &path });
+                }
+            }
+        }
+        stop.cont(0);
+    }
+}
+
+/// The flags of the clone call `stop` is in (0 when unreadable).
+fn clone_flags(stop: &Stopped) -> u64 {
+    let Ok(regs) = stop.regs() else { return 0 };
+    match regs.orig_rax as libc::c_long {
+        libc::SYS_clone => regs.rdi,
+        libc::SYS_clone3 => {
+            // struct clone_args starts with u64 flags.
+            let mut b = [0u8; 8];
+            match stop.read_exact(regs.rdi, &mut b) {
+                Ok(()) => u64::from_ne_bytes(b),
+                Err(_) => 0,
+            }
+        }
+        _ => 0,
+    }
+}
