@@ -17,6 +17,11 @@ const FIXTURES: &[(&str, &[&str], &str)] = &[
     ("odd_names", &[], "ODD_NAMES"),
     ("temp_then_delete", &[], "TEMP_THEN_DELETE"),
     ("static_write", &["-static"], "STATIC_WRITE"),
+    ("raw_syscall", &[], "RAW_SYSCALL"),
+    ("thread_exec", &["-pthread"], "THREAD_EXEC"),
+    ("vfork_exec", &[], "VFORK_EXEC"),
+    // -no-pie keeps the path below 4 GiB, where a 32-bit call can name it.
+    ("ia32_open", &["-static", "-no-pie"], "IA32_OPEN"),
 ];
 
 fn main() {

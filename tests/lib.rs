@@ -157,6 +157,19 @@ impl Sandbox {
         Sandbox { _tmp: tmp, root }
     }
 
+    /// The paths of a run's `inputs` or `outputs` that lie in the sandbox,
+    /// relative to it.
+    pub fn in_sandbox(&self, list: &Value) -> std::collections::BTreeSet<PathBuf> {
+        list.as_array()
+            .unwrap_or_else(|| panic!("expected an array of artifacts, got {list}"))
+            .iter()
+            .filter_map(|a| {
+                let p = unescape_path(a["path"].as_str().expect("path is a string"));
+                p.strip_prefix(self.path()).ok().map(Path::to_path_buf)
+            })
+            .collect()
+    }
+
     /// The sandbox directory (absolute, canonical).
     pub fn path(&self) -> &Path {
         &self.root

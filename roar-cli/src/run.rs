@@ -163,7 +163,13 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     let (ended, timed_out) = match tracer {
         None => child.wait(timeout),
         Some(t) => {
-            let fwd = spawn::Forwarder::start(child.pid, timeout);
+            let targets = t.targets();
+            let fwd = spawn::Forwarder::start(
+                std::sync::Arc::new(move || {
+                    targets.lock().map_or_else(|_| Vec::new(), |t| t.clone())
+                }),
+                timeout,
+            );
             let mut tell = |left: &[u32]| {
                 eprintln!(
                     "roar: the command exited; following the {} it left running (pid {}) until {} too",

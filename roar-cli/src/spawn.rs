@@ -274,19 +274,22 @@ fn exec_failure(name: String, errno: i32) -> SpawnError {
     }
 }
 
-/// Forwards the signals in [`FORWARDED`] sent to roar to one process, and
-/// applies a timeout to it, on a thread of its own, until stopped.
+/// Who forwarded signals go to, asked each time one is sent.
+pub type Targets = std::sync::Arc<dyn Fn() -> Vec<libc::pid_t> + Send + Sync>;
+
+/// Forwards the signals in [`FORWARDED`] sent to roar, and applies a
+/// timeout, to the command, on a thread of its own, until stopped.
 pub struct Forwarder {
     thread: Option<std::thread::JoinHandle<bool>>,
 }
 
 impl Forwarder {
-    /// Starts forwarding to `pid`. The signals must already be blocked (as
-    /// [`spawn`] leaves them), so that only this thread takes them.
-    pub fn start(pid: libc::pid_t, timeout: Option<Duration>) -> Forwarder {
+    /// Starts forwarding to `targets`. The signals must already be blocked
+    /// (as [`spawn`] leaves them), so that only this thread takes them.
+    pub fn start(targets: Targets, timeout: Option<Duration>) -> Forwarder {
         let thread = std::thread::Builder::new()
             .name("roar-signals".into())
-            .spawn(move || forward(pid, timeout))
+            .spawn(move || forward(&*targets, timeout))
             .ok();
         Forwarder { thread }
     }
@@ -305,7 +308,13 @@ impl Forwarder {
     }
 }
 
-fn forward(pid: libc::pid_t, timeout: Option<Duration>) -> bool {
+fn forward(targets: &dyn Fn() -> Vec<libc::pid_t>, timeout: Option<Duration>) -> bool {
+    let send = |sig| {
+        for pid in targets() {
+            // SAFETY: kill(2) on a process of the command.
+            unsafe { libc::kill(pid, sig) };
+        }
+    };
     let start = Instant::now();
     let mut timed_out = false;
     let mut kill_at: Option<Instant> = None;
@@ -332,12 +341,10 @@ fn forward(pid: libc::pid_t, timeout: Option<Duration>) -> bool {
         {
             if kill_at.is_none() {
                 timed_out = true;
-                // SAFETY: kill(2) on the command's pid.
-                unsafe { libc::kill(pid, libc::SIGTERM) };
+                send(libc::SIGTERM);
                 kill_at = Some(Instant::now() + KILL_GRACE);
             } else {
-                // SAFETY: as above.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                send(libc::SIGKILL);
                 kill_at = Some(Instant::now() + Duration::from_secs(3600));
             }
             continue;
@@ -357,7 +364,7 @@ fn forward(pid: libc::pid_t, timeout: Option<Duration>) -> bool {
             // A terminal's ^C reaches the whole process group already
             // (si_code SI_KERNEL); forward only what was sent to us.
             if sig > 0 && sig != wake_signal() && info.si_code <= 0 {
-                libc::kill(pid, sig);
+                send(sig);
             }
         }
     }
@@ -367,7 +374,8 @@ impl Child {
     /// Waits for the command, forwarding signals sent to roar and applying
     /// the timeout. Returns how it ended and whether the timeout fired.
     pub fn wait(&self, timeout: Option<Duration>) -> (Ended, bool) {
-        let fwd = Forwarder::start(self.pid, timeout);
+        let pid = self.pid;
+        let fwd = Forwarder::start(std::sync::Arc::new(move || vec![pid]), timeout);
         let ended = self.reap();
         (ended, fwd.stop())
     }

@@ -397,13 +397,7 @@ fn artifacts(v: &Value) -> &[Value] {
 
 /// The artifact paths under the sandbox, relative to it.
 fn in_sandbox(sb: &Sandbox, list: &Value) -> BTreeSet<PathBuf> {
-    artifacts(list)
-        .iter()
-        .filter_map(|a| {
-            let p = unescape_path(a["path"].as_str().expect("path is a string"));
-            p.strip_prefix(sb.path()).ok().map(Path::to_path_buf)
-        })
-        .collect()
+    sb.in_sandbox(list)
 }
 
 /// Every recorded path is absolute and lexically normal.

@@ -23,6 +23,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use libc::{c_int, pid_t};
 use tracer_wire::{
@@ -105,6 +106,7 @@ impl Prepared {
         }
         let mut t = Tracer {
             outlived: Vec::new(),
+            targets: Arc::new(Mutex::new(vec![pid])),
             sink,
             root: pid,
             root_status: None,
@@ -231,6 +233,9 @@ pub struct Outcome {
 /// Follows the command until it and everything it started have exited.
 pub struct Tracer {
     outlived: Vec<u32>,
+    /// Who signals for the command go to: the command while it runs, then
+    /// the processes it left running.
+    targets: Arc<Mutex<Vec<pid_t>>>,
     sink: Sink,
     root: pid_t,
     root_status: Option<ExitStatus>,
@@ -316,6 +321,9 @@ impl Tracer {
             if !told && self.root_status.is_some() {
                 told = true;
                 let mut left: Vec<u32> = self.procs.keys().map(|p| *p as u32).collect();
+                if let Ok(mut t) = self.targets.lock() {
+                    *t = left.iter().map(|p| *p as pid_t).collect();
+                }
                 if !left.is_empty() {
                     left.sort_unstable();
                     outlived(&left);
@@ -372,6 +380,12 @@ impl Tracer {
         })
     }
 
+    /// The pids that signals meant for the command should go to, kept
+    /// current while [`Tracer::run`] runs.
+    pub fn targets(&self) -> Arc<Mutex<Vec<pid_t>>> {
+        Arc::clone(&self.targets)
+    }
+
     fn resume(&mut self, stop: Stopped, sig: i32) {
         let pending = self
             .tasks
@@ -420,6 +434,11 @@ impl Tracer {
             self.root_status = Some(st);
         }
         if task.tgid == tid {
+            if self.root_status.is_some()
+                && let Ok(mut t) = self.targets.lock()
+            {
+                t.retain(|p| *p != tid);
+            }
             self.sink.emit(
                 now_ns(),
                 tid as u32,

@@ -1,0 +1,281 @@
+//! What only the ptrace backend sees, and the process-tree corners it must
+//! get right: static and raw-syscall programs, a cleared environment, exec
+//! from a non-leader thread, vfork, job-control stops, 32-bit calls, paths
+//! longer than a page.
+//!
+//! Where preload is blind by design (a raw `syscall()` never passes through
+//! libc), the test says what preload records instead.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tests::{Sandbox, output};
+
+fn set(paths: &[&str]) -> BTreeSet<PathBuf> {
+    paths.iter().map(PathBuf::from).collect()
+}
+
+/// Runs `cmd` under ptrace and returns the run, checking roar exited 0.
+fn traced(sb: &Sandbox, cmd: &[&str]) -> Value {
+    let out = sb.run("ptrace", cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = sb.show_json("latest");
+    assert_eq!(run["backend"], "ptrace", "{run:#}");
+    run
+}
+
+fn assert_io(sb: &Sandbox, run: &Value, inputs: &[&str], outputs: &[&str]) {
+    assert_eq!(
+        sb.in_sandbox(&run["inputs"]),
+        set(inputs),
+        "inputs: {run:#}"
+    );
+    assert_eq!(
+        sb.in_sandbox(&run["outputs"]),
+        set(outputs),
+        "outputs: {run:#}"
+    );
+}
+
+/// A Go-style program: raw `syscall(SYS_openat)`, no libc file calls.
+#[test]
+fn raw_syscalls_are_seen() {
+    let sb = Sandbox::new();
+    sb.write("raw_in.txt", "raw\n");
+    let run = traced(&sb, &[env!("FIXTURE_RAW_SYSCALL")]);
+    assert_eq!(run["complete"], true, "{run:#}");
+    assert_io(&sb, &run, &["raw_in.txt"], &["raw_out.txt"]);
+    assert_eq!(sb.read("raw_out.txt"), b"raw\n");
+}
+
+/// A static binary writing a file is recorded in full, with no warning.
+#[test]
+fn static_binary_is_recorded_in_full() {
+    let sb = Sandbox::new();
+    let run = traced(&sb, &[env!("FIXTURE_STATIC_WRITE")]);
+    assert_eq!(run["complete"], true, "{run:#}");
+    assert_eq!(run["warnings"], serde_json::json!([]), "{run:#}");
+    assert_io(&sb, &run, &[], &["static_out.txt"]);
+}
+
+/// `env -i` drops LD_PRELOAD; ptrace does not care about the environment.
+#[test]
+fn empty_environment_exec_is_recorded() {
+    let sb = Sandbox::new();
+    sb.write("in.txt", "env\n");
+    let cmd = ["env", "-i", "/bin/sh", "-c", "cat in.txt > out.txt"];
+    let run = traced(&sb, &cmd);
+    assert_eq!(run["complete"], true, "{run:#}");
+    assert_io(&sb, &run, &["in.txt"], &["out.txt"]);
+
+    // Preload sees the exec drop its library and says so.
+    let out = sb.run("preload", &cmd);
+    assert_eq!(out.status.code(), Some(0));
+    let run = sb.show_json("latest");
+    assert_eq!(run["complete"], false, "{run:#}");
+    assert!(
+        run["warnings"]
+            .to_string()
+            .contains("without the preload library"),
+        "{run:#}"
+    );
+}
+
+/// `auto` must not pick preload for a static executable.
+#[test]
+fn auto_picks_ptrace_for_a_static_binary() {
+    let sb = Sandbox::new();
+    let out = sb.run("auto", &[env!("FIXTURE_STATIC_WRITE")]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let run = sb.show_json("latest");
+    assert_eq!(run["backend"], "ptrace", "{run:#}");
+    assert_eq!(run["complete"], true, "{run:#}");
+    assert_io(&sb, &run, &[], &["static_out.txt"]);
+}
+
+/// exec from a thread that is not the leader: the new image takes the
+/// leader's pid, and what it does is still recorded.
+#[test]
+fn exec_from_a_non_leader_thread() {
+    let sb = Sandbox::new();
+    sb.write("in.txt", "thread\n");
+    let run = traced(&sb, &[env!("FIXTURE_THREAD_EXEC")]);
+    assert_eq!(run["complete"], true, "{run:#}");
+    assert_io(&sb, &run, &["in.txt"], &["out.txt"]);
+    let procs = run["processes"].as_array().unwrap();
+    let first = procs[0]["pid"].clone();
+    assert!(
+        procs
+            .iter()
+            .any(|p| p["pid"] == first && p["argv"][0] == "sh"),
+        "sh runs under the leader's pid: {run:#}"
+    );
+}
+
+/// vfork + exec.
+#[test]
+fn vfork_then_exec() {
+    let sb = Sandbox::new();
+    sb.write("in.txt", "vfork\n");
+    let run = traced(&sb, &[env!("FIXTURE_VFORK_EXEC")]);
+    assert_io(&sb, &run, &["in.txt"], &["out.txt"]);
+    let procs = run["processes"].as_array().unwrap();
+    let cp = procs
+        .iter()
+        .find(|p| p["argv"][0] == "cp")
+        .unwrap_or_else(|| panic!("no cp: {run:#}"));
+    assert!(
+        procs.iter().any(|p| p["pid"] == cp["ppid"]),
+        "cp's parent is recorded: {run:#}"
+    );
+    assert_eq!(cp["exit_code"], 0);
+}
+
+/// A child stops itself with SIGSTOP and its parent continues it: job
+/// control works exactly as untraced (the tracer must not resume a
+/// group-stopped tracee itself).
+#[test]
+fn job_control_stop_and_continue() {
+    let sb = Sandbox::new();
+    let script = "sh -c 'kill -STOP $$; echo resumed > r.txt' & child=$!; \
+                  sleep 0.3; \
+                  [ -e r.txt ] && echo ran-while-stopped > bad.txt; \
+                  kill -CONT $child; wait $child";
+    let run = traced(&sb, &["sh", "-c", script]);
+    assert!(
+        !sb.join("bad.txt").exists(),
+        "the stopped child kept running"
+    );
+    assert_eq!(sb.read("r.txt"), b"resumed\n");
+    assert_io(&sb, &run, &[], &["r.txt"]);
+}
+
+/// Signals reach the tracee as they would untraced: a handler runs, and a
+/// default action kills.
+#[test]
+fn signals_are_delivered_unchanged() {
+    let sb = Sandbox::new();
+    let run = traced(
+        &sb,
+        &[
+            "sh",
+            "-c",
+            "trap 'echo usr1 > got.txt' USR1; kill -USR1 $$; exit 0",
+        ],
+    );
+    assert_eq!(sb.read("got.txt"), b"usr1\n");
+    assert_io(&sb, &run, &[], &["got.txt"]);
+
+    let out = sb.run("ptrace", &["sh", "-c", "kill -SEGV $$"]);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(11), "{out:?}");
+    assert_eq!(sb.show_json("latest")["signal"], 11);
+}
+
+/// 32-bit calls (int $0x80) from a 64-bit process are not decoded: the run
+/// says so and is incomplete, rather than mis-reading them as 64-bit calls.
+#[test]
+fn ia32_calls_are_reported_unseen() {
+    let sb = Sandbox::new();
+    let out = sb.run("ptrace", &[env!("FIXTURE_IA32_OPEN")]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(sb.join("ia32_out.txt").exists());
+    let run = sb.show_json("latest");
+    assert_eq!(run["complete"], false, "{run:#}");
+    assert!(run["warnings"].to_string().contains("32-bit"), "{run:#}");
+}
+
+/// A relative path longer than a page (read across page boundaries).
+#[test]
+fn path_longer_than_a_page() {
+    for backend in ["ptrace", "preload"] {
+        let sb = Sandbox::new();
+        // 16 components of 250 bytes: 4016 bytes relative.
+        let mut rel = PathBuf::new();
+        for i in 0..16u8 {
+            rel.push(format!("{}{}", char::from(b'a' + i), "d".repeat(249)));
+        }
+        let file = rel.join("f");
+        sb.write(&file, "deep\n");
+        // Relative to the sandbox: under PATH_MAX, though the absolute
+        // path is longer.
+        let out = sb.run(backend, &["cat", file.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        assert_eq!(run["complete"], true, "[{backend}] {run:#}");
+        assert_eq!(
+            sb.in_sandbox(&run["inputs"]),
+            set(&[file.to_str().unwrap()])
+        );
+    }
+}
+
+/// `--timeout` and a SIGTERM sent to roar reach a traced command. Once the
+/// command has exited, what it left running gets the timeout's SIGKILL: a
+/// tracer cannot leave tracees behind.
+#[test]
+fn timeout_and_forwarding_under_ptrace() {
+    let sb = Sandbox::new();
+    let start = Instant::now();
+    let out = output(sb.roar().args([
+        "run",
+        "-q",
+        "--backend",
+        "ptrace",
+        "--timeout",
+        "0.5",
+        "--",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 7' TERM; sleep 20 >/dev/null 2>&1 & wait",
+    ]));
+    assert!(start.elapsed() < Duration::from_secs(15));
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    let run = sb.show_json("latest");
+    let sleep = run["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["argv"][0] == "sleep")
+        .unwrap_or_else(|| panic!("no sleep: {run:#}"));
+    assert_eq!(sleep["signal"], 9, "{run:#}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
+
+    let mut child = sb
+        .roar()
+        .args([
+            "run",
+            "-q",
+            "--backend",
+            "ptrace",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo forwarded > got.txt; exit 9' TERM; touch ready; while :; do sleep 0.05; done",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !sb.join("ready").exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(9));
+    assert_eq!(sb.read("got.txt"), b"forwarded\n");
+}
