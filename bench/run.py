@@ -150,8 +150,10 @@ def main():
 
     tools = [("native", lambda argv: argv, runs)]
     tools.append(("roar preload", lambda argv: [str(roar), "run", "--backend", "preload", "-q", "--", *argv], runs))
+    tools.append(("roar ptrace", lambda argv: [str(roar), "run", "--backend", "ptrace", "-q", "--", *argv], runs))
     if strace:
         tools.append(("strace -f", lambda argv: [strace, "-f", "-e", "trace=%file,%process", "-o", "/dev/null", *argv], runs))
+        tools.append(("strace --seccomp-bpf", lambda argv: [strace, "--seccomp-bpf", "-f", "-e", "trace=%file,%process", "-o", "/dev/null", *argv], runs))
     if old:
         tools.append(("roar-cli 0.4.7", lambda argv: [str(old), "run", *argv], 1 if a.quick else 3))
 
@@ -199,6 +201,16 @@ def main():
             else:
                 cells.append(f"{v:.1f} ({v / nat:.2f}x)")
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    # The ptrace target: overhead (ratio - 1) at most half of strace
+    # --seccomp-bpf's on the same workload in the same run.
+    pairs = [(n, results.get((n, "native")), results.get((n, "roar ptrace")), results.get((n, "strace --seccomp-bpf"))) for n in names]
+    pairs = [p for p in pairs if all(v for v in p[1:]) and p[0] != "true"]
+    if pairs:
+        lines += ["", "| workload | roar ptrace overhead | strace --seccomp-bpf overhead | ratio of overheads |", "|---|---|---|---|"]
+        for n, nat, pt, ss in pairs:
+            po, so = pt / nat - 1, ss / nat - 1
+            ratio = f"{po / so:.2f}" if so > 0.005 else "n/a (strace overhead ~0)"
+            lines.append(f"| {n} | {po * 100:+.0f}% | {so * 100:+.0f}% | {ratio} |")
     text = "\n".join(lines) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.md").write_text(text)
