@@ -24,8 +24,27 @@ impl Location {
     }
 }
 
+/// `--db PATH`, which wins over `ROAR_DB` (OpenJD templates pass their
+/// `RoarDb` parameter this way).
+static OVERRIDE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the store for this process (an empty path means no override).
+pub fn set_override(db: PathBuf) {
+    if !db.as_os_str().is_empty() {
+        let _ = OVERRIDE.set(db);
+    }
+}
+
+/// True when the store was named explicitly (`--db` or `ROAR_DB`).
+pub fn explicit() -> bool {
+    OVERRIDE.get().is_some() || std::env::var_os("ROAR_DB").is_some_and(|v| !v.is_empty())
+}
+
 fn from_env(cwd: &Path) -> Option<Location> {
-    let db = std::env::var_os("ROAR_DB").filter(|v| !v.is_empty())?;
+    let db = OVERRIDE
+        .get()
+        .map(|p| p.as_os_str().to_os_string())
+        .or_else(|| std::env::var_os("ROAR_DB").filter(|v| !v.is_empty()))?;
     let db = cwd.join(db);
     let parent = db.parent().unwrap_or(Path::new("/"));
     let root = if parent.file_name().is_some_and(|n| n == DIR) {

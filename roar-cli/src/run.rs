@@ -42,8 +42,16 @@ fn setup(code: i32, msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// The store for `roar run`, initialised when there is none.
-fn locate(cwd: &Path) -> Result<Location> {
+pub fn locate(cwd: &Path) -> Result<Location> {
     if let Some(l) = location::find(cwd) {
+        // A store named by --db or ROAR_DB may be new: its directory too.
+        if location::explicit()
+            && let Some(dir) = l.db.parent()
+            && !dir.is_dir()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         return Ok(l);
     }
     let root = location::default_root(cwd);
@@ -131,6 +139,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         env: env::capture(&vars, &cfg.env.allow),
         trace_dir: Some(to_bytes(&trace_dir)),
         roar_pid: std::process::id(),
+        openjd: crate::openjd::context(&vars, opts.label.as_deref(), &loc.roar_dir()),
     };
     let id = store.begin_run(&new_run).map_err(|e| {
         setup(
@@ -184,12 +193,18 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         warnings.push(format!("git context not recorded: {e}"));
     }
 
+    let streams = read_trace(&trace_dir, &mut losses);
+    let lingering = still_running(&trace_dir);
     let mut result = collect(
         &store,
         &loc,
         &cfg,
-        &trace_dir,
-        Some((child.pid, ended)),
+        &streams,
+        Some(Ending {
+            pid: child.pid,
+            ended,
+            lingering: &lingering,
+        }),
         &mut warnings,
         &mut losses,
     );
@@ -260,18 +275,17 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// Reads the trace in `trace_dir` and decides inputs, outputs and processes.
-/// `top` is the command's pid and how it ended, when roar saw it end.
-pub fn collect(
-    store: &Store,
-    loc: &Location,
-    cfg: &config::Config,
-    trace_dir: &Path,
-    top: Option<(i32, Ended)>,
-    warnings: &mut Vec<String>,
-    losses: &mut Vec<String>,
-) -> RunResult {
-    let streams = match trace::read_dir(trace_dir) {
+/// How the traced command ended, as `roar run` saw it.
+pub struct Ending<'a> {
+    pub pid: i32,
+    pub ended: Ended,
+    /// Processes of the run still alive when the command ended.
+    pub lingering: &'a [u32],
+}
+
+/// Every stream in `trace_dir`; a directory that cannot be read is a loss.
+pub fn read_trace(trace_dir: &Path, losses: &mut Vec<String>) -> Vec<(String, Vec<u8>)> {
+    match trace::read_dir(trace_dir) {
         Ok(s) => s,
         Err(e) => {
             losses.push(format!(
@@ -280,8 +294,22 @@ pub fn collect(
             ));
             Vec::new()
         }
-    };
-    let summary = trace::analyze(&streams);
+    }
+}
+
+/// Decides inputs, outputs and processes from trace streams. It needs no
+/// live child: `roar run` passes the command's pid and how it ended, and the
+/// processes still running; recovery and `roar ingest` pass what they know.
+pub fn collect(
+    store: &Store,
+    loc: &Location,
+    cfg: &config::Config,
+    streams: &[(String, Vec<u8>)],
+    top: Option<Ending<'_>>,
+    warnings: &mut Vec<String>,
+    losses: &mut Vec<String>,
+) -> RunResult {
+    let summary = trace::analyze(streams);
     losses.extend(summary.warnings.iter().cloned());
     if summary.procs.is_empty() && losses.is_empty() {
         losses.push("the preload library recorded nothing: it was not loaded into the command (is it built for this architecture?)".into());
@@ -312,20 +340,19 @@ pub fn collect(
             }
         })
         .collect();
-    if top.is_some() {
-        let lingering = still_running(trace_dir);
-        if !lingering.is_empty() {
-            losses.push(format!(
-                "{} process{} (pid {}) {} still running when the command ended; what {} from now on is not recorded",
-                lingering.len(),
-                if lingering.len() == 1 { "" } else { "es" },
-                lingering.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
-                if lingering.len() == 1 { "was" } else { "were" },
-                if lingering.len() == 1 { "it does" } else { "they do" }
-            ));
-        }
+    if let Some(Ending { lingering, .. }) = &top
+        && !lingering.is_empty()
+    {
+        losses.push(format!(
+            "{} process{} (pid {}) {} still running when the command ended; what {} from now on is not recorded",
+            lingering.len(),
+            if lingering.len() == 1 { "" } else { "es" },
+            lingering.iter().map(u32::to_string).collect::<Vec<_>>().join(", "),
+            if lingering.len() == 1 { "was" } else { "were" },
+            if lingering.len() == 1 { "it does" } else { "they do" }
+        ));
     }
-    if let Some((pid, ended)) = top
+    if let Some(Ending { pid, ended, .. }) = top
         && let Some(p) = procs.iter_mut().rev().find(|p| p.pid == pid as u32)
     {
         match ended {
@@ -515,7 +542,16 @@ pub fn recover(store: &Store) {
         let mut warnings = Vec::new();
         let mut losses =
             vec!["roar was killed before the run ended; recorded what its trace held".to_string()];
-        let mut result = collect(store, &loc, &cfg, &dir, None, &mut warnings, &mut losses);
+        let streams = read_trace(&dir, &mut losses);
+        let mut result = collect(
+            store,
+            &loc,
+            &cfg,
+            &streams,
+            None,
+            &mut warnings,
+            &mut losses,
+        );
         result.complete = false;
         result.warnings = losses.into_iter().chain(warnings).collect();
         if store.finish_run(run.id, &result).is_ok() {
