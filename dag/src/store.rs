@@ -110,61 +110,32 @@ impl Store {
             });
         }
 
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        Store::configure_and_migrate(conn)
+        // Two roars creating one store at once can get SQLITE_BUSY without the busy handler
+        // being consulted (switching to WAL, or a lock upgrade SQLite refuses to wait for):
+        // setting up is idempotent, so try again until the busy timeout.
+        let start = std::time::Instant::now();
+        loop {
+            let attempt = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                .map_err(StoreError::from)
+                .and_then(|_| migrate(&conn));
+            match attempt {
+                Err(StoreError::Sqlite(e))
+                    if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && start.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Store { conn }),
+            }
+        }
     }
 
     /// A private store in memory, for tests and dry runs.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::configure_and_migrate(Connection::open_in_memory()?)
-    }
-
-    fn configure_and_migrate(conn: Connection) -> Result<Store, StoreError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        // One write transaction decides and applies everything, so two roars opening a fresh
-        // store at once apply each migration exactly once.
-        let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
-        let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        let tracked: bool = tx.query_row(
-            "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'roar_migrations'",
-            [],
-            |r| r.get(0),
-        )?;
-        if !tracked {
-            tx.execute_batch(
-                "CREATE TABLE roar_migrations (version INTEGER PRIMARY KEY) WITHOUT ROWID",
-            )?;
-            // Stores from before the table applied 1..=user_version, with no gaps.
-            for v in 1..=current {
-                tx.execute("INSERT INTO roar_migrations (version) VALUES (?1)", [v])?;
-            }
-        }
-        let mut changed = !tracked;
-        for (version, sql) in MIGRATIONS {
-            let applied: bool = tx.query_row(
-                "SELECT count(*) > 0 FROM roar_migrations WHERE version = ?1",
-                [version],
-                |r| r.get(0),
-            )?;
-            if applied {
-                continue;
-            }
-            tx.execute_batch(sql)?;
-            tx.execute(
-                "INSERT INTO roar_migrations (version) VALUES (?1)",
-                [version],
-            )?;
-            changed = true;
-        }
-        if changed {
-            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-            tx.pragma_update(None, "user_version", current.max(SCHEMA_VERSION))?;
-            tx.commit()?;
-        } else {
-            drop(tx);
-        }
+        let conn = Connection::open_in_memory()?;
+        migrate(&conn)?;
         Ok(Store { conn })
     }
 
@@ -536,17 +507,72 @@ impl Store {
     }
 }
 
+/// Applies the connection settings and every migration not applied yet.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // One write transaction decides and applies everything, so two roars opening a fresh
+    // store at once apply each migration exactly once.
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tracked: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'roar_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !tracked {
+        tx.execute_batch(
+            "CREATE TABLE roar_migrations (version INTEGER PRIMARY KEY) WITHOUT ROWID",
+        )?;
+        // Stores from before the table applied 1..=user_version, with no gaps.
+        for v in 1..=current {
+            tx.execute("INSERT INTO roar_migrations (version) VALUES (?1)", [v])?;
+        }
+    }
+    let mut changed = !tracked;
+    for (version, sql) in MIGRATIONS {
+        let applied: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM roar_migrations WHERE version = ?1",
+            [version],
+            |r| r.get(0),
+        )?;
+        if applied {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO roar_migrations (version) VALUES (?1)",
+            [version],
+        )?;
+        changed = true;
+    }
+    if changed {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", current.max(SCHEMA_VERSION))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
-    Ok(Probe {
-        application_id: conn.query_row("PRAGMA application_id", [], |r| r.get(0))?,
-        user_version: conn.query_row("PRAGMA user_version", [], |r| r.get(0))?,
-        objects: conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?,
-        has_runs: conn.query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'runs'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?,
-    })
+    // One statement, so one consistent snapshot: read piecemeal, a roar creating the store at
+    // the same moment could be seen half before and half after its commit.
+    conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id), \
+                (SELECT user_version FROM pragma_user_version), \
+                (SELECT count(*) FROM sqlite_schema), \
+                (SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'runs')",
+        [],
+        |r| {
+            Ok(Probe {
+                application_id: r.get(0)?,
+                user_version: r.get(1)?,
+                objects: r.get(2)?,
+                has_runs: r.get::<_, i64>(3)? > 0,
+            })
+        },
+    )
 }
 
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
