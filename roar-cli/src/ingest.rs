@@ -301,6 +301,12 @@ pub fn ingest(opts: Options) -> Result<()> {
                 r.pid
             ));
         }
+        if !crate::paths::as_path(&r.cwd).is_dir() {
+            warnings.push(format!(
+                "the tree ran in {}, which does not exist where roar ingest ran: files it wrote there are not recorded and files it read are not hashed; ingest where its volumes are mounted at the same paths",
+                String::from_utf8_lossy(&r.cwd)
+            ));
+        }
         let streams: Vec<(String, Vec<u8>)> = members
             .iter()
             .map(|&i| (images[i].name.clone(), images[i].bytes.clone()))

@@ -71,6 +71,18 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     let cfg = config::load(&loc.roar_dir()).map_err(|e| setup(SETUP_FAILED, format!("{e:#}")))?;
     let store = Store::open(&loc.db).map_err(|e| setup(SETUP_FAILED, e.to_string()))?;
     recover(&store);
+    let mut warnings = Vec::new();
+    // The OpenJD runtime deletes the session directory when the session ends.
+    if let Some(wd) = std::env::var_os("OPENJD_SESSION_WORKING_DIR")
+        && is_under(&to_bytes(&loc.db), &to_bytes(Path::new(&wd)))
+    {
+        let w = format!(
+            "the store {} is inside the OpenJD session directory, which the runtime deletes when the session ends; set ROAR_DB or the template's RoarDb parameter",
+            loc.db.display()
+        );
+        eprintln!("roar: warning: {w}");
+        warnings.push(w);
+    }
 
     match opts.backend.as_str() {
         "auto" | "preload" => {}
@@ -94,7 +106,6 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         spawn::resolve(&opts.command[0]).map_err(|e| setup(e.exit_code(), e.to_string()))?;
     let lib = preload::find_library().map_err(|e| setup(SETUP_FAILED, e))?;
 
-    let mut warnings = Vec::new();
     let mut losses = Vec::new();
     if elf::is_static(&program) {
         losses.push(format!(

@@ -18,7 +18,7 @@ fn traced(sb: &Sandbox, dir: &Path, script: &str) -> Command {
     c.args(["-c", script])
         .current_dir(sb.path())
         .env_remove("ROAR_DB")
-        .env("LD_PRELOAD", preload_lib())
+        .env("LD_PRELOAD", pod_lib(dir))
         .env("ROAR_TRACE_DIR", dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -26,9 +26,22 @@ fn traced(sb: &Sandbox, dir: &Path, script: &str) -> Command {
     c
 }
 
+/// The layout of `examples/kubernetes/pod.yaml` under the sandbox:
+/// `roar/lib/libroar_preload.so` (what the init container copies) and
+/// `roar/traces` (the shared trace volume).
 fn trace_dir(sb: &Sandbox) -> PathBuf {
-    sb.mkdir("traces");
-    sb.join("traces")
+    sb.mkdir("roar/lib");
+    sb.mkdir("roar/traces");
+    let lib = sb.join("roar/lib/libroar_preload.so");
+    if !lib.exists() {
+        std::fs::copy(preload_lib(), &lib).unwrap();
+    }
+    sb.join("roar/traces")
+}
+
+/// The library as the pod's `LD_PRELOAD` names it.
+fn pod_lib(dir: &Path) -> PathBuf {
+    dir.parent().unwrap().join("lib/libroar_preload.so")
 }
 
 fn ingest(sb: &Sandbox, dir: &Path, extra: &[&str]) -> String {
@@ -119,7 +132,7 @@ fn concurrent_trees_become_one_run_each_and_ingest_is_idempotent() {
 fn trees_in_separate_pid_namespaces_stay_apart() {
     let sb = Sandbox::new();
     let dir = trace_dir(&sb);
-    let lib = preload_lib();
+    let lib = pod_lib(&dir);
     let children: Vec<Child> = (0..3)
         .map(|k| {
             // unshare itself is not traced: like a container runtime, it
