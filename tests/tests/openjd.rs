@@ -553,3 +553,55 @@ steps:
         "{run:#}"
     );
 }
+
+/// `-p RoarRecordEnvironments=true`: the other environments' enter and exit
+/// actions are recorded as runs too, and still do what they did (the task
+/// sees the variable the inner environment exported).
+#[test]
+fn environment_actions_are_recorded_on_request() {
+    let sb = Sandbox::bare();
+    let env = template(&sb, "wrap");
+    let path = sb.join("job.yaml");
+    let job = JOB.replace(
+        "        args: [\"-c\", \"echo 'openjd_env: INNER_GREETING=hello'\"]\n",
+        "        args: [\"-c\", \"echo 'openjd_env: INNER_GREETING=hello'\"]\n      onExit:\n        command: /bin/sh\n        args: [\"-c\", \"echo bye > {{Param.Out}}/bye.txt\"]\n",
+    );
+    std::fs::write(&path, job).unwrap();
+    sb.mkdir("out");
+    let out = output(
+        openjd(&sb)
+            .arg("run")
+            .arg(&path)
+            .arg("--environment")
+            .arg(&env)
+            .args(["-p", &format!("Out={}", sb.join("out").display())])
+            .args(["-p", "RoarRecordEnvironments=true"]),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(sb.read("out/part-1.txt"), b"hello 1||--dash\n");
+    let runs = log(&sb);
+    let mut labels: Vec<&str> = runs.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    labels.reverse();
+    assert_eq!(
+        labels,
+        [
+            "Inner (enter)",
+            "Produce",
+            "Produce",
+            "Consume",
+            "Inner (exit)"
+        ],
+        "{runs:#?}"
+    );
+    let exit = &runs[0];
+    let bye = sb.join("out/bye.txt").display().to_string();
+    assert!(
+        hashes(&exit["outputs"]).iter().any(|(p, _)| *p == bye),
+        "{exit:#}"
+    );
+    assert_nothing_left(&sb);
+}
