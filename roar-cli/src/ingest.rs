@@ -39,6 +39,8 @@ pub struct Options {
     pub settle: f64,
     pub label: Option<String>,
     pub quiet: bool,
+    /// Delete the stream files of every tree that is in the store.
+    pub remove: bool,
 }
 
 /// One stream file: one process image.
@@ -253,10 +255,13 @@ pub fn ingest(opts: Options) -> Result<()> {
     let settle = Duration::from_secs_f64(opts.settle.max(0.0));
     let now = SystemTime::now();
     let (mut recorded, mut seen, mut pending) = (0usize, 0usize, 0usize);
+    // Trees now in the store, whose stream files --remove deletes.
+    let mut done: Vec<usize> = Vec::new();
     for (root, members) in trees {
         let r = &images[root];
         if store.is_ingested(&r.name)? {
             seen += 1;
+            done.extend(&members);
             continue;
         }
         // roar ingest itself runs preloaded in an OpenJD session's onExit
@@ -266,6 +271,7 @@ pub fn ingest(opts: Options) -> Result<()> {
         if members.iter().any(own) {
             if members.iter().all(own) {
                 store.ingest_tree(&r.name, members.len(), crate::time::now_ms(), None)?;
+                done.extend(&members);
             } else {
                 pending += 1;
             }
@@ -353,6 +359,7 @@ pub fn ingest(opts: Options) -> Result<()> {
         )? {
             Some(Some(id)) => {
                 recorded += 1;
+                done.extend(&members);
                 if !opts.quiet {
                     let cmd: Vec<OsString> = r
                         .argv
@@ -371,8 +378,18 @@ pub fn ingest(opts: Options) -> Result<()> {
                     );
                 }
             }
-            _ => seen += 1,
+            _ => {
+                seen += 1;
+                done.extend(&members);
+            }
         }
+    }
+    if opts.remove {
+        for i in done {
+            let _ = std::fs::remove_file(dir.join(&images[i].name));
+        }
+        // Only succeeds when nothing else is left in it.
+        let _ = std::fs::remove_dir(&dir);
     }
     if !opts.quiet {
         let mut line = format!(

@@ -99,6 +99,9 @@ enum Cmd {
         /// Only errors.
         #[arg(short, long)]
         quiet: bool,
+        /// Delete the stream files of trees that are in the store (and DIR, once empty).
+        #[arg(long)]
+        remove: bool,
     },
     /// OpenJD: environment templates that record every task of a job.
     Openjd {
@@ -162,11 +165,13 @@ fn main() {
             settle,
             label,
             quiet,
+            remove,
         } => ingest::ingest(ingest::Options {
             dir,
             settle,
             label,
             quiet,
+            remove,
         }),
         Cmd::Openjd {
             cmd: OpenjdCmd::Template { mode },

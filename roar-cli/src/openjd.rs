@@ -11,7 +11,8 @@
 //!   `roar run` when the template parameter asks for it).
 //! * `--mode preload` needs no extension: `onEnter` exports `LD_PRELOAD` and
 //!   `ROAR_TRACE_DIR` (a directory of its own per session) through
-//!   `openjd_env`, and `onExit` runs `roar ingest` on it.
+//!   `openjd_env`, and `onExit` runs `roar ingest --remove` on it (the
+//!   session's directory is gone afterwards unless something was left).
 //!
 //! The store is never the session directory (the runtime deletes it): the
 //! template's `RoarDb` parameter defaults to the store roar finds where the
@@ -192,6 +193,7 @@ specificationVersion: environment-2023-09
         - ingest
         - --db={{{{Param.RoarDb}}}}
         - --settle=0
+        - --remove
 ",
                 enter = q(enter),
                 root = q(&default_root.to_string_lossy()),
