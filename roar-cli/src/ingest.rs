@@ -252,6 +252,10 @@ pub fn ingest(opts: Options) -> Result<()> {
         .collect();
     trees.sort_by_key(|(root, _)| (images[*root].realtime_ns, images[*root].start));
 
+    // In an OpenJD session's onExit (preload template): trees that ran in the
+    // session directory are that session's actions.
+    let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let openjd = crate::openjd::context(&vars, None, &loc.roar_dir());
     let settle = Duration::from_secs_f64(opts.settle.max(0.0));
     let now = SystemTime::now();
     let (mut recorded, mut seen, mut pending) = (0usize, 0usize, 0usize);
@@ -349,7 +353,9 @@ pub fn ingest(opts: Options) -> Result<()> {
             env: Vec::new(),
             trace_dir: None,
             roar_pid: me,
-            openjd: None,
+            openjd: openjd
+                .clone()
+                .filter(|o| o.working_dir.as_deref() == Some(&r.cwd[..])),
         };
         match store.ingest_tree(
             &r.name,

@@ -343,6 +343,10 @@ fn preload_mode_records_every_task() {
     for r in &runs {
         assert_eq!(r["exit_code"], 0, "{r:#}");
         assert_eq!(r["complete"], true, "{r:#}");
+        // The session is known (the step is not: nothing tells the library).
+        let o = &r["openjd"];
+        assert_eq!(o["working_dir"], r["cwd"], "{r:#}");
+        assert_eq!(o["step"], Value::Null);
     }
     check_lineage(&sb, &runs, "out");
     // onExit ingested with --remove: the session's trace directory is gone.
