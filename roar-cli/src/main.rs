@@ -39,8 +39,12 @@ mod trace;
 )]
 struct Cli {
     /// The store to use (overrides ROAR_DB and discovery; created if missing).
+    /// `--db=` (empty, as OpenJD templates pass an unset parameter) means none.
     #[arg(long, global = true, value_name = "PATH")]
-    db: Option<PathBuf>,
+    db: Option<OsString>,
+    /// The store when neither --db nor ROAR_DB names one (used by OpenJD templates).
+    #[arg(long, global = true, value_name = "PATH", hide = true)]
+    db_fallback: Option<OsString>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -136,7 +140,10 @@ enum OpenjdCmd {
 fn main() {
     let cli = Cli::parse();
     if let Some(db) = cli.db {
-        location::set_override(db);
+        location::set_override(db.into());
+    }
+    if let Some(db) = cli.db_fallback {
+        location::set_fallback(db.into());
     }
     let result = match cli.cmd {
         Cmd::Init { dir } => init(dir),

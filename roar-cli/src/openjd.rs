@@ -15,9 +15,10 @@
 //!   session's directory is gone afterwards unless something was left).
 //!
 //! The store is never the session directory (the runtime deletes it): the
-//! template's `RoarDb` parameter defaults to the store roar finds where the
+//! template's `RoarDb` parameter wins; empty (the default), `ROAR_DB` from the
+//! worker's environment does; failing both, the store roar finds where the
 //! template is generated (`ROAR_DB`, else the nearest `.roar/roar.db`, else
-//! the one `roar init` would create there).
+//! the one `roar init` would create there), passed as `--db-fallback`.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -64,11 +65,13 @@ fn parameters(p: &Paths<'_>, extra: &str) -> String {
         "parameterDefinitions:
 - name: RoarDb
   type: STRING
-  description: The roar store (roar.db) runs are recorded in. Never inside the session directory, which the runtime deletes.
-  default: {db}
-  minLength: 1
+  description: {desc}
+  default: \"\"
 ",
-        db = q(&p.db.to_string_lossy()),
+        desc = q(&format!(
+            "The roar store (roar.db) runs are recorded in; empty: ROAR_DB from the worker's environment, else {}. Never inside the session directory, which the runtime deletes.",
+            p.db.display()
+        )),
     );
     text.push_str(extra);
     text
@@ -93,6 +96,7 @@ pub fn template(mode: Mode, p: &Paths<'_>) -> String {
   allowedValues: [\"true\", \"false\"]
 ",
             );
+            let fallback = q(&format!("--db-fallback={}", p.db.display()));
             let env_hook = |phase: &str| {
                 format!(
                     "      {hook}:
@@ -104,6 +108,7 @@ pub fn template(mode: Mode, p: &Paths<'_>) -> String {
         - --name={{{{WrappedEnv.Name}}}}
         - --record={{{{Param.RoarRecordEnvironments}}}}
         - --db={{{{Param.RoarDb}}}}
+        - {fallback}
         - --backend={{{{Param.RoarBackend}}}}
         - --
         - \"{{{{WrappedAction.Command}}}}\"
@@ -136,6 +141,7 @@ extensions: [EXPR, WRAP_ACTIONS, FEATURE_BUNDLE_1]
         args:
         - run
         - --db={{{{Param.RoarDb}}}}
+        - {fallback}
         - --backend={{{{Param.RoarBackend}}}}
         - --label={{{{WrappedStep.Name}}}}
         - --
@@ -192,12 +198,14 @@ specificationVersion: environment-2023-09
         args:
         - ingest
         - --db={{{{Param.RoarDb}}}}
+        - {fallback}
         - --settle=0
         - --remove
 ",
                 enter = q(enter),
                 root = q(&default_root.to_string_lossy()),
                 lib = q(&p.lib.to_string_lossy()),
+                fallback = q(&format!("--db-fallback={}", p.db.display())),
             )
         }
     }

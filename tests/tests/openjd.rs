@@ -603,3 +603,45 @@ fn environment_actions_are_recorded_on_request() {
     );
     assert_nothing_left(&sb);
 }
+
+/// The store: the template's RoarDb parameter if given, else ROAR_DB from
+/// the worker's environment, else the store the template was generated for.
+#[test]
+fn store_is_roar_db_unless_the_parameter_names_another() {
+    let sb = Sandbox::bare();
+    let env = template(&sb, "wrap");
+    let path = sb.join("job.yaml");
+    std::fs::write(&path, FAILING).unwrap();
+    sb.mkdir("out");
+    let count = |db: &str| -> usize {
+        let db = sb.join(db);
+        if !db.exists() {
+            return 0;
+        }
+        let out = check(sb.roar().env("ROAR_DB", &db).args(["log", "--json"]));
+        runs_of(parse_json(&String::from_utf8_lossy(&out))).len()
+    };
+    let job = |extra: &[String], roar_db: Option<&str>| {
+        let mut c = openjd(&sb);
+        c.arg("run").arg(&path).arg("--environment").arg(&env);
+        c.args(["-p", &format!("Out={}", sb.join("out").display())]);
+        for e in extra {
+            c.args(["-p", e]);
+        }
+        if let Some(db) = roar_db {
+            c.env("ROAR_DB", sb.join(db));
+        }
+        output(&mut c);
+    };
+    job(&[], None);
+    assert_eq!(count("store/roar.db"), 1, "the generated default");
+    job(&[], Some("worker/roar.db"));
+    assert_eq!(count("worker/roar.db"), 1, "ROAR_DB of the worker");
+    job(
+        &[format!("RoarDb={}", sb.join("param/roar.db").display())],
+        Some("worker/roar.db"),
+    );
+    assert_eq!(count("param/roar.db"), 1, "the parameter wins");
+    assert_eq!(count("worker/roar.db"), 1);
+    assert_eq!(count("store/roar.db"), 1);
+}
