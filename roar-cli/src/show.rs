@@ -228,6 +228,19 @@ pub fn show_text(out: &mut dyn Write, r: &Run, all: bool, st: &Style) -> std::io
         )?,
         None => writeln!(out, "  git       (not a git repository)")?,
     }
+    if let Some(o) = &r.openjd {
+        let mut line = format!(
+            "  openjd    session {}",
+            o.session_id.as_deref().unwrap_or("?")
+        );
+        if let Some(step) = &o.step {
+            line.push_str(&format!(", step {step}"));
+        }
+        if !o.environments.is_empty() {
+            line.push_str(&format!(", environments {}", o.environments.join(", ")));
+        }
+        writeln!(out, "{line}")?;
+    }
     if !r.complete {
         writeln!(
             out,
