@@ -243,3 +243,44 @@ fn concurrent_ingests_record_each_tree_once() {
     assert_eq!(runs(&sb).len(), 4);
     check(sb.roar().args(["show", "latest"]));
 }
+
+/// A tree from another container (another pid namespace: simulated by
+/// renaming its stream files) whose root never recorded an exit: left for
+/// later while its streams are fresh, then recorded incomplete. A copy of the
+/// same streams under a third namespace is a tree of its own.
+#[test]
+fn tree_from_another_namespace_waits_for_settle() {
+    let sb = Sandbox::new();
+    let dir = trace_dir(&sb);
+    let st = traced(&sb, &dir, "echo x > killed.txt; kill -9 $$")
+        .status()
+        .unwrap();
+    assert_eq!(st.signal(), Some(9));
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        let fields: Vec<&str> = name.split('.').collect();
+        assert_eq!(fields.len(), 5, "{name}");
+        for ns in ["000000000000-1", "000000000000-2"] {
+            let other = format!("{}.{}.{}.{ns}.rwt", fields[0], fields[1], fields[2]);
+            std::fs::copy(&path, dir.join(other)).unwrap();
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+    let err = ingest(&sb, &dir, &["--settle", "3600"]);
+    assert!(
+        err.contains("2 trees still running, left for later"),
+        "{err}"
+    );
+    assert!(runs(&sb).is_empty());
+    ingest(&sb, &dir, &["--settle", "0"]);
+    let all = runs(&sb);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    for r in &all {
+        assert_eq!(r["complete"], false, "{r:#}");
+        assert!(
+            output_paths(r).contains(&sb.join("killed.txt").display().to_string()),
+            "{r:#}"
+        );
+    }
+}
