@@ -224,6 +224,11 @@ pub fn ingest(opts: Options) -> Result<()> {
         }
     }
 
+    // Stream contents apart from the images, so each tree can take its own.
+    let mut contents: Vec<Vec<u8>> = images
+        .iter_mut()
+        .map(|im| std::mem::take(&mut im.bytes))
+        .collect();
     let parent = parents(&images);
     let mut up: Vec<usize> = (0..images.len()).collect();
     for (i, p) in parent.iter().enumerate() {
@@ -319,7 +324,7 @@ pub fn ingest(opts: Options) -> Result<()> {
         }
         let streams: Vec<(String, Vec<u8>)> = members
             .iter()
-            .map(|&i| (images[i].name.clone(), images[i].bytes.clone()))
+            .map(|&i| (images[i].name.clone(), std::mem::take(&mut contents[i])))
             .collect();
         let mut result = run::collect(
             &store,
