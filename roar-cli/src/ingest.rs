@@ -275,7 +275,9 @@ pub fn ingest(opts: Options) -> Result<()> {
         }
         // roar ingest itself runs preloaded in an OpenJD session's onExit
         // (and `sh` may exec it): a tree of nothing but this process is
-        // marked as seen, without a run; one that holds more is still running.
+        // marked as seen, without a run. One that holds more (a script that
+        // runs roar ingest, and did work of its own) is still running: a
+        // later ingest records it, rather than this one dropping that work.
         let own = |i: &usize| images[*i].pid == me && images[*i].ns == own_ns;
         if members.iter().any(own) {
             if members.iter().all(own) {
