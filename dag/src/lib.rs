@@ -7,8 +7,8 @@
 //! roar that is killed leaves an honest, visibly unfinished record rather than nothing.
 //!
 //! The schema lives in ordered `migrations/*.sql` files embedded in the binary. The database is
-//! marked with a fixed `application_id`, and its `user_version` is the number of migrations
-//! applied; a file that is not SQLite, or is somebody else's SQLite database, is reported and
+//! marked with a fixed `application_id`; `roar_migrations` lists the migration numbers applied and
+//! `user_version` is the highest of them; a file that is not SQLite, or is somebody else's SQLite database, is reported and
 //! never modified.
 //!
 //! Paths, argv elements and working directories are raw bytes (`Vec<u8>`) throughout, so that
@@ -22,6 +22,8 @@ mod paths;
 mod store;
 
 pub use error::StoreError;
-pub use model::{FileKey, FileRecord, GitInfo, NewRun, ProcessRecord, Run, RunId, RunResult};
+pub use model::{
+    FileKey, FileRecord, GitInfo, NewRun, OpenJdContext, ProcessRecord, Run, RunId, RunResult,
+};
 pub use paths::absolute_normal;
 pub use store::Store;

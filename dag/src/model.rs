@@ -26,6 +26,18 @@ pub struct NewRun {
     pub env: Vec<(String, Option<String>)>,
     pub trace_dir: Option<Vec<u8>>,
     pub roar_pid: u32,
+    pub openjd: Option<OpenJdContext>,
+}
+
+/// Where in an OpenJD session a run happened.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OpenJdContext {
+    pub session_id: Option<String>,
+    /// The session working directory (raw bytes).
+    pub working_dir: Option<Vec<u8>>,
+    pub step: Option<String>,
+    /// Names of the session's environments, in the order they were entered.
+    pub environments: Vec<String>,
 }
 
 /// One file a run read or wrote.
@@ -79,6 +91,7 @@ pub struct Run {
     pub started_at_ms: i64,
     pub git: Option<GitInfo>,
     pub env: Vec<(String, Option<String>)>,
+    pub openjd: Option<OpenJdContext>,
     pub exit_code: Option<i32>,
     pub signal: Option<i32>,
     /// `None` until the run is finished.

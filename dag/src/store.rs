@@ -10,12 +10,29 @@ use rusqlite::{
     params,
 };
 
-use crate::model::{FileKey, FileRecord, GitInfo, NewRun, ProcessRecord, Run, RunId, RunResult};
+use crate::model::{
+    FileKey, FileRecord, GitInfo, NewRun, OpenJdContext, ProcessRecord, Run, RunId, RunResult,
+};
 use crate::{StoreError, absolute_normal};
 
-/// The schema, one file per version; `user_version` counts how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
-pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The schema, one file per version number. Numbers may have gaps (branches pick numbers
+/// independently); `roar_migrations` records which ones were applied, and `user_version` holds
+/// the highest, so an older roar refuses a store it does not understand.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (3, include_str!("../migrations/0003_ingest.sql")),
+];
+pub(crate) const SCHEMA_VERSION: i64 = {
+    let mut max = 0;
+    let mut i = 0;
+    while i < MIGRATIONS.len() {
+        if MIGRATIONS[i].0 > max {
+            max = MIGRATIONS[i].0;
+        }
+        i += 1;
+    }
+    max
+};
 /// `PRAGMA application_id` of every roar store: "roar" in ASCII.
 const APPLICATION_ID: i64 = 0x726F_6172;
 /// Concurrent `roar run`s share one store; writers wait for each other rather than fail.
@@ -93,33 +110,32 @@ impl Store {
             });
         }
 
-        let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        Store::configure_and_migrate(conn)
+        // Two roars creating one store at once can get SQLITE_BUSY without the busy handler
+        // being consulted (switching to WAL, or a lock upgrade SQLite refuses to wait for):
+        // setting up is idempotent, so try again until the busy timeout.
+        let start = std::time::Instant::now();
+        loop {
+            let attempt = conn
+                .query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                .map_err(StoreError::from)
+                .and_then(|_| migrate(&conn));
+            match attempt {
+                Err(StoreError::Sqlite(e))
+                    if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy)
+                        && start.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(e),
+                Ok(()) => return Ok(Store { conn }),
+            }
+        }
     }
 
     /// A private store in memory, for tests and dry runs.
     pub fn open_in_memory() -> Result<Store, StoreError> {
-        Store::configure_and_migrate(Connection::open_in_memory()?)
-    }
-
-    fn configure_and_migrate(conn: Connection) -> Result<Store, StoreError> {
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
-            let target = i as i64 + 1;
-            // Each migration re-checks the version inside its own write transaction, so two
-            // roars opening a fresh store at once apply it exactly once.
-            let tx = Transaction::new_unchecked(&conn, TransactionBehavior::Immediate)?;
-            let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if current >= target {
-                continue;
-            }
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-            tx.pragma_update(None, "user_version", target)?;
-            tx.commit()?;
-        }
+        let conn = Connection::open_in_memory()?;
+        migrate(&conn)?;
         Ok(Store { conn })
     }
 
@@ -143,6 +159,57 @@ impl Store {
     /// mid-run leaves an unfinished (and therefore incomplete) record.
     pub fn begin_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
         let tx = self.write_tx()?;
+        let id = insert_run(&tx, run)?;
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Records that `tree` was ingested: the run (begun and finished in the same transaction)
+    /// and the tree key together, so that a tree is recorded at most once even when several
+    /// `roar ingest` run at once. Returns `None` (and writes nothing) when `tree` was already
+    /// ingested. `run` is `None` for a tree that is deliberately not recorded.
+    pub fn ingest_tree(
+        &self,
+        tree: &str,
+        streams: usize,
+        now_ms: i64,
+        run: Option<(&NewRun, &RunResult)>,
+    ) -> Result<Option<Option<RunId>>, StoreError> {
+        let tx = self.write_tx()?;
+        let seen: bool = tx
+            .prepare_cached("SELECT count(*) > 0 FROM ingested_trees WHERE tree = ?1")?
+            .query_row([tree], |r| r.get(0))?;
+        if seen {
+            return Ok(None);
+        }
+        let id = match run {
+            Some((new, result)) => {
+                let id = insert_run(&tx, new)?;
+                write_result(&tx, id, result)?;
+                Some(id)
+            }
+            None => None,
+        };
+        tx.prepare_cached(
+            "INSERT INTO ingested_trees (tree, run_id, streams, ingested_at_ms) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![tree, id, streams as i64, now_ms])?;
+        tx.commit()?;
+        Ok(Some(id))
+    }
+
+    /// True when `tree` was already ingested (see [`Store::ingest_tree`]).
+    pub fn is_ingested(&self, tree: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT count(*) > 0 FROM ingested_trees WHERE tree = ?1")?
+            .query_row([tree], |r| r.get(0))?)
+    }
+}
+
+fn insert_run(tx: &Connection, run: &NewRun) -> Result<RunId, StoreError> {
+    {
         let git = run.git.as_ref();
         tx.prepare_cached(
             "INSERT INTO runs (label, cwd, backend, started_at_ms, git_commit, git_branch, \
@@ -175,17 +242,39 @@ impl Store {
                 stmt.execute(params![id, idx as i64, name, value])?;
             }
         }
-        tx.commit()?;
+        if let Some(o) = &run.openjd {
+            tx.prepare_cached(
+                "INSERT INTO run_openjd (run_id, session_id, working_dir, step, environments) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                id,
+                o.session_id,
+                o.working_dir,
+                o.step,
+                o.environments.join("\n")
+            ])?;
+        }
         Ok(id)
     }
+}
 
+impl Store {
     /// Records everything learnt when a run ended, in one transaction, and marks it finished.
     ///
     /// Processes and file links replace any recorded before (finishing twice is not an error);
     /// `result.warnings` are appended after those added with [`Store::add_warning`].
     pub fn finish_run(&self, id: RunId, result: &RunResult) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
-        require_run(&tx, id)?;
+        write_result(&tx, id, result)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+fn write_result(tx: &Connection, id: RunId, result: &RunResult) -> Result<(), StoreError> {
+    {
+        require_run(tx, id)?;
         for table in ["processes", "run_inputs", "run_outputs"] {
             tx.prepare_cached(&format!("DELETE FROM {table} WHERE run_id = ?1"))?
                 .execute([id])?;
@@ -216,10 +305,10 @@ impl Store {
                 }
             }
         }
-        insert_links(&tx, "run_inputs", id, &result.inputs)?;
-        insert_links(&tx, "run_outputs", id, &result.outputs)?;
+        insert_links(tx, "run_inputs", id, &result.inputs)?;
+        insert_links(tx, "run_outputs", id, &result.outputs)?;
         for warning in &result.warnings {
-            insert_warning(&tx, id, warning)?;
+            insert_warning(tx, id, warning)?;
         }
         tx.prepare_cached(
             "UPDATE runs SET exit_code = ?2, signal = ?3, duration_ms = ?4, complete = ?5, \
@@ -232,10 +321,11 @@ impl Store {
             u64_to_sql(result.duration_ms),
             result.complete,
         ])?;
-        tx.commit()?;
         Ok(())
     }
+}
 
+impl Store {
     /// Records a run's git context once it is known (roar reads git while
     /// the command runs, after the run row was written).
     pub fn set_git(&self, id: RunId, git: &GitInfo) -> Result<(), StoreError> {
@@ -417,17 +507,72 @@ impl Store {
     }
 }
 
+/// Applies the connection settings and every migration not applied yet.
+fn migrate(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    // One write transaction decides and applies everything, so two roars opening a fresh
+    // store at once apply each migration exactly once.
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tracked: bool = tx.query_row(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'roar_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !tracked {
+        tx.execute_batch(
+            "CREATE TABLE roar_migrations (version INTEGER PRIMARY KEY) WITHOUT ROWID",
+        )?;
+        // Stores from before the table applied 1..=user_version, with no gaps.
+        for v in 1..=current {
+            tx.execute("INSERT INTO roar_migrations (version) VALUES (?1)", [v])?;
+        }
+    }
+    let mut changed = !tracked;
+    for (version, sql) in MIGRATIONS {
+        let applied: bool = tx.query_row(
+            "SELECT count(*) > 0 FROM roar_migrations WHERE version = ?1",
+            [version],
+            |r| r.get(0),
+        )?;
+        if applied {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO roar_migrations (version) VALUES (?1)",
+            [version],
+        )?;
+        changed = true;
+    }
+    if changed {
+        tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+        tx.pragma_update(None, "user_version", current.max(SCHEMA_VERSION))?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
 fn probe(conn: &Connection) -> rusqlite::Result<Probe> {
-    Ok(Probe {
-        application_id: conn.query_row("PRAGMA application_id", [], |r| r.get(0))?,
-        user_version: conn.query_row("PRAGMA user_version", [], |r| r.get(0))?,
-        objects: conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?,
-        has_runs: conn.query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'runs'",
-            [],
-            |r| r.get::<_, i64>(0).map(|n| n > 0),
-        )?,
-    })
+    // One statement, so one consistent snapshot: read piecemeal, a roar creating the store at
+    // the same moment could be seen half before and half after its commit.
+    conn.query_row(
+        "SELECT (SELECT application_id FROM pragma_application_id), \
+                (SELECT user_version FROM pragma_user_version), \
+                (SELECT count(*) FROM sqlite_schema), \
+                (SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'runs')",
+        [],
+        |r| {
+            Ok(Probe {
+                application_id: r.get(0)?,
+                user_version: r.get(1)?,
+                objects: r.get(2)?,
+                has_runs: r.get::<_, i64>(3)? > 0,
+            })
+        },
+    )
 }
 
 fn classify(path: &Path, e: rusqlite::Error) -> StoreError {
@@ -517,6 +662,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
             None => None,
         },
         env: Vec::new(),
+        openjd: None,
         exit_code: row.get("exit_code")?,
         signal: row.get("signal")?,
         duration_ms: row.get::<_, Option<i64>>("duration_ms")?.map(u64_from_sql),
@@ -546,6 +692,24 @@ fn fill(conn: &Connection, run: &mut Run) -> Result<(), StoreError> {
         .prepare_cached("SELECT text FROM warnings WHERE run_id = ?1 ORDER BY seq")?
         .query_map([id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
+    run.openjd = conn
+        .prepare_cached(
+            "SELECT session_id, working_dir, step, environments FROM run_openjd WHERE run_id = ?1",
+        )?
+        .query_row([id], |r| {
+            let envs: String = r.get(3)?;
+            Ok(OpenJdContext {
+                session_id: r.get(0)?,
+                working_dir: r.get(1)?,
+                step: r.get(2)?,
+                environments: envs
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        })
+        .optional()?;
     run.inputs = load_links(conn, "run_inputs", id)?;
     run.outputs = load_links(conn, "run_outputs", id)?;
 

@@ -24,8 +24,42 @@ impl Location {
     }
 }
 
+/// `--db PATH`, which wins over `ROAR_DB` (OpenJD templates pass their
+/// `RoarDb` parameter this way).
+static OVERRIDE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the store for this process (an empty path means no override).
+pub fn set_override(db: PathBuf) {
+    if !db.as_os_str().is_empty() {
+        let _ = OVERRIDE.set(db);
+    }
+}
+
+/// `--db-fallback PATH`: the store when neither `--db` nor `ROAR_DB` names
+/// one (OpenJD templates: the store where the template was generated, since
+/// discovery from the session directory would create one there).
+static FALLBACK: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Sets the fallback store (an empty path means none).
+pub fn set_fallback(db: PathBuf) {
+    if !db.as_os_str().is_empty() {
+        let _ = FALLBACK.set(db);
+    }
+}
+
+/// True when the store was named explicitly (`--db`, `ROAR_DB` or `--db-fallback`).
+pub fn explicit() -> bool {
+    OVERRIDE.get().is_some()
+        || FALLBACK.get().is_some()
+        || std::env::var_os("ROAR_DB").is_some_and(|v| !v.is_empty())
+}
+
 fn from_env(cwd: &Path) -> Option<Location> {
-    let db = std::env::var_os("ROAR_DB").filter(|v| !v.is_empty())?;
+    let db = OVERRIDE
+        .get()
+        .map(|p| p.as_os_str().to_os_string())
+        .or_else(|| std::env::var_os("ROAR_DB").filter(|v| !v.is_empty()))
+        .or_else(|| FALLBACK.get().map(|p| p.as_os_str().to_os_string()))?;
     let db = cwd.join(db);
     let parent = db.parent().unwrap_or(Path::new("/"));
     let root = if parent.file_name().is_some_and(|n| n == DIR) {

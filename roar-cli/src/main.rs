@@ -18,8 +18,10 @@ mod env;
 mod filter;
 mod git;
 mod hashing;
+mod ingest;
 mod json;
 mod location;
+mod openjd;
 mod paths;
 mod preload;
 mod run;
@@ -36,6 +38,13 @@ mod trace;
     about = "Record what commands read and write, and where every file came from."
 )]
 struct Cli {
+    /// The store to use (overrides ROAR_DB and discovery; created if missing).
+    /// `--db=` (empty, as OpenJD templates pass an unset parameter) means none.
+    #[arg(long, global = true, value_name = "PATH")]
+    db: Option<OsString>,
+    /// The store when neither --db nor ROAR_DB names one (used by OpenJD templates).
+    #[arg(long, global = true, value_name = "PATH", hide = true)]
+    db_fallback: Option<OsString>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -80,10 +89,62 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Turn traces the preload library wrote on its own into runs, one per process tree.
+    Ingest {
+        /// The trace directory (default: $ROAR_TRACE_DIR).
+        dir: Option<PathBuf>,
+        /// A tree whose first process has not exited, in another pid namespace, is left for
+        /// later while its streams changed in the last SECS seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+        settle: f64,
+        /// A label for every run ingested.
+        #[arg(long)]
+        label: Option<String>,
+        /// Only errors.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Delete the stream files of trees that are in the store (and DIR, once empty).
+        #[arg(long)]
+        remove: bool,
+    },
+    /// OpenJD: environment templates that record every task of a job.
+    Openjd {
+        #[command(subcommand)]
+        cmd: OpenjdCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpenjdCmd {
+    /// Print an environment template (`openjd run --environment`).
+    Template {
+        #[arg(long, value_enum, default_value = "wrap")]
+        mode: openjd::Mode,
+    },
+    /// Used by the wrap template's enter/exit hooks: note the environment, then run its action.
+    #[command(hide = true)]
+    EnvAction {
+        #[arg(long)]
+        phase: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "false")]
+        record: String,
+        #[arg(long, env = "ROAR_BACKEND", default_value = "auto")]
+        backend: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+        command: Vec<OsString>,
+    },
 }
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(db) = cli.db {
+        location::set_override(db.into());
+    }
+    if let Some(db) = cli.db_fallback {
+        location::set_fallback(db.into());
+    }
     let result = match cli.cmd {
         Cmd::Init { dir } => init(dir),
         Cmd::Run {
@@ -106,6 +167,39 @@ fn main() {
             json,
             all,
         } => show(&reference, json, all),
+        Cmd::Ingest {
+            dir,
+            settle,
+            label,
+            quiet,
+            remove,
+        } => ingest::ingest(ingest::Options {
+            dir,
+            settle,
+            label,
+            quiet,
+            remove,
+        }),
+        Cmd::Openjd {
+            cmd: OpenjdCmd::Template { mode },
+        } => openjd_template(mode),
+        Cmd::Openjd {
+            cmd:
+                OpenjdCmd::EnvAction {
+                    phase,
+                    name,
+                    record,
+                    backend,
+                    command,
+                },
+        } => openjd::env_action(openjd::EnvAction {
+            phase,
+            name,
+            record: record == "true",
+            backend,
+            command,
+        })
+        .map(|never| match never {}),
     };
     if let Err(e) = result {
         // A closed stdout (`roar log | head`) ends quietly.
@@ -177,5 +271,31 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
     } else {
         show::show_text(&mut out, &run, all, &show::Style::detect())?;
     }
+    Ok(())
+}
+
+fn openjd_template(mode: openjd::Mode) -> Result<()> {
+    let cwd = cwd()?;
+    let loc = location::find(&cwd).unwrap_or_else(|| location::Location {
+        db: location::default_root(&cwd)
+            .join(location::DIR)
+            .join(location::DB),
+        root: location::default_root(&cwd),
+    });
+    let db = std::path::absolute(&loc.db).unwrap_or(loc.db);
+    let roar = std::env::current_exe().context("cannot tell where the roar binary is")?;
+    let lib = preload::find_library().map_err(|e| run::SetupError {
+        msg: e,
+        code: run::SETUP_FAILED,
+    })?;
+    let text = openjd::template(
+        mode,
+        &openjd::Paths {
+            roar: &roar,
+            lib: &lib,
+            db: &db,
+        },
+    );
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }

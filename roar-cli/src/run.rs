@@ -42,8 +42,16 @@ fn setup(code: i32, msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// The store for `roar run`, initialised when there is none.
-fn locate(cwd: &Path) -> Result<Location> {
+pub fn locate(cwd: &Path) -> Result<Location> {
     if let Some(l) = location::find(cwd) {
+        // A store named by --db or ROAR_DB may be new: its directory too.
+        if location::explicit()
+            && let Some(dir) = l.db.parent()
+            && !dir.is_dir()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
         return Ok(l);
     }
     let root = location::default_root(cwd);
@@ -63,13 +71,24 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     let cfg = config::load(&loc.roar_dir()).map_err(|e| setup(SETUP_FAILED, format!("{e:#}")))?;
     let store = Store::open(&loc.db).map_err(|e| setup(SETUP_FAILED, e.to_string()))?;
     recover(&store);
+    let mut warnings = Vec::new();
+    // The OpenJD runtime deletes the session directory when the session ends.
+    if let Some(wd) = std::env::var_os("OPENJD_SESSION_WORKING_DIR")
+        && is_under(&to_bytes(&loc.db), &to_bytes(Path::new(&wd)))
+    {
+        let w = format!(
+            "the store {} is inside the OpenJD session directory, which the runtime deletes when the session ends; set ROAR_DB or the template's RoarDb parameter",
+            loc.db.display()
+        );
+        eprintln!("roar: warning: {w}");
+        warnings.push(w);
+    }
 
     let program =
         spawn::resolve(&opts.command[0]).map_err(|e| setup(e.exit_code(), e.to_string()))?;
     let is_static = elf::is_static(&program);
     let backend = choose_backend(&opts.backend, is_static)?;
 
-    let mut warnings = Vec::new();
     let mut losses = Vec::new();
     if is_static && matches!(backend, Backend::Preload(_)) {
         losses.push(format!(
@@ -114,6 +133,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         env: env::capture(&vars, &cfg.env.allow),
         trace_dir: Some(to_bytes(&trace_dir)),
         roar_pid: std::process::id(),
+        openjd: crate::openjd::context(&vars, opts.label.as_deref(), &loc.roar_dir()),
     };
     let id = store.begin_run(&new_run).map_err(|e| {
         setup(
@@ -239,13 +259,18 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         warnings.push(format!("git context not recorded: {e}"));
     }
 
+    let streams = read_trace(&trace_dir, &mut losses);
+    let lingering = still_running(&trace_dir);
     let mut result = collect(
-        backend.name(),
         &store,
         &loc,
         &cfg,
-        &trace_dir,
-        Some((child.pid, ended)),
+        &streams,
+        Some(Ending {
+            pid: child.pid,
+            ended,
+            lingering: &lingering,
+        }),
         &mut warnings,
         &mut losses,
     );
@@ -390,20 +415,17 @@ fn signal_name(sig: i32) -> &'static str {
     }
 }
 
-/// Reads the trace in `trace_dir` and decides inputs, outputs and processes.
-/// `top` is the command's pid and how it ended, when roar saw it end.
-#[allow(clippy::too_many_arguments)] // one call site per caller; a struct would only rename them
-pub fn collect(
-    backend: &str,
-    store: &Store,
-    loc: &Location,
-    cfg: &config::Config,
-    trace_dir: &Path,
-    top: Option<(i32, Ended)>,
-    warnings: &mut Vec<String>,
-    losses: &mut Vec<String>,
-) -> RunResult {
-    let streams = match trace::read_dir(trace_dir) {
+/// How the traced command ended, as `roar run` saw it.
+pub struct Ending<'a> {
+    pub pid: i32,
+    pub ended: Ended,
+    /// Processes of the run still alive when the command ended.
+    pub lingering: &'a [u32],
+}
+
+/// Every stream in `trace_dir`; a directory that cannot be read is a loss.
+pub fn read_trace(trace_dir: &Path, losses: &mut Vec<String>) -> Vec<(String, Vec<u8>)> {
+    match trace::read_dir(trace_dir) {
         Ok(s) => s,
         Err(e) => {
             losses.push(format!(
@@ -412,15 +434,25 @@ pub fn collect(
             ));
             Vec::new()
         }
-    };
-    let summary = trace::analyze(&streams);
+    }
+}
+
+/// Decides inputs, outputs and processes from trace streams. It needs no
+/// live child: `roar run` passes the command's pid and how it ended, and the
+/// processes still running; recovery and `roar ingest` pass what they know.
+pub fn collect(
+    store: &Store,
+    loc: &Location,
+    cfg: &config::Config,
+    streams: &[(String, Vec<u8>)],
+    top: Option<Ending<'_>>,
+    warnings: &mut Vec<String>,
+    losses: &mut Vec<String>,
+) -> RunResult {
+    let summary = trace::analyze(streams);
     losses.extend(summary.warnings.iter().cloned());
     if summary.procs.is_empty() && losses.is_empty() {
-        losses.push(if backend == "preload" {
-            "the preload library recorded nothing: it was not loaded into the command (is it built for this architecture?)".into()
-        } else {
-            format!("the {backend} backend recorded nothing")
-        });
+        losses.push("the tracer recorded no process (under preload: the library was not loaded into the command; is it built for this architecture?)".into());
     }
     let root = to_bytes(&loc.root);
     let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
@@ -448,19 +480,18 @@ pub fn collect(
             }
         })
         .collect();
-    if top.is_some() {
-        let lingering = still_running(trace_dir);
-        if !lingering.is_empty() {
-            losses.push(format!(
-                "{} (pid {}) {} still running when the command ended; what {} from now on is not recorded",
-                plural(lingering.len(), "process", "processes"),
-                join_pids(&lingering),
-                if lingering.len() == 1 { "was" } else { "were" },
-                if lingering.len() == 1 { "it does" } else { "they do" }
-            ));
-        }
+    if let Some(Ending { lingering, .. }) = &top
+        && !lingering.is_empty()
+    {
+        losses.push(format!(
+            "{} (pid {}) {} still running when the command ended; what {} from now on is not recorded",
+            plural(lingering.len(), "process", "processes"),
+            join_pids(lingering),
+            if lingering.len() == 1 { "was" } else { "were" },
+            if lingering.len() == 1 { "it does" } else { "they do" }
+        ));
     }
-    if let Some((pid, ended)) = top
+    if let Some(Ending { pid, ended, .. }) = top
         && let Some(p) = procs.iter_mut().rev().find(|p| p.pid == pid as u32)
     {
         match ended {
@@ -650,12 +681,12 @@ pub fn recover(store: &Store) {
         let mut warnings = Vec::new();
         let mut losses =
             vec!["roar was killed before the run ended; recorded what its trace held".to_string()];
+        let streams = read_trace(&dir, &mut losses);
         let mut result = collect(
-            &run.backend,
             store,
             &loc,
             &cfg,
-            &dir,
+            &streams,
             None,
             &mut warnings,
             &mut losses,

@@ -63,6 +63,25 @@ pub fn run_json(r: &Run, all: bool) -> Json {
             .map(|(k, v)| (k.clone(), Json::opt_str(v.as_deref())))
             .collect(),
     );
+    let openjd = r.openjd.as_ref().map_or(Json::Null, |o| {
+        Json::obj(vec![
+            ("session_id", Json::opt_str(o.session_id.as_deref())),
+            (
+                "working_dir",
+                o.working_dir.clone().map_or(Json::Null, Json::Bytes),
+            ),
+            ("step", Json::opt_str(o.step.as_deref())),
+            (
+                "environments",
+                Json::Arr(
+                    o.environments
+                        .iter()
+                        .map(|e| Json::Str(e.clone()))
+                        .collect(),
+                ),
+            ),
+        ])
+    });
     Json::obj(vec![
         ("id", Json::Int(r.id)),
         ("ref", Json::Str(format!("@{}", r.seq))),
@@ -88,6 +107,7 @@ pub fn run_json(r: &Run, all: bool) -> Json {
         ("outputs", files(&r.outputs, all)),
         ("processes", processes),
         ("env", env),
+        ("openjd", openjd),
     ])
 }
 
@@ -207,6 +227,19 @@ pub fn show_text(out: &mut dyn Write, r: &Run, all: bool, st: &Style) -> std::io
                 .unwrap_or_default()
         )?,
         None => writeln!(out, "  git       (not a git repository)")?,
+    }
+    if let Some(o) = &r.openjd {
+        let mut line = format!(
+            "  openjd    session {}",
+            o.session_id.as_deref().unwrap_or("?")
+        );
+        if let Some(step) = &o.step {
+            line.push_str(&format!(", step {step}"));
+        }
+        if !o.environments.is_empty() {
+            line.push_str(&format!(", environments {}", o.environments.join(", ")));
+        }
+        writeln!(out, "{line}")?;
     }
     if !r.complete {
         writeln!(

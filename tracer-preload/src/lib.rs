@@ -8,8 +8,12 @@
 //! Design:
 //! * **Activation.** An `.init_array` constructor reads `ROAR_TRACE_DIR`.
 //!   Unset or empty: every hook passes straight through. Set: the process
-//!   image opens its own stream file `$ROAR_TRACE_DIR/<pid>.<mono_ns>.<rand>.rwt`
-//!   and writes `ProcessStart` as record 0. A `pthread_atfork` child handler
+//!   image opens its own stream file
+//!   `$ROAR_TRACE_DIR/<pid>.<mono_ns>.<rand>.<boot>-<pidns>.rwt` and writes
+//!   `ProcessStart` as record 0. `<boot>` (12 hex digits of the kernel boot id)
+//!   and `<pidns>` (the pid namespace inode) say which pid numbering the pids
+//!   in the stream belong to, so containers sharing one directory (standalone
+//!   preload) are told apart; `<rand>` makes names unique even so. A `pthread_atfork` child handler
 //!   gives each forked child a stream of its own.
 //! * **Hooks.** Each hook resolves the real function once with
 //!   `dlsym(RTLD_NEXT)` ([`real`]), calls it, and then — unless tracing is

@@ -39,6 +39,54 @@ struct TraceDir(UnsafeCell<Buf<4096>>);
 unsafe impl Sync for TraceDir {}
 static TRACE_DIR: TraceDir = TraceDir(UnsafeCell::new(Buf::new()));
 
+/// `<boot>-<pidns>`: which kernel boot and pid namespace this process's pids belong to, set once
+/// by the constructor and read-only after (same discipline as [`TRACE_DIR`]). Containers that
+/// share one trace directory reuse pid numbers; this tells their streams apart.
+struct Namespace(UnsafeCell<Buf<64>>);
+// SAFETY: as for TraceDir.
+unsafe impl Sync for Namespace {}
+static NAMESPACE: Namespace = Namespace(UnsafeCell::new(Buf::new()));
+
+/// Fills `out` with the first 12 hex digits of the boot id and the pid namespace inode, each
+/// `0` when /proc cannot tell (no /proc mounted).
+fn namespace_id(out: &mut Buf<64>) {
+    let mut boot = [0u8; 64];
+    let fd = sys::openat(
+        libc::AT_FDCWD,
+        b"/proc/sys/kernel/random/boot_id\0",
+        libc::O_RDONLY | libc::O_CLOEXEC,
+        0,
+    );
+    let mut n = 0;
+    if fd >= 0 {
+        let r = sys::pread(fd as c_int, &mut boot, 0);
+        sys::close(fd as c_int);
+        for &b in boot.get(..r.max(0) as usize).unwrap_or(&[]) {
+            if b.is_ascii_hexdigit() && n < 12 {
+                out.push(&[b.to_ascii_lowercase()]);
+                n += 1;
+            }
+        }
+    }
+    if n == 0 {
+        out.push(b"0");
+    }
+    out.push(b"-");
+    // "pid:[4026531836]"
+    let mut link = [0u8; 64];
+    let len = sys::readlink(b"/proc/self/ns/pid\0", &mut link).unwrap_or(0);
+    let mut digits = 0;
+    for &b in link.get(..len).unwrap_or(&[]) {
+        if b.is_ascii_digit() {
+            out.push(&[b]);
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        out.push(b"0");
+    }
+}
+
 /// Lowest fd number the stream fd is moved to.
 fn high_fd_floor() -> usize {
     let soft = sys::nofile_soft_limit().unwrap_or(1024);
@@ -85,6 +133,9 @@ fn open_stream_file() -> Option<c_int> {
         name.push(b"0");
     }
     name.push(hex.as_slice());
+    name.push(b".");
+    // SAFETY: see Namespace: written only by the constructor, before any stream is opened.
+    name.push(unsafe { &*NAMESPACE.0.get() }.as_slice());
     name.push(b".rwt");
     if name.truncated {
         return None;
@@ -111,6 +162,10 @@ pub unsafe fn init(dir: &[u8], argc: c_int, argv: *const *const c_char) -> bool 
         if d.truncated {
             return false;
         }
+    }
+    {
+        // SAFETY: as above, nobody reads NAMESPACE before the first stream is opened below.
+        namespace_id(unsafe { &mut *NAMESPACE.0.get() });
     }
     ARGC.store(argc, Ordering::Relaxed);
     ARGV.store(argv.cast_mut(), Ordering::Relaxed);

@@ -752,3 +752,35 @@ fn oversized_path_and_argv_are_flagged() {
         sb.dump()
     );
 }
+
+/// Stream names are `<pid>.<mono ns>.<16 hex>.<boot>-<pidns>.rwt`: the last
+/// field tells pid namespaces (containers) apart for `roar ingest`.
+#[test]
+fn stream_names_carry_boot_and_pid_namespace() {
+    let sb = Sandbox::new("names");
+    sb.run("sh", &["-c", "true"]);
+    let boot: String = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .unwrap()
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(12)
+        .collect();
+    let ns: String = std::fs::read_link("/proc/self/ns/pid")
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let streams = sb.streams();
+    assert!(!streams.is_empty());
+    for s in streams {
+        let name = s.file.file_name().unwrap().to_str().unwrap().to_owned();
+        let fields: Vec<&str> = name.split('.').collect();
+        assert_eq!(fields.len(), 5, "{name}");
+        assert_eq!(fields[0], s.records[0].header.pid.to_string(), "{name}");
+        assert!(fields[1].bytes().all(|b| b.is_ascii_digit()), "{name}");
+        assert_eq!(fields[2].len(), 16, "{name}");
+        assert_eq!(fields[3], format!("{boot}-{ns}"), "{name}");
+        assert_eq!(fields[4], "rwt");
+    }
+}

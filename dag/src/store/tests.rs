@@ -29,6 +29,7 @@ fn new_run(label: &str) -> NewRun {
         ],
         trace_dir: Some(b"/proj/.roar/traces/1".to_vec()),
         roar_pid: 4242,
+        openjd: None,
     }
 }
 
@@ -111,6 +112,7 @@ fn full_run_round_trips() {
         started_at_ms: new.started_at_ms,
         git: new.git.clone(),
         env: new.env.clone(),
+        openjd: None,
         exit_code: None,
         signal: Some(9),
         duration_ms: Some(u64::MAX),
@@ -478,4 +480,87 @@ fn concurrent_writers_all_land() {
     assert!(runs.iter().all(|r| r.finished && r.outputs.len() == 1));
     assert_eq!(runs[0].seq, 100);
     assert_eq!(runs[99].seq, 1);
+}
+
+#[test]
+fn ingesting_a_tree_twice_adds_nothing() {
+    let store = Store::open_in_memory().unwrap();
+    let new = new_run("tree");
+    let result = result_writing(vec![file(b"/p/o", Some('2'), Some(2))]);
+    assert!(!store.is_ingested("1.2.3.rwt").unwrap());
+    let first = store
+        .ingest_tree("1.2.3.rwt", 4, 10, Some((&new, &result)))
+        .unwrap();
+    let id = first.flatten().expect("a run was recorded");
+    assert!(store.run(id).unwrap().finished);
+    assert!(store.is_ingested("1.2.3.rwt").unwrap());
+    assert_eq!(
+        store
+            .ingest_tree("1.2.3.rwt", 4, 11, Some((&new, &result)))
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.runs(None).unwrap().len(), 1);
+    // A tree skipped on purpose is remembered too, without a run.
+    assert_eq!(
+        store.ingest_tree("9.9.9.rwt", 1, 12, None).unwrap(),
+        Some(None)
+    );
+    assert!(store.is_ingested("9.9.9.rwt").unwrap());
+}
+
+#[test]
+fn openjd_context_round_trips() {
+    let store = Store::open_in_memory().unwrap();
+    let ctx = OpenJdContext {
+        session_id: Some("abc123".into()),
+        working_dir: Some(b"/tmp/sess/abc123".to_vec()),
+        step: Some("Render".into()),
+        environments: vec!["Provenance".into(), "Conda".into()],
+    };
+    let id = store
+        .begin_run(&NewRun {
+            openjd: Some(ctx.clone()),
+            ..new_run("x")
+        })
+        .unwrap();
+    assert_eq!(store.run(id).unwrap().openjd, Some(ctx));
+    let plain = store.begin_run(&new_run("y")).unwrap();
+    assert_eq!(store.run(plain).unwrap().openjd, None);
+}
+
+/// A store written before `roar_migrations` existed (user_version 1, no table) gets the newer
+/// migrations, and a store missing a lower-numbered migration (merged from another branch)
+/// gets it applied later without touching the others.
+#[test]
+fn migrations_tolerate_legacy_stores_and_gaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roar.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let versions: Vec<i64> = store
+        .conn
+        .prepare("SELECT version FROM roar_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let known: Vec<i64> = MIGRATIONS.iter().map(|(v, _)| *v).collect();
+    assert_eq!(versions, known);
+    assert!(!store.is_ingested("x").unwrap());
+    drop(store);
+    // Opening again changes nothing.
+    let store = Store::open(&path).unwrap();
+    let version: i64 = store
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
 }
