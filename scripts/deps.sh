@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing roar needs beyond Rust, on Debian:
+# system packages (as root, only those missing) and the released OpenJD
+# runtime in .venv-openjd/ (the OpenJD end-to-end tests run jobs with it).
+# Idempotent and quick when everything is there; .ci/run and the README's
+# test command both start with it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential pkg-config strace git)
+# python3 is normally preinstalled (pyenv); the fixtures need one.
+command -v python3 >/dev/null || pkgs+=(python3)
+python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
+# The eBPF backend compiles its BPF program with clang from build.rs.
+[ -d tracer-ebpf ] && pkgs+=(clang libbpf-dev bpftool libelf-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    else
+        echo "deps.sh: not root; install these Debian packages first: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+# The released Python OpenJD runtime, pinned.
+if [ ! -x .venv-openjd/bin/openjd ]; then
+    python3 -m venv .venv-openjd
+    .venv-openjd/bin/pip install -q openjd-cli==0.8.0
+fi
