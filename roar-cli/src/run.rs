@@ -155,7 +155,11 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         Backend::Preload(lib) => preload::child_env(vars, lib, &trace_dir),
         Backend::Ptrace => vars,
     };
-    let child_hook = || ptrace.as_ref().map_or(Ok(()), |p| p.in_child());
+    let child_hook = || {
+        ptrace
+            .as_ref()
+            .map_or(Ok(()), |p| p.in_child().map_err(|e| e | spawn::HOOK_FAILED))
+    };
     let mut tracer = None;
     let mut attach = |pid| {
         if let Some(p) = &ptrace {

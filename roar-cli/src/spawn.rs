@@ -118,7 +118,12 @@ pub struct Child {
 }
 
 /// What to do in the child between fork and exec (async-signal-safe only).
+/// An error is an errno; with [`HOOK_FAILED`] or'ed in, it is reported as a
+/// tracing set-up failure rather than as the exec's.
 pub type PreExec<'a> = &'a dyn Fn() -> Result<(), libc::c_int>;
+
+/// Marks a [`PreExec`] errno as the tracer's set-up failing in the child.
+pub const HOOK_FAILED: libc::c_int = 1 << 30;
 
 /// What a backend needs done around fork.
 pub struct Hooks<'a> {
@@ -268,6 +273,12 @@ fn read_exec_error(fd: libc::c_int) -> Option<i32> {
 }
 
 fn exec_failure(name: String, errno: i32) -> SpawnError {
+    if errno & HOOK_FAILED != 0 {
+        return SpawnError::Attach(
+            name,
+            std::io::Error::from_raw_os_error(errno & !HOOK_FAILED),
+        );
+    }
     match errno {
         libc::EACCES => SpawnError::NotExecutable(name),
         _ => SpawnError::Exec(name, std::io::Error::from_raw_os_error(errno)),

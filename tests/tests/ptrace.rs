@@ -279,3 +279,31 @@ fn timeout_and_forwarding_under_ptrace() {
     assert_eq!(child.wait().unwrap().code(), Some(9));
     assert_eq!(sb.read("got.txt"), b"forwarded\n");
 }
+
+/// An exec that fails after the PATH lookup (a missing `#!` interpreter)
+/// and a script with no `#!` (run by /bin/sh, as execvp does) end the same
+/// way under both backends.
+#[test]
+fn exec_failures_match_preload() {
+    for backend in ["preload", "ptrace"] {
+        let sb = Sandbox::new();
+        sb.write("bad.sh", "#!/nonexistent/interp\necho hi\n");
+        sb.write("plain.sh", "echo from-sh > out.txt\n");
+        for f in ["bad.sh", "plain.sh"] {
+            let p = sb.join(f);
+            let mut perm = std::fs::metadata(&p).unwrap().permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+            std::fs::set_permissions(&p, perm).unwrap();
+        }
+        let out = sb.run(backend, &["./bad.sh"]);
+        assert_eq!(out.status.code(), Some(127), "[{backend}] {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("bad.sh"), "[{backend}] {err}");
+        assert_eq!(sb.show_json("latest")["complete"], false, "[{backend}]");
+
+        let out = sb.run(backend, &["./plain.sh"]);
+        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        assert_io(&sb, &run, &["plain.sh"], &["out.txt"]);
+    }
+}
