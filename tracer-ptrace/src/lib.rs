@@ -112,7 +112,6 @@ impl Prepared {
             root_status: None,
             tasks: HashMap::new(),
             procs: HashMap::new(),
-            early: HashSet::new(),
             expected: HashSet::new(),
         };
         t.tasks.insert(pid, Task::new(pid));
@@ -241,9 +240,6 @@ pub struct Tracer {
     root_status: Option<ExitStatus>,
     tasks: HashMap<pid_t, Task>,
     procs: HashMap<pid_t, Proc>,
-    /// New tasks whose first stop came before their parent's fork event:
-    /// held stopped until the parent's event names them.
-    early: HashSet<pid_t>,
     /// New tasks named by a fork event whose first stop has not come yet.
     expected: HashSet<pid_t>,
 }
@@ -425,7 +421,6 @@ impl Tracer {
     }
 
     fn exited(&mut self, tid: pid_t, st: ExitStatus) {
-        self.early.remove(&tid);
         self.expected.remove(&tid);
         let Some(task) = self.tasks.remove(&tid) else {
             return;
@@ -460,14 +455,67 @@ impl Tracer {
             return;
         }
         if !self.tasks.contains_key(&tid) {
-            // Its parent's fork event has not been read yet: hold it.
-            self.early.insert(tid);
+            // A new task whose parent's fork event has not been read yet
+            // (or never will be: a parent killed inside fork reports none).
+            // The kernel knows what it is; adopt it now rather than hold it.
+            self.adopt(tid);
+            stop.cont(0);
             return;
         }
         match sig {
             libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => stop.listen(),
             _ => stop.cont(0),
         }
+    }
+
+    /// Registers a task seen before its parent's fork event, from what
+    /// `/proc/TID/status` says of its thread group and parent.
+    fn adopt(&mut self, tid: pid_t) {
+        let status = std::fs::read_to_string(proc_path(tid, "status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<pid_t>().ok())
+        };
+        let tgid = field("Tgid:").unwrap_or(tid);
+        if tgid != tid {
+            self.tasks.insert(tid, Task::new(tgid));
+            return;
+        }
+        let parent = field("PPid:").unwrap_or(0);
+        self.add_process(tid, self.tgid(parent), parent);
+    }
+
+    /// Records a new process `new`, forked by thread `parent` of `ptgid`.
+    fn add_process(&mut self, new: pid_t, ptgid: pid_t, parent: pid_t) {
+        self.tasks.insert(new, Task::new(new));
+        let mut p = self.procs.get(&ptgid).cloned().unwrap_or_default();
+        p.ppid = ptgid as u32;
+        p.foreign_calls = 0;
+        p.io_uring = 0;
+        let cwd = if self.procs.contains_key(&ptgid) {
+            self.cwd_of(ptgid, parent)
+        } else {
+            readlink(&proc_path(new, "cwd")).unwrap_or_else(|| b"/".to_vec())
+        };
+        p.cwd = Some(cwd.clone());
+        self.sink.emit(
+            now_ns(),
+            new as u32,
+            new as u32,
+            0,
+            &Event::ProcessStart {
+                ppid: ptgid as u32,
+                cause: StartCause::Fork,
+                realtime_ns: realtime_ns(),
+                exe: &p.exe,
+                exe_stat: None,
+                argv: Args(&p.argv),
+                cwd: &cwd,
+            },
+        );
+        self.procs.insert(new, p);
     }
 
     fn new_task(&mut self, stop: Stopped, event: c_int) {
@@ -477,39 +525,16 @@ impl Tracer {
             return;
         };
         let new = new as pid_t;
-        let thread = event == libc::PTRACE_EVENT_CLONE
-            && clone_flags(&stop) & libc::CLONE_THREAD as u64 != 0;
-        let ptgid = self.tgid(parent);
-        if thread {
-            self.tasks.insert(new, Task::new(ptgid));
-        } else {
-            self.tasks.insert(new, Task::new(new));
-            let mut p = self.procs.get(&ptgid).cloned().unwrap_or_default();
-            p.ppid = ptgid as u32;
-            p.foreign_calls = 0;
-            p.io_uring = 0;
-            let cwd = self.cwd_of(ptgid, parent);
-            p.cwd = Some(cwd.clone());
-            self.sink.emit(
-                now_ns(),
-                new as u32,
-                new as u32,
-                0,
-                &Event::ProcessStart {
-                    ppid: ptgid as u32,
-                    cause: StartCause::Fork,
-                    realtime_ns: realtime_ns(),
-                    exe: &p.exe,
-                    exe_stat: None,
-                    argv: Args(&p.argv),
-                    cwd: &cwd,
-                },
-            );
-            self.procs.insert(new, p);
-        }
-        if self.early.remove(&new) {
-            Stopped::new(new).cont(0);
-        } else {
+        if !self.tasks.contains_key(&new) {
+            let thread = event == libc::PTRACE_EVENT_CLONE
+                && clone_flags(&stop) & libc::CLONE_THREAD as u64 != 0;
+            let ptgid = self.tgid(parent);
+            if thread {
+                self.tasks.insert(new, Task::new(ptgid));
+            } else {
+                self.add_process(new, ptgid, parent);
+            }
+            // Its first stop is still to come; resume it then.
             self.expected.insert(new);
         }
         self.resume(stop, 0);
