@@ -273,3 +273,22 @@ pub fn runs_of(doc: Value) -> Vec<Value> {
         other => panic!("log --json: expected an array of runs, got {other}"),
     }
 }
+
+/// Waits until `path` exists, failing the test with `what` after `secs` seconds.
+pub fn wait_for(path: &Path, secs: u64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (a `kill` name such as "TERM") to `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let ok = Command::new("kill")
+        .args([format!("-{signal}"), pid.to_string()])
+        .status()
+        .expect("run kill")
+        .success();
+    assert!(ok, "kill -{signal} {pid} failed");
+}

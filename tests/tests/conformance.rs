@@ -12,7 +12,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{Sandbox, output, parse_json, roar_bin, roar_command, runs_of, unescape_path};
+use tests::{
+    Sandbox, output, parse_json, roar_bin, roar_command, runs_of, send_signal, unescape_path,
+    wait_for,
+};
 
 /// The backends every fixture runs under. Add "ptrace" and "ebpf" here.
 const BACKENDS: &[&str] = &["preload", "ptrace"];
@@ -790,55 +793,68 @@ fn corrupt_store_is_reported_and_untouched() {
 /// incomplete and says it timed out.
 #[test]
 fn timeout_terminates_and_is_recorded() {
-    let sb = Sandbox::new();
-    let start = Instant::now();
-    let out = output(sb.roar().args([
-        "run",
-        "-q",
-        "--timeout",
-        "0.5",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got-term; exit 7' TERM; sleep 20 >/dev/null 2>&1 & wait",
-    ]));
-    assert!(
-        start.elapsed() < Duration::from_secs(15),
-        "timeout did not fire"
-    );
-    assert_eq!(out.status.code(), Some(7), "{out:?}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
-    let run = sb.show_json("latest");
-    assert_eq!(run["complete"], false);
-    assert!(run["warnings"].to_string().contains("timed out"), "{run:#}");
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let start = Instant::now();
+        let out = output(sb.roar().args([
+            "run",
+            "-q",
+            "--backend",
+            backend,
+            "--timeout",
+            "0.5",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-term; exit 7' TERM; sleep 20 >/dev/null 2>&1 & wait",
+        ]));
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "[{backend}] timeout did not fire"
+        );
+        assert_eq!(out.status.code(), Some(7), "[{backend}] {out:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
+        let run = sb.show_json("latest");
+        assert_eq!(run["complete"], false, "[{backend}]");
+        assert!(
+            run["warnings"].to_string().contains("timed out"),
+            "[{backend}] {run:#}"
+        );
+        if backend == "ptrace" {
+            // ptrace follows the `sleep` the command left running; the
+            // timeout's SIGKILL, 5 s after the SIGTERM, ends it.
+            let sleep = run["processes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["argv"][0] == "sleep")
+                .unwrap_or_else(|| panic!("[{backend}] no sleep: {run:#}"));
+            assert_eq!(sleep["signal"], 9, "[{backend}] {run:#}");
+        }
+    }
 }
 
 /// SIGTERM sent to roar (not to its group) is forwarded to the command.
 #[test]
 fn sigterm_to_roar_is_forwarded() {
-    let sb = Sandbox::new();
-    let mut child = sb
-        .roar()
-        .args(["run", "-q", "--", "sh", "-c", "trap 'echo forwarded > got.txt; exit 9' TERM; touch ready; while :; do sleep 0.05; done"])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sb.join("ready").exists() {
-        assert!(Instant::now() < deadline, "the command never started");
-        std::thread::sleep(Duration::from_millis(20));
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let mut child = sb
+            .roar()
+            .args(["run", "-q", "--backend", backend, "--", "sh", "-c", "trap 'echo forwarded > got.txt; exit 9' TERM; touch ready; while :; do sleep 0.05; done"])
+            .spawn()
+            .unwrap();
+        wait_for(&sb.join("ready"), 20, "the command never started");
+        send_signal(child.id(), "TERM");
+        let status = child.wait().unwrap();
+        assert_eq!(
+            status.code(),
+            Some(9),
+            "[{backend}] roar must exit as the command did"
+        );
+        assert_eq!(sb.read("got.txt"), b"forwarded\n", "[{backend}]");
+        assert_eq!(sb.show_json("latest")["exit_code"], 9, "[{backend}]");
     }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(9), "roar must exit as the command did");
-    assert_eq!(sb.read("got.txt"), b"forwarded\n");
-    assert_eq!(sb.show_json("latest")["exit_code"], 9);
 }
 
 /// Without its preload library roar says where it looked and starts nothing.

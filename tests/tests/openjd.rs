@@ -11,7 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{Sandbox, check, output, parse_json, roar_bin, runs_of};
+use tests::{Sandbox, check, output, parse_json, roar_bin, runs_of, send_signal, wait_for};
 
 /// `$OPENJD`, else `openjd` on PATH, else `<workspace>/.venv-openjd/bin/openjd`.
 fn openjd_bin() -> PathBuf {
@@ -446,20 +446,13 @@ fn cancelled_session_leaves_a_consistent_store() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !sb.join("out/started").exists() {
-            assert!(Instant::now() < deadline, "[{mode}] the task never started");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let pid = child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
+        wait_for(
+            &sb.join("out/started"),
+            30,
+            &format!("[{mode}] the task never started"),
         );
+        std::thread::sleep(Duration::from_millis(300));
+        send_signal(child.id(), "TERM");
         let status = child.wait_with_output().unwrap();
         assert!(!status.status.success(), "[{mode}] cancelled");
         assert_eq!(

@@ -8,11 +8,9 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tests::{Sandbox, output};
+use tests::Sandbox;
 
 fn set(paths: &[&str]) -> BTreeSet<PathBuf> {
     paths.iter().map(PathBuf::from).collect()
@@ -216,68 +214,6 @@ fn path_longer_than_a_page() {
             set(&[file.to_str().unwrap()])
         );
     }
-}
-
-/// `--timeout` and a SIGTERM sent to roar reach a traced command. Once the
-/// command has exited, what it left running gets the timeout's SIGKILL: a
-/// tracer cannot leave tracees behind.
-#[test]
-fn timeout_and_forwarding_under_ptrace() {
-    let sb = Sandbox::new();
-    let start = Instant::now();
-    let out = output(sb.roar().args([
-        "run",
-        "-q",
-        "--backend",
-        "ptrace",
-        "--timeout",
-        "0.5",
-        "--",
-        "sh",
-        "-c",
-        "trap 'echo got-term; exit 7' TERM; sleep 20 >/dev/null 2>&1 & wait",
-    ]));
-    assert!(start.elapsed() < Duration::from_secs(15));
-    assert_eq!(out.status.code(), Some(7), "{out:?}");
-    let run = sb.show_json("latest");
-    let sleep = run["processes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["argv"][0] == "sleep")
-        .unwrap_or_else(|| panic!("no sleep: {run:#}"));
-    assert_eq!(sleep["signal"], 9, "{run:#}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "got-term\n");
-
-    let mut child = sb
-        .roar()
-        .args([
-            "run",
-            "-q",
-            "--backend",
-            "ptrace",
-            "--",
-            "sh",
-            "-c",
-            "trap 'echo forwarded > got.txt; exit 9' TERM; touch ready; while :; do sleep 0.05; done",
-        ])
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !sb.join("ready").exists() {
-        assert!(Instant::now() < deadline, "the command never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    assert_eq!(child.wait().unwrap().code(), Some(9));
-    assert_eq!(sb.read("got.txt"), b"forwarded\n");
 }
 
 /// An exec that fails after the PATH lookup (a missing `#!` interpreter)
