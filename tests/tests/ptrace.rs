@@ -243,3 +243,35 @@ fn exec_failures_match_preload() {
         assert_io(&sb, &run, &["plain.sh"], &["out.txt"]);
     }
 }
+
+/// Data moved into a file by `sendfile`/`copy_file_range` through an fd the
+/// command inherited (opened by whoever started roar) makes that file an
+/// output: ptrace reads the destination from the call. Preload does not see
+/// fds it did not open.
+#[test]
+fn sendfile_into_an_inherited_fd_is_an_output() {
+    let sb = Sandbox::new();
+    sb.write("in.txt", "sent\n");
+    let script = "import os\n\
+                  src = os.open('in.txt', os.O_RDONLY)\n\
+                  os.sendfile(3, src, 0, 5)\n\
+                  src2 = os.open('in.txt', os.O_RDONLY)\n\
+                  os.copy_file_range(src2, 3, 5)\n";
+    // The caller's shell opens fd 3 (`3>out.txt`), then becomes roar.
+    let status = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "exec 3>out.txt && exec \"$0\" run -q --backend ptrace -- python3 -c \"$1\"",
+        ])
+        .arg(tests::roar_bin())
+        .arg(script)
+        .current_dir(sb.path())
+        .env_remove("ROAR_DB")
+        .env_remove("ROAR_BACKEND")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(sb.read("out.txt"), b"sent\nsent\n");
+    let run = sb.show_json("latest");
+    assert_io(&sb, &run, &["in.txt"], &["out.txt"]);
+}
