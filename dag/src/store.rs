@@ -14,7 +14,10 @@ use crate::model::{FileKey, FileRecord, GitInfo, NewRun, ProcessRecord, Run, Run
 use crate::{StoreError, absolute_normal};
 
 /// The schema, one file per version; `user_version` counts how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_heads.sql"),
+];
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// `PRAGMA application_id` of every roar store: "roar" in ASCII.
 const APPLICATION_ID: i64 = 0x726F_6172;
@@ -26,7 +29,7 @@ const RUN_COLUMNS: &str = "id, label, cwd, backend, started_at_ms, git_commit, g
 
 /// An open roar store. One per thread: the connection is `Send` but not `Sync`.
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl std::fmt::Debug for Store {
@@ -132,7 +135,7 @@ impl Store {
 
     /// A read transaction, so that a run and its files are read from one consistent snapshot
     /// even while another roar is finishing a run.
-    fn read_tx(&self) -> Result<Transaction<'_>, StoreError> {
+    pub(crate) fn read_tx(&self) -> Result<Transaction<'_>, StoreError> {
         Ok(Transaction::new_unchecked(
             &self.conn,
             TransactionBehavior::Deferred,
@@ -218,6 +221,7 @@ impl Store {
         }
         insert_links(&tx, "run_inputs", id, &result.inputs)?;
         insert_links(&tx, "run_outputs", id, &result.outputs)?;
+        update_heads(&tx, id)?;
         for warning in &result.warnings {
             insert_warning(&tx, id, warning)?;
         }
@@ -488,6 +492,24 @@ fn insert_links(
             file.filtered
         ])?;
     }
+    Ok(())
+}
+
+/// Makes `id` the head of every path it wrote, unless a newer run already wrote the path.
+/// (Finishing a run twice drops its head on paths it no longer claims.)
+fn update_heads(conn: &Connection, id: RunId) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM path_heads WHERE run_id = ?1 AND path NOT IN \
+         (SELECT path FROM run_outputs WHERE run_id = ?1 AND filtered = 0)",
+    )?
+    .execute([id])?;
+    conn.prepare_cached(
+        "INSERT INTO path_heads (path, run_id, artifact_id) \
+         SELECT path, run_id, artifact_id FROM run_outputs WHERE run_id = ?1 AND filtered = 0 \
+         ON CONFLICT (path) DO UPDATE SET run_id = excluded.run_id, \
+           artifact_id = excluded.artifact_id WHERE excluded.run_id >= path_heads.run_id",
+    )?
+    .execute([id])?;
     Ok(())
 }
 
