@@ -31,4 +31,5 @@ pub use error::StoreError;
 pub use graph::{ArtifactId, ArtifactInfo, Edge, Lineage, Link, LinkKind, Node, Start, Version};
 pub use model::{FileKey, FileRecord, GitInfo, NewRun, ProcessRecord, Run, RunId, RunResult};
 pub use paths::absolute_normal;
+pub use petgraph::graph::NodeIndex;
 pub use store::Store;

@@ -15,17 +15,21 @@ use clap::{Parser, Subcommand};
 mod config;
 mod elf;
 mod env;
+mod export;
 mod filter;
 mod git;
 mod hashing;
 mod json;
+mod lineage;
 mod location;
 mod paths;
 mod preload;
+mod reproduce;
 mod run;
 mod show;
 #[allow(unsafe_code)]
 mod spawn;
+mod status;
 mod time;
 mod trace;
 
@@ -80,6 +84,44 @@ enum Cmd {
         #[arg(long)]
         all: bool,
     },
+    /// Everything upstream of PATH's recorded content: runs, commands, git commits, inputs,
+    /// down to the sources no run produced. A run REF (id, @N, latest) works too.
+    Lineage {
+        #[arg(value_name = "PATH|REF")]
+        target: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is stale, and why: runs whose inputs changed on disk or were re-produced, everything
+    /// downstream of them, and outputs changed since they were recorded.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole graph of runs and artifacts.
+    Dag {
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// Graphviz DOT (render with `dot -Tsvg`).
+        #[arg(long)]
+        dot: bool,
+    },
+    /// The store in a portable form: json (as `dag --json`), dot, or W3C PROV-JSON.
+    Export {
+        #[arg(long, value_enum)]
+        format: export::Format,
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// The recorded runs that rebuild PATH, in dependency order (a run REF works too).
+    Reproduce {
+        #[arg(value_name = "PATH|REF")]
+        target: String,
+        /// Print a POSIX shell script that runs them, stopping at the first failure.
+        #[arg(long)]
+        script: bool,
+    },
 }
 
 fn main() {
@@ -106,6 +148,26 @@ fn main() {
             json,
             all,
         } => show(&reference, json, all),
+        Cmd::Lineage { target, json } => {
+            open_store().and_then(|s| lineage::lineage(&s, &target, json, &cwd()?))
+        }
+        Cmd::Status { json } => open_store().and_then(|s| status::status(&s, json, &cwd()?)),
+        Cmd::Dag { json, dot } => {
+            let format = match (json, dot) {
+                (_, true) => export::Format::Dot,
+                (true, _) => export::Format::Json,
+                _ => export::Format::Dot,
+            };
+            if !json && !dot {
+                dag_text()
+            } else {
+                export(format, None)
+            }
+        }
+        Cmd::Export { format, output } => export(format, output),
+        Cmd::Reproduce { target, script } => {
+            open_store().and_then(|s| reproduce::reproduce(&s, &target, script, &cwd()?))
+        }
     };
     if let Err(e) = result {
         // A closed stdout (`roar log | head`) ends quietly.
@@ -177,5 +239,55 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
     } else {
         show::show_text(&mut out, &run, all, &show::Style::detect())?;
     }
+    Ok(())
+}
+
+fn export(format: export::Format, output: Option<PathBuf>) -> Result<()> {
+    let loc = location::require(&cwd()?)?;
+    let store = dag::Store::open(&loc.db)?;
+    run::recover(&store);
+    let root = paths::to_bytes(&loc.root);
+    match output {
+        Some(path) => {
+            let path = cwd()?.join(path);
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            export::write(&store, format, &root, &mut w)?;
+            w.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            export::write(&store, format, &root, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// `roar dag` without a format: every run with what it read and wrote, oldest first.
+fn dag_text() -> Result<()> {
+    let loc = location::require(&cwd()?)?;
+    let store = dag::Store::open(&loc.db)?;
+    run::recover(&store);
+    let root = paths::to_bytes(&loc.root);
+    let st = show::Style::detect();
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+    store.for_each_run(|r| -> Result<()> {
+        writeln!(w, "{}", st.bold(&lineage::run_title(&r)))?;
+        for (arrow, list) in [("<-", &r.inputs), ("->", &r.outputs)] {
+            for f in list.iter().filter(|f| !f.filtered) {
+                writeln!(
+                    w,
+                    "    {arrow} {}  {}",
+                    paths::display_rel(&f.path, &root),
+                    st.dim(&lineage::short(f.hash.as_deref()))
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    w.flush()?;
     Ok(())
 }
