@@ -57,9 +57,10 @@ impl Layout {
 }
 
 fn generate(dir: &Path, total_runs: usize) -> Result<(), Box<dyn std::error::Error>> {
-    let project = dir.join("project");
-    let roar_dir = project.join(".roar");
+    let roar_dir = dir.join("project/.roar");
     std::fs::create_dir_all(&roar_dir)?;
+    // Recorded paths are absolute, as roar records them.
+    let project = dir.join("project").canonicalize()?;
     let db = roar_dir.join("roar.db");
     if db.exists() {
         return Err(format!("{} exists: remove {} first", db.display(), dir.display()).into());
@@ -77,14 +78,14 @@ fn generate(dir: &Path, total_runs: usize) -> Result<(), Box<dyn std::error::Err
         let mut run = tx.prepare(
             "INSERT INTO runs (id, label, cwd, backend, started_at_ms, git_commit, git_branch, \
              git_dirty, git_remote, exit_code, signal, duration_ms, complete, finished, \
-             trace_dir, roar_pid) \
-             VALUES (?1, ?2, ?3, 'preload', ?4, ?5, 'main', 0, NULL, 0, NULL, 1200, 1, 1, NULL, 1)",
+             trace_dir, roar_pid, seq) \
+             VALUES (?1, ?2, ?3, 'preload', ?4, ?5, 'main', 0, NULL, 0, NULL, 1200, 1, 1, NULL, 1, ?1)",
         )?;
         let mut cmd =
             tx.prepare("INSERT INTO run_command (run_id, idx, arg) VALUES (?1, ?2, ?3)")?;
         let mut process = tx.prepare(
             "INSERT INTO processes (id, run_id, idx, pid, ppid, exe, cwd, exit_code, signal, \
-             started_ns) VALUES (?1, ?1, 0, ?2, 1, '/usr/bin/python3', ?3, 0, NULL, 0)",
+             started_ns) VALUES (?1, ?1, 0, ?2, 1, ?4, ?3, 0, NULL, 0)",
         )?;
         let mut argv =
             tx.prepare("INSERT INTO process_argv (process_id, idx, arg) VALUES (?1, ?2, ?3)")?;
@@ -132,7 +133,12 @@ fn generate(dir: &Path, total_runs: usize) -> Result<(), Box<dyn std::error::Err
                     {
                         cmd.execute(params![id, i as i64, a.as_bytes()])?;
                         if i == 0 {
-                            process.execute(params![id, 1000 + id, cwd])?;
+                            process.execute(params![
+                                id,
+                                1000 + id,
+                                cwd,
+                                &b"/usr/bin/python3"[..]
+                            ])?;
                         }
                         argv.execute(params![id, i as i64, a.as_bytes()])?;
                     }
@@ -230,10 +236,20 @@ fn generate(dir: &Path, total_runs: usize) -> Result<(), Box<dyn std::error::Err
     Ok(())
 }
 
-fn time(roar: &Path, project: &Path, args: &[&str], reps: usize) -> (Duration, Duration, usize) {
+/// Name, arguments, target, repetitions, what to do before each repetition.
+type Case<'a> = (&'a str, Vec<&'a str>, &'a str, usize, &'a dyn Fn());
+
+fn time(
+    roar: &Path,
+    project: &Path,
+    args: &[&str],
+    reps: usize,
+    before: &dyn Fn(),
+) -> (Duration, Duration, usize) {
     let mut times = Vec::with_capacity(reps);
     let mut bytes = 0;
     for i in 0..=reps {
+        before();
         let t = Instant::now();
         let out = Command::new(roar)
             .args(args)
@@ -286,37 +302,87 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("generated in {:.1} s", t.elapsed().as_secs_f64());
     }
     let deep = format!("out/p{:03}/stage{}/o0.dat", PIPELINES / 2, STAGES - 1);
-    let reps = 9;
-    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
-        ("roar log -n 20", vec!["log", "-n", "20"], "20 ms"),
-        ("roar show (latest)", vec!["show"], "50 ms"),
-        ("roar show PATH", vec!["show", &deep], "50 ms"),
+    // Rewrites 100 output files with the same bytes: new mtimes, so the cache misses and
+    // status hashes exactly those 100 (and finds nothing stale).
+    let touch = || {
+        for p in 0..100 {
+            let path = project.join(format!("out/p{p:03}/stage0/o1.dat"));
+            let c = std::fs::read(&path).expect("read output");
+            std::fs::write(&path, c).expect("rewrite output");
+        }
+    };
+    let nothing = || {};
+    let cases: Vec<Case> = vec![
+        (
+            "roar log -n 20",
+            vec!["log", "-n", "20"],
+            "20 ms",
+            9,
+            &nothing,
+        ),
+        ("roar show (latest)", vec!["show"], "50 ms", 9, &nothing),
+        ("roar show PATH", vec!["show", &deep], "50 ms", 9, &nothing),
         (
             "roar show --json @50000",
             vec!["show", "--json", "@50000"],
             "50 ms",
+            9,
+            &nothing,
         ),
         (
             "roar lineage PATH (10 stages)",
             vec!["lineage", &deep],
             "50 ms",
+            9,
+            &nothing,
         ),
         (
             "roar lineage --json PATH",
             vec!["lineage", "--json", &deep],
             "50 ms",
+            9,
+            &nothing,
         ),
         (
             "roar reproduce --script PATH",
             vec!["reproduce", "--script", &deep],
             "-",
+            9,
+            &nothing,
         ),
-        ("roar status (nothing changed)", vec!["status"], "1 s"),
+        (
+            "roar status (nothing changed)",
+            vec!["status"],
+            "1 s",
+            9,
+            &nothing,
+        ),
+        (
+            "roar status (100 files touched, same bytes)",
+            vec!["status"],
+            "-",
+            5,
+            &touch,
+        ),
+        (
+            "roar status --json (1,600 run objects)",
+            vec!["status", "--json"],
+            "-",
+            3,
+            &nothing,
+        ),
+        (
+            "roar export --format dot (whole store)",
+            vec!["export", "--format", "dot", "-o", "/dev/null"],
+            "-",
+            1,
+            &nothing,
+        ),
     ];
     println!("\n| command | median | min | target | stdout bytes |");
     println!("|---|---|---|---|---|");
-    for (name, args, target) in cases {
-        let (median, min, bytes) = time(&roar, &project, &args, reps);
+    for (name, args, target, reps, before) in cases {
+        let (median, min, bytes) = time(&roar, &project, &args, reps, before);
         println!(
             "| `{name}` | {:.1} ms | {:.1} ms | {target} | {bytes} |",
             median.as_secs_f64() * 1e3,

@@ -1,4 +1,13 @@
--- roar store, schema version 2: what `status` and `lineage` need to stay fast on a long history.
+-- roar store, schema version 2: what `status`, `lineage` and `show` need to stay fast on a long
+-- history.
+
+-- A run's position among all runs (the N of `@N`), stored so that it is not a count over the
+-- whole table every time a run is shown. Runs are never deleted, so it never changes.
+ALTER TABLE runs ADD COLUMN seq INTEGER;
+UPDATE runs SET seq = n.seq
+FROM (SELECT id, row_number() OVER (ORDER BY id) AS seq FROM runs) AS n
+WHERE n.id = runs.id;
+CREATE UNIQUE INDEX runs_seq ON runs(seq);
 
 -- The newest finished run that wrote each path (filtered system files excluded), so that
 -- "what does the project look like now" is one row per tracked path instead of a scan of every

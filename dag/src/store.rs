@@ -149,8 +149,9 @@ impl Store {
         let git = run.git.as_ref();
         tx.prepare_cached(
             "INSERT INTO runs (label, cwd, backend, started_at_ms, git_commit, git_branch, \
-             git_dirty, git_remote, trace_dir, roar_pid) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             git_dirty, git_remote, trace_dir, roar_pid, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs))",
         )?
         .execute(params![
             run.label,
@@ -318,7 +319,7 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?
         };
         if let Some(newest) = runs.first() {
-            // Consecutive in id order, so one count gives every position.
+            // Consecutive in id order, so the newest's position gives every position.
             let first_seq = seq_of(&tx, newest.id)?;
             for (i, run) in runs.iter_mut().enumerate() {
                 run.seq = first_seq - i as i64;
@@ -385,8 +386,8 @@ impl Store {
                 }
             };
             let found = tx
-                .prepare_cached("SELECT id FROM runs ORDER BY id LIMIT 1 OFFSET ?1")?
-                .query_row([n - 1], |row| row.get(0))
+                .prepare_cached("SELECT id FROM runs WHERE seq = ?1")?
+                .query_row([n], |row| row.get(0))
                 .optional()?;
             return match found {
                 Some(id) => Ok(id),
@@ -515,7 +516,7 @@ fn update_heads(conn: &Connection, id: RunId) -> Result<(), StoreError> {
 
 fn seq_of(conn: &Connection, id: RunId) -> Result<i64, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT count(*) FROM runs WHERE id <= ?1")?
+        .prepare_cached("SELECT seq FROM runs WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?)
 }
 

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::path::Path;
 
 use crate::status::{self, Now, Reason};
 use crate::{FileRecord, NewRun, RunResult, Start, Store};
@@ -211,9 +212,17 @@ fn migration_backfills_heads() {
         // Pretend the store predates migration 2.
         store
             .conn
-            .execute_batch("DROP TABLE path_heads; PRAGMA user_version = 1;")
+            .execute_batch(
+                "DROP TABLE path_heads; DROP INDEX runs_seq; ALTER TABLE runs DROP COLUMN seq; \
+                 PRAGMA user_version = 1;",
+            )
             .unwrap();
     }
     let store = Store::open(&db).unwrap();
     assert_eq!(store.heads().unwrap().len(), 3);
+    let seqs: Vec<i64> = store.runs(None).unwrap().iter().map(|r| r.seq).collect();
+    assert_eq!(seqs, vec![4, 3, 2, 1]);
+    assert_eq!(store.resolve_ref("@2", Path::new("/")).unwrap(), 2);
+    let id = store.begin_run(&NewRun::default()).unwrap();
+    assert_eq!(store.run(id).unwrap().seq, 5);
 }
