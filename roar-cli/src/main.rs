@@ -119,8 +119,10 @@ enum Cmd {
         #[arg(value_name = "PATH|REF")]
         target: String,
         /// Print a POSIX shell script that runs them, stopping at the first failure.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "json")]
         script: bool,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -165,9 +167,11 @@ fn main() {
             }
         }
         Cmd::Export { format, output } => export(format, output),
-        Cmd::Reproduce { target, script } => {
-            open_store().and_then(|s| reproduce::reproduce(&s, &target, script, &cwd()?))
-        }
+        Cmd::Reproduce {
+            target,
+            script,
+            json,
+        } => open_store().and_then(|s| reproduce::reproduce(&s, &target, script, json, &cwd()?)),
     };
     if let Err(e) = result {
         // A closed stdout (`roar log | head`) ends quietly.

@@ -8,9 +8,10 @@ use std::path::Path;
 use anyhow::Result;
 use dag::{Node, Run, Store};
 
+use crate::json::Json;
 use crate::lineage::{self, PathState};
 use crate::paths::display_rel;
-use crate::show::Style;
+use crate::show::{Style, run_json};
 use crate::time::rfc3339;
 
 /// `arg` as one POSIX shell word: bare when that is unambiguous, else single-quoted (a `'`
@@ -68,7 +69,7 @@ fn git_note(r: &Run) -> String {
     }
 }
 
-pub fn reproduce(store: &Store, arg: &str, script: bool, cwd: &Path) -> Result<()> {
+pub fn reproduce(store: &Store, arg: &str, script: bool, json: bool, cwd: &Path) -> Result<()> {
     let target = lineage::resolve(store, arg, cwd)?;
     let lin = store.lineage(&target.start)?;
     let runs = lineage::load_runs(store, &lin)?;
@@ -92,6 +93,49 @@ pub fn reproduce(store: &Store, arg: &str, script: bool, cwd: &Path) -> Result<(
             "roar: {}: its current content was never recorded; these runs rebuild its newest recorded version",
             String::from_utf8_lossy(p)
         );
+    }
+    if json {
+        let run_objs = order
+            .iter()
+            .map(|id| {
+                let r = &runs[id];
+                let mut obj = run_json(r, false);
+                if let Json::Obj(o) = &mut obj {
+                    let mut line = b"cd ".to_vec();
+                    line.extend(sh_quote(&r.cwd));
+                    line.extend_from_slice(b" && ");
+                    line.extend(sh_command(&r.command));
+                    o.push(("shell".into(), Json::Bytes(line)));
+                }
+                obj
+            })
+            .collect();
+        let doc = Json::obj(vec![
+            (
+                "path",
+                match &target.path {
+                    Some((p, _, _)) => Json::Bytes(p.clone()),
+                    None => Json::Null,
+                },
+            ),
+            ("runs", Json::Arr(run_objs)),
+            (
+                "sources",
+                Json::Arr(
+                    sources
+                        .iter()
+                        .map(|(p, h)| {
+                            Json::obj(vec![
+                                ("path", Json::Bytes(p.clone())),
+                                ("hash", Json::opt_str(h.as_deref())),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ]);
+        writeln!(out, "{}", doc.to_pretty())?;
+        return Ok(());
     }
     if !script {
         let st = Style::detect();

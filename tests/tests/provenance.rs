@@ -323,6 +323,19 @@ fn reproduce_script_rebuilds_a_deleted_output_byte_for_byte() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing source"));
     assert!(!p.sb.join("metrics.json").exists());
 
+    let doc = p.json(&["reproduce", "--json", &format!("@{eval2}")]);
+    let ids: Vec<i64> = doc["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![prep, train2, eval2]);
+    assert_eq!(
+        doc["runs"][0]["shell"],
+        format!("cd {} && python3 prepare.py", p.sb.path().display()).as_str()
+    );
+
     // `latest` names a run.
     let text = p.text(&["reproduce", "latest"]);
     assert!(text.contains(&format!("run {eval2} ")), "{text}");
