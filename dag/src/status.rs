@@ -78,6 +78,15 @@ pub fn evaluate(heads: &[Link], inputs: &[Link], now: &HashMap<Vec<u8>, Now>) ->
                 path: input.path.clone(),
             }),
             Now::Content(h) if h == read => None,
+            // The run rewrote what it read (an in-place update): what is there now is its own
+            // output, which is not a reason to redo it.
+            Now::Content(h)
+                if head_of.get(input.path.as_slice()).is_some_and(|head| {
+                    head.run_id == input.run_id && head.version.hash.as_deref() == Some(h.as_str())
+                }) =>
+            {
+                None
+            }
             Now::Content(h) => Some(match head_of.get(input.path.as_slice()) {
                 Some(head)
                     if head.run_id != input.run_id

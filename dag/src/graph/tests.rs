@@ -226,3 +226,26 @@ fn migration_backfills_heads() {
     let id = store.begin_run(&NewRun::default()).unwrap();
     assert_eq!(store.run(id).unwrap().seq, 5);
 }
+
+#[test]
+fn a_run_that_rewrites_its_input_is_not_stale_because_of_it() {
+    let store = Store::open_in_memory().unwrap();
+    record(&store, "init", vec![], vec![f("/p/ckpt", 'a')]);
+    let step = record(
+        &store,
+        "step",
+        vec![f("/p/ckpt", 'a')],
+        vec![f("/p/ckpt", 'b')],
+    );
+    let heads = store.heads().unwrap();
+    let inputs = store.inputs_of(&[step]).unwrap();
+    let mut now: HashMap<Vec<u8>, Now> =
+        HashMap::from([(b"/p/ckpt".to_vec(), Now::Content(h('b')))]);
+    let report = status::evaluate(&heads, &inputs, &now);
+    assert_eq!(report.stale().count(), 0, "{report:?}");
+    // Edited by hand afterwards: now it is.
+    now.insert(b"/p/ckpt".to_vec(), Now::Content(h('c')));
+    let report = status::evaluate(&heads, &inputs, &now);
+    assert_eq!(report.stale().count(), 1, "{report:?}");
+    assert_eq!(report.outputs.len(), 1);
+}
