@@ -3,6 +3,7 @@
 //! `roar reproduce` shares.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -69,9 +70,10 @@ pub fn current_hash(store: &Store, path: &Path) -> Result<Option<String>> {
     Ok(Some(h))
 }
 
-pub fn resolve(store: &Store, arg: &str, cwd: &Path) -> Result<Target> {
-    if is_run_ref(arg) {
-        let id = store.resolve_ref(arg, cwd)?;
+/// `arg` is an OsStr because a path need not be UTF-8; a run REF always is.
+pub fn resolve(store: &Store, arg: &OsStr, cwd: &Path) -> Result<Target> {
+    if let Some(r) = arg.to_str().filter(|r| is_run_ref(r)) {
+        let id = store.resolve_ref(r, cwd)?;
         return Ok(Target {
             start: Start::Run(id),
             path: None,
@@ -132,7 +134,7 @@ fn file_json(path: &[u8], v: &Version) -> Vec<(&'static str, Json)> {
     ]
 }
 
-pub fn lineage(store: &Store, arg: &str, json: bool, cwd: &Path) -> Result<()> {
+pub fn lineage(store: &Store, arg: &OsStr, json: bool, cwd: &Path) -> Result<()> {
     let target = resolve(store, arg, cwd)?;
     let lin = store.lineage(&target.start)?;
     let runs = load_runs(store, &lin)?;

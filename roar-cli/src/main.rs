@@ -88,7 +88,7 @@ enum Cmd {
     /// down to the sources no run produced. A run REF (id, @N, latest) works too.
     Lineage {
         #[arg(value_name = "PATH|REF")]
-        target: String,
+        target: OsString,
         #[arg(long)]
         json: bool,
     },
@@ -117,7 +117,7 @@ enum Cmd {
     /// The recorded runs that rebuild PATH, in dependency order (a run REF works too).
     Reproduce {
         #[arg(value_name = "PATH|REF")]
-        target: String,
+        target: OsString,
         /// Print a POSIX shell script that runs them, stopping at the first failure.
         #[arg(long, conflicts_with = "json")]
         script: bool,

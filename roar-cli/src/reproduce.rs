@@ -1,6 +1,7 @@
 //! `roar reproduce`: the recorded runs that rebuild a file, in dependency order, as a list or
 //! as a POSIX shell script.
 
+use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -69,7 +70,7 @@ fn git_note(r: &Run) -> String {
     }
 }
 
-pub fn reproduce(store: &Store, arg: &str, script: bool, json: bool, cwd: &Path) -> Result<()> {
+pub fn reproduce(store: &Store, arg: &OsStr, script: bool, json: bool, cwd: &Path) -> Result<()> {
     let target = lineage::resolve(store, arg, cwd)?;
     let lin = store.lineage(&target.start)?;
     let runs = lineage::load_runs(store, &lin)?;
@@ -77,7 +78,7 @@ pub fn reproduce(store: &Store, arg: &str, script: bool, json: bool, cwd: &Path)
     let cwd_b = cwd.as_os_str().as_bytes();
     let what = match &target.path {
         Some((p, _, _)) => String::from_utf8_lossy(p).into_owned(),
-        None => format!("the inputs of run {arg}"),
+        None => format!("the inputs of run {}", arg.to_string_lossy()),
     };
     let sources: Vec<(Vec<u8>, Option<String>)> = lin
         .sources()

@@ -471,3 +471,79 @@ fn dag_json_has_runs_artifacts_and_edges() {
     let text = p.text(&["dag"]);
     assert!(text.contains("-> metrics.json"), "{text}");
 }
+
+#[test]
+fn paths_that_are_not_utf8_survive_every_question() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let sb = Sandbox::new();
+    sb.write("in.txt", "bytes\n");
+    let odd = OsStr::from_bytes(b"caf\xe9 'x'.txt");
+    let out = sb.run(BACKEND, &[OsStr::new("cp"), OsStr::new("in.txt"), odd]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // lineage and reproduce take the raw bytes as PATH.
+    let lin = check(sb.roar().args(["lineage", "--json"]).arg(odd));
+    let lin = parse_json(&String::from_utf8_lossy(&lin));
+    assert_eq!(lin["state"], "recorded");
+    assert_eq!(
+        tests::unescape_path(lin["path"].as_str().unwrap()),
+        sb.join(odd)
+    );
+    let script = check(sb.roar().args(["reproduce", "--script"]).arg(odd));
+    std::fs::remove_file(sb.join(odd)).unwrap();
+    let script_path = sb.join("rebuild.sh");
+    std::fs::write(&script_path, &script).unwrap();
+    let run = output(Command::new("sh").arg(&script_path).stdin(Stdio::null()));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(sb.read(odd), b"bytes\n");
+
+    let st = check(sb.roar().args(["status", "--json"]));
+    let st = parse_json(&String::from_utf8_lossy(&st));
+    assert_eq!(stale_ids(&st), Vec::<i64>::new(), "{st:#}");
+
+    // PROV-JSON keeps the bytes as \udcXX escapes and still validates; dot still renders.
+    let file = sb.join("prov.json");
+    check(
+        sb.roar()
+            .args(["export", "--format", "prov-json", "-o"])
+            .arg(&file),
+    );
+    let raw = std::fs::read_to_string(&file).unwrap();
+    assert!(raw.contains("caf\\udce9"), "{raw}");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let v = output(
+        Command::new("python3")
+            .arg(manifest.join("validate_prov_json.py"))
+            .arg(manifest.join("prov-json.schema.json"))
+            .arg(&file),
+    );
+    assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
+    let dot = check(sb.roar().args(["dag", "--dot"]));
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("Graphviz `dot` must be installed");
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(&dot).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
