@@ -362,15 +362,31 @@ impl Store {
                 })
             })?
             .collect::<Result<_, _>>()?;
-        let mut stmt = tx.prepare_cached(
-            "SELECT path FROM run_outputs WHERE artifact_id = ?1 AND filtered = 0 \
-             UNION SELECT path FROM run_inputs WHERE artifact_id = ?1 AND filtered = 0 \
-             ORDER BY 1",
-        )?;
-        for a in &mut page {
-            a.paths = stmt
-                .query_map([a.id], |r| r.get(0))?
-                .collect::<Result<_, _>>()?;
+        let (Some(first), Some(last)) = (page.first().map(|a| a.id), page.last().map(|a| a.id))
+        else {
+            return Ok(page);
+        };
+        // Two index range scans per page rather than two lookups per artifact.
+        let rows = tx
+            .prepare_cached(
+                "SELECT artifact_id, path FROM run_outputs \
+                 WHERE artifact_id BETWEEN ?1 AND ?2 AND filtered = 0 \
+                 UNION SELECT artifact_id, path FROM run_inputs \
+                 WHERE artifact_id BETWEEN ?1 AND ?2 AND filtered = 0 \
+                 ORDER BY 1, 2",
+            )?
+            .query_map(params![first, last], |r| {
+                Ok((r.get::<_, ArtifactId>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut i = 0;
+        for (id, path) in rows {
+            while page[i].id < id {
+                i += 1;
+            }
+            if page[i].id == id {
+                page[i].paths.push(path);
+            }
         }
         Ok(page)
     }

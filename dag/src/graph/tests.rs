@@ -249,3 +249,38 @@ fn a_run_that_rewrites_its_input_is_not_stale_because_of_it() {
     assert_eq!(report.stale().count(), 1, "{report:?}");
     assert_eq!(report.outputs.len(), 1);
 }
+
+#[test]
+fn artifacts_come_with_every_path_they_had() {
+    let store = Store::open_in_memory().unwrap();
+    pipeline(&store);
+    record(
+        &store,
+        "cp",
+        vec![f("/p/clean", 'c')],
+        vec![f("/p/copy", 'c')],
+    );
+    let mut seen: Vec<(String, Vec<String>)> = Vec::new();
+    store
+        .for_each_artifact(|a| -> Result<(), StoreError> {
+            let paths = a
+                .paths
+                .iter()
+                .map(|p| String::from_utf8(p.clone()).unwrap())
+                .collect();
+            seen.push((a.hash, paths));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen.len(), 7);
+    let clean = seen.iter().find(|(hash, _)| *hash == h('c')).unwrap();
+    assert_eq!(clean.1, vec!["/p/clean".to_string(), "/p/copy".to_string()]);
+    let mut runs = Vec::new();
+    store
+        .for_each_run(|r| -> Result<(), StoreError> {
+            runs.push(r.id);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(runs, vec![1, 2, 3, 4, 5]);
+}
