@@ -175,7 +175,7 @@ pub fn lineage(store: &Store, arg: &OsStr, json: bool, cwd: &Path) -> Result<()>
         out: &mut out,
     };
     match &lin.graph[lin.root] {
-        Node::Run(_) => tree.run(lin.root, "", None)?,
+        Node::Run(_) => tree.run(lin.root, "", false)?,
         Node::Artifact { .. } => tree.artifact(lin.root, None, "", "", "")?,
     }
     Ok(())
@@ -311,21 +311,18 @@ impl Tree<'_> {
             self.st.dim(&short(version.hash.as_deref())),
         )?;
         if let Some((run, _)) = self.lin.producer(node) {
-            self.run(run, &format!("{lead}{cont}"), Some(()))?;
+            self.run(run, &format!("{lead}{cont}"), true)?;
         }
         Ok(())
     }
 
-    /// One run line (under `lead`), then its inputs as children.
-    fn run(&mut self, node: NodeIndex, lead: &str, below: Option<()>) -> std::io::Result<()> {
+    /// One run line (under `lead`, as a branch when it is `below` an artifact), then its
+    /// inputs as children.
+    fn run(&mut self, node: NodeIndex, lead: &str, below: bool) -> std::io::Result<()> {
         let Node::Run(id) = self.lin.graph[node] else {
             return Ok(());
         };
-        let (branch, cont) = if below.is_some() {
-            ("└─ ", "   ")
-        } else {
-            ("", "")
-        };
+        let (branch, cont) = if below { ("└─ ", "   ") } else { ("", "") };
         let Some(r) = self.runs.get(&id) else {
             return Ok(());
         };

@@ -154,18 +154,9 @@ fn main() {
             open_store().and_then(|s| lineage::lineage(&s, &target, json, &cwd()?))
         }
         Cmd::Status { json } => open_store().and_then(|s| status::status(&s, json, &cwd()?)),
-        Cmd::Dag { json, dot } => {
-            let format = match (json, dot) {
-                (_, true) => export::Format::Dot,
-                (true, _) => export::Format::Json,
-                _ => export::Format::Dot,
-            };
-            if !json && !dot {
-                dag_text()
-            } else {
-                export(format, None)
-            }
-        }
+        Cmd::Dag { json: true, .. } => export(export::Format::Json, None),
+        Cmd::Dag { dot: true, .. } => export(export::Format::Dot, None),
+        Cmd::Dag { .. } => dag_text(),
         Cmd::Export { format, output } => export(format, output),
         Cmd::Reproduce {
             target,
