@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential pkg-config strace git)
+# graphviz: the DOT export test renders with the real `dot`.
+pkgs=(build-essential pkg-config strace git graphviz)
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
@@ -27,6 +28,12 @@ if [ ${#missing[@]} -gt 0 ]; then
         echo "deps.sh: not root; install these Debian packages first: ${missing[*]}" >&2
         exit 1
     fi
+fi
+
+# The PROV-JSON export test validates against tests/prov-json.schema.json with jsonschema.
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+    python3 -m pip install -q jsonschema 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages jsonschema
 fi
 
 # The released Python OpenJD runtime, pinned.

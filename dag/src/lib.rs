@@ -14,16 +14,24 @@
 //! Paths, argv elements and working directories are raw bytes (`Vec<u8>`) throughout, so that
 //! names which are not UTF-8 round-trip exactly. This crate never prints; it only returns data
 //! and [`StoreError`]s.
+//!
+//! Questions about the recorded history — lineage, staleness, the whole graph — are answered by
+//! walking the store with indexed queries and building a petgraph of only what was touched
+//! (`graph.rs`, [`status`]); nothing loads every run.
 #![forbid(unsafe_code)]
 
 mod error;
+mod graph;
 mod model;
 mod paths;
+pub mod status;
 mod store;
 
 pub use error::StoreError;
+pub use graph::{ArtifactId, ArtifactInfo, Edge, Lineage, Link, LinkKind, Node, Start, Version};
 pub use model::{
     FileKey, FileRecord, GitInfo, NewRun, OpenJdContext, ProcessRecord, Run, RunId, RunResult,
 };
 pub use paths::absolute_normal;
+pub use petgraph::graph::NodeIndex;
 pub use store::Store;

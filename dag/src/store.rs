@@ -20,6 +20,7 @@ use crate::{StoreError, absolute_normal};
 /// the highest, so an older roar refuses a store it does not understand.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_heads.sql")),
     (3, include_str!("../migrations/0003_ingest.sql")),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = {
@@ -43,7 +44,7 @@ const RUN_COLUMNS: &str = "id, label, cwd, backend, started_at_ms, git_commit, g
 
 /// An open roar store. One per thread: the connection is `Send` but not `Sync`.
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl std::fmt::Debug for Store {
@@ -148,7 +149,7 @@ impl Store {
 
     /// A read transaction, so that a run and its files are read from one consistent snapshot
     /// even while another roar is finishing a run.
-    fn read_tx(&self) -> Result<Transaction<'_>, StoreError> {
+    pub(crate) fn read_tx(&self) -> Result<Transaction<'_>, StoreError> {
         Ok(Transaction::new_unchecked(
             &self.conn,
             TransactionBehavior::Deferred,
@@ -213,8 +214,9 @@ fn insert_run(tx: &Connection, run: &NewRun) -> Result<RunId, StoreError> {
         let git = run.git.as_ref();
         tx.prepare_cached(
             "INSERT INTO runs (label, cwd, backend, started_at_ms, git_commit, git_branch, \
-             git_dirty, git_remote, trace_dir, roar_pid) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             git_dirty, git_remote, trace_dir, roar_pid, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs))",
         )?
         .execute(params![
             run.label,
@@ -307,6 +309,7 @@ fn write_result(tx: &Connection, id: RunId, result: &RunResult) -> Result<(), St
         }
         insert_links(tx, "run_inputs", id, &result.inputs)?;
         insert_links(tx, "run_outputs", id, &result.outputs)?;
+        update_heads(tx, id)?;
         for warning in &result.warnings {
             insert_warning(tx, id, warning)?;
         }
@@ -404,7 +407,7 @@ impl Store {
                 .collect::<Result<Vec<_>, _>>()?
         };
         if let Some(newest) = runs.first() {
-            // Consecutive in id order, so one count gives every position.
+            // Consecutive in id order, so the newest's position gives every position.
             let first_seq = seq_of(&tx, newest.id)?;
             for (i, run) in runs.iter_mut().enumerate() {
                 run.seq = first_seq - i as i64;
@@ -471,8 +474,8 @@ impl Store {
                 }
             };
             let found = tx
-                .prepare_cached("SELECT id FROM runs ORDER BY id LIMIT 1 OFFSET ?1")?
-                .query_row([n - 1], |row| row.get(0))
+                .prepare_cached("SELECT id FROM runs WHERE seq = ?1")?
+                .query_row([n], |row| row.get(0))
                 .optional()?;
             return match found {
                 Some(id) => Ok(id),
@@ -636,9 +639,27 @@ fn insert_links(
     Ok(())
 }
 
+/// Makes `id` the head of every path it wrote, unless a newer run already wrote the path.
+/// (Finishing a run twice drops its head on paths it no longer claims.)
+fn update_heads(conn: &Connection, id: RunId) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "DELETE FROM path_heads WHERE run_id = ?1 AND path NOT IN \
+         (SELECT path FROM run_outputs WHERE run_id = ?1 AND filtered = 0)",
+    )?
+    .execute([id])?;
+    conn.prepare_cached(
+        "INSERT INTO path_heads (path, run_id, artifact_id) \
+         SELECT path, run_id, artifact_id FROM run_outputs WHERE run_id = ?1 AND filtered = 0 \
+         ON CONFLICT (path) DO UPDATE SET run_id = excluded.run_id, \
+           artifact_id = excluded.artifact_id WHERE excluded.run_id >= path_heads.run_id",
+    )?
+    .execute([id])?;
+    Ok(())
+}
+
 fn seq_of(conn: &Connection, id: RunId) -> Result<i64, StoreError> {
     Ok(conn
-        .prepare_cached("SELECT count(*) FROM runs WHERE id <= ?1")?
+        .prepare_cached("SELECT seq FROM runs WHERE id = ?1")?
         .query_row([id], |r| r.get(0))?)
 }
 

@@ -40,8 +40,13 @@ impl Json {
 
     /// Pretty-printed with two-space indentation.
     pub fn to_pretty(&self) -> String {
+        self.to_pretty_at(0)
+    }
+
+    /// Pretty-printed as if nested `depth` levels deep (for [`Stream`]).
+    pub fn to_pretty_at(&self, depth: usize) -> String {
         let mut out = String::new();
-        self.write(&mut out, 0);
+        self.write(&mut out, depth);
         out
     }
 
@@ -87,6 +92,83 @@ impl Json {
                 out.push('}');
             }
         }
+    }
+}
+
+/// Writes one JSON object or array piece by piece, so that a whole store can be exported
+/// without holding it in memory. The layout matches [`Json::to_pretty`].
+pub struct Stream<'w> {
+    w: &'w mut dyn std::io::Write,
+    depth: usize,
+    count: usize,
+    close: u8,
+}
+
+impl<'w> Stream<'w> {
+    pub fn object(w: &'w mut dyn std::io::Write, depth: usize) -> std::io::Result<Self> {
+        w.write_all(b"{")?;
+        Ok(Stream {
+            w,
+            depth,
+            count: 0,
+            close: b'}',
+        })
+    }
+
+    fn sep(&mut self) -> std::io::Result<()> {
+        let mut s = String::from(if self.count == 0 { "\n" } else { ",\n" });
+        indent(&mut s, self.depth + 1);
+        self.count += 1;
+        self.w.write_all(s.as_bytes())
+    }
+
+    fn key(&mut self, key: &[u8]) -> std::io::Result<()> {
+        self.sep()?;
+        let mut s = String::new();
+        write_bytes(&mut s, key);
+        s.push_str(": ");
+        self.w.write_all(s.as_bytes())
+    }
+
+    /// `"key": value` in an object.
+    pub fn field(&mut self, key: &[u8], value: &Json) -> std::io::Result<()> {
+        self.key(key)?;
+        self.w
+            .write_all(value.to_pretty_at(self.depth + 1).as_bytes())
+    }
+
+    /// An element of an array.
+    pub fn item(&mut self, value: &Json) -> std::io::Result<()> {
+        self.sep()?;
+        self.w
+            .write_all(value.to_pretty_at(self.depth + 1).as_bytes())
+    }
+
+    /// `"key": {` ... in an object; finish the nested object with [`Stream::end`].
+    pub fn object_field(&mut self, key: &str) -> std::io::Result<Stream<'_>> {
+        self.key(key.as_bytes())?;
+        Stream::object(&mut *self.w, self.depth + 1)
+    }
+
+    /// `"key": [` ... in an object; finish the nested array with [`Stream::end`].
+    pub fn array_field(&mut self, key: &str) -> std::io::Result<Stream<'_>> {
+        self.key(key.as_bytes())?;
+        self.w.write_all(b"[")?;
+        Ok(Stream {
+            w: &mut *self.w,
+            depth: self.depth + 1,
+            count: 0,
+            close: b']',
+        })
+    }
+
+    pub fn end(self) -> std::io::Result<()> {
+        if self.count > 0 {
+            let mut s = String::from("\n");
+            indent(&mut s, self.depth);
+            self.w.write_all(s.as_bytes())?;
+        }
+        self.w.write_all(&[self.close])
     }
 }
 
@@ -144,6 +226,28 @@ mod tests {
     #[test]
     fn valid_unicode_is_kept() {
         assert_eq!(Json::Str("é\n".into()).to_pretty(), "\"é\\n\"");
+    }
+
+    #[test]
+    fn stream_matches_pretty() {
+        let whole = Json::obj(vec![
+            (
+                "a",
+                Json::Arr(vec![Json::Int(1), Json::obj(vec![("x", Json::Null)])]),
+            ),
+            ("b", Json::Obj(vec![])),
+            ("c", Json::Arr(vec![])),
+        ]);
+        let mut out = Vec::new();
+        let mut top = Stream::object(&mut out, 0).unwrap();
+        let mut a = top.array_field("a").unwrap();
+        a.item(&Json::Int(1)).unwrap();
+        a.item(&Json::obj(vec![("x", Json::Null)])).unwrap();
+        a.end().unwrap();
+        top.object_field("b").unwrap().end().unwrap();
+        top.array_field("c").unwrap().end().unwrap();
+        top.end().unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), whole.to_pretty());
     }
 
     #[test]

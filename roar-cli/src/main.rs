@@ -15,19 +15,23 @@ use clap::{Parser, Subcommand};
 mod config;
 mod elf;
 mod env;
+mod export;
 mod filter;
 mod git;
 mod hashing;
 mod ingest;
 mod json;
+mod lineage;
 mod location;
 mod openjd;
 mod paths;
 mod preload;
+mod reproduce;
 mod run;
 mod show;
 #[allow(unsafe_code)]
 mod spawn;
+mod status;
 mod time;
 mod trace;
 
@@ -88,6 +92,46 @@ enum Cmd {
         /// Also list the system and tool files the filter hides.
         #[arg(long)]
         all: bool,
+    },
+    /// Everything upstream of PATH's recorded content: runs, commands, git commits, inputs,
+    /// down to the sources no run produced. A run REF (id, @N, latest) works too.
+    Lineage {
+        #[arg(value_name = "PATH|REF")]
+        target: OsString,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What is stale, and why: runs whose inputs changed on disk or were re-produced, everything
+    /// downstream of them, and outputs changed since they were recorded.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole graph of runs and artifacts.
+    Dag {
+        #[arg(long, conflicts_with = "dot")]
+        json: bool,
+        /// Graphviz DOT (render with `dot -Tsvg`).
+        #[arg(long)]
+        dot: bool,
+    },
+    /// The store in a portable form: json (as `dag --json`), dot, or W3C PROV-JSON.
+    Export {
+        #[arg(long, value_enum)]
+        format: export::Format,
+        /// Write to FILE instead of stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// The recorded runs that rebuild PATH, in dependency order (a run REF works too).
+    Reproduce {
+        #[arg(value_name = "PATH|REF")]
+        target: OsString,
+        /// Print a POSIX shell script that runs them, stopping at the first failure.
+        #[arg(long, conflicts_with = "json")]
+        script: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Turn traces the preload library wrote on its own into runs, one per process tree.
     Ingest {
@@ -200,6 +244,19 @@ fn main() {
             command,
         })
         .map(|never| match never {}),
+        Cmd::Lineage { target, json } => {
+            open_store().and_then(|s| lineage::lineage(&s, &target, json, &cwd()?))
+        }
+        Cmd::Status { json } => open_store().and_then(|s| status::status(&s, json, &cwd()?)),
+        Cmd::Dag { json: true, .. } => export(export::Format::Json, None),
+        Cmd::Dag { dot: true, .. } => export(export::Format::Dot, None),
+        Cmd::Dag { .. } => dag_text(),
+        Cmd::Export { format, output } => export(format, output),
+        Cmd::Reproduce {
+            target,
+            script,
+            json,
+        } => open_store().and_then(|s| reproduce::reproduce(&s, &target, script, json, &cwd()?)),
     };
     if let Err(e) = result {
         // A closed stdout (`roar log | head`) ends quietly.
@@ -297,5 +354,55 @@ fn openjd_template(mode: openjd::Mode) -> Result<()> {
         },
     );
     std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn export(format: export::Format, output: Option<PathBuf>) -> Result<()> {
+    let loc = location::require(&cwd()?)?;
+    let store = dag::Store::open(&loc.db)?;
+    run::recover(&store);
+    let root = paths::to_bytes(&loc.root);
+    match output {
+        Some(path) => {
+            let path = cwd()?.join(path);
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            export::write(&store, format, &root, &mut w)?;
+            w.flush()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        None => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            export::write(&store, format, &root, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// `roar dag` without a format: every run with what it read and wrote, oldest first.
+fn dag_text() -> Result<()> {
+    let loc = location::require(&cwd()?)?;
+    let store = dag::Store::open(&loc.db)?;
+    run::recover(&store);
+    let root = paths::to_bytes(&loc.root);
+    let st = show::Style::detect();
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+    store.for_each_run(|r| -> Result<()> {
+        writeln!(w, "{}", st.bold(&lineage::run_title(&r)))?;
+        for (arrow, list) in [("<-", &r.inputs), ("->", &r.outputs)] {
+            for f in list.iter().filter(|f| !f.filtered) {
+                writeln!(
+                    w,
+                    "    {arrow} {}  {}",
+                    paths::display_rel(&f.path, &root),
+                    st.dim(&lineage::short(f.hash.as_deref()))
+                )?;
+            }
+        }
+        Ok(())
+    })?;
+    w.flush()?;
     Ok(())
 }

@@ -121,20 +121,20 @@ impl Style {
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
         Style { color }
     }
-    fn paint(&self, code: &str, s: &str) -> String {
+    pub fn paint(&self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")
         } else {
             s.to_string()
         }
     }
-    fn bold(&self, s: &str) -> String {
+    pub fn bold(&self, s: &str) -> String {
         self.paint("1", s)
     }
-    fn dim(&self, s: &str) -> String {
+    pub fn dim(&self, s: &str) -> String {
         self.paint("2", s)
     }
-    fn warn(&self, s: &str) -> String {
+    pub fn warn(&self, s: &str) -> String {
         self.paint("33", s)
     }
 }

@@ -1,0 +1,240 @@
+//! `roar status`: which recorded runs no longer match the files, and why.
+//!
+//! Looks at the newest writer of every tracked path and what those runs read. Every such file
+//! is stat'ed; only a file whose (dev, ino, size, mtime) is not in the hash cache is hashed.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use anyhow::Result;
+use dag::status::{self, Now, Reason, Report};
+use dag::{RunId, Store};
+
+use crate::hashing;
+use crate::json::Json;
+use crate::lineage::{run_title, short};
+use crate::paths::{as_path, display_rel};
+use crate::show::{Style, run_json};
+
+/// What every path holds now, hashing only what the cache does not know.
+fn current(store: &Store, paths: &HashSet<&[u8]>) -> HashMap<Vec<u8>, Now> {
+    let mut now = HashMap::with_capacity(paths.len());
+    let mut jobs: Vec<(&[u8], dag::FileKey)> = Vec::new();
+    for &p in paths {
+        let state = match std::fs::metadata(as_path(p)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Now::Missing,
+            Err(_) => Now::Unknown,
+            Ok(md) if !md.is_file() => Now::Unknown,
+            Ok(md) => {
+                let key = hashing::file_key(&md);
+                match store.hash_cache_get(&key) {
+                    Ok(Some(h)) => Now::Content(h),
+                    _ => {
+                        jobs.push((p, key));
+                        continue;
+                    }
+                }
+            }
+        };
+        now.insert(p.to_vec(), state);
+    }
+    let refs: Vec<(&Path, u64)> = jobs.iter().map(|(p, k)| (as_path(p), k.size)).collect();
+    let hashes = hashing::hash_many(&refs);
+    let mut cache = Vec::new();
+    for ((p, key), h) in jobs.into_iter().zip(hashes) {
+        let state = match h {
+            Ok(h) => {
+                // Cache only what is still the file we hashed.
+                if std::fs::metadata(as_path(p))
+                    .ok()
+                    .map(|m| hashing::file_key(&m))
+                    == Some(key)
+                {
+                    cache.push((key, h.clone()));
+                }
+                Now::Content(h)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Now::Missing,
+            Err(_) => Now::Unknown,
+        };
+        now.insert(p.to_vec(), state);
+    }
+    // A store we cannot write to still answers.
+    let _ = store.hash_cache_put(&cache);
+    now
+}
+
+pub struct Checked {
+    pub report: Report,
+    pub files: usize,
+}
+
+pub fn check(store: &Store) -> Result<Checked> {
+    let heads = store.heads()?;
+    let mut runs: Vec<RunId> = heads.iter().map(|h| h.run_id).collect();
+    runs.sort_unstable();
+    runs.dedup();
+    let inputs = store.inputs_of(&runs)?;
+    let paths: HashSet<&[u8]> = heads
+        .iter()
+        .chain(inputs.iter())
+        .map(|l| l.path.as_slice())
+        .collect();
+    let now = current(store, &paths);
+    Ok(Checked {
+        report: status::evaluate(&heads, &inputs, &now),
+        files: paths.len(),
+    })
+}
+
+fn seq_and_title(store: &Store, id: RunId) -> String {
+    match store.run(id) {
+        Ok(r) => format!("run {} (@{})", r.id, r.seq),
+        Err(_) => format!("run {id}"),
+    }
+}
+
+pub fn reason_text(store: &Store, r: &Reason, cwd: &[u8]) -> String {
+    match r {
+        Reason::Modified { path } => format!("{} modified", display_rel(path, cwd)),
+        Reason::Deleted { path } => format!("{} deleted", display_rel(path, cwd)),
+        Reason::Reproduced { path, by } => format!(
+            "{} re-produced differently by {}",
+            display_rel(path, cwd),
+            seq_and_title(store, *by)
+        ),
+        Reason::Upstream { path, run } => format!(
+            "upstream {} is stale ({})",
+            seq_and_title(store, *run),
+            display_rel(path, cwd)
+        ),
+    }
+}
+
+fn reason_json(store: &Store, r: &Reason, cwd: &[u8]) -> Json {
+    let (kind, path, run) = match r {
+        Reason::Modified { path } => ("modified", path, None),
+        Reason::Deleted { path } => ("deleted", path, None),
+        Reason::Reproduced { path, by } => ("reproduced", path, Some(*by)),
+        Reason::Upstream { path, run } => ("upstream", path, Some(*run)),
+    };
+    Json::obj(vec![
+        ("kind", Json::Str(kind.into())),
+        ("path", Json::Bytes(path.clone())),
+        ("run", Json::opt_int(run)),
+        ("text", Json::Str(reason_text(store, r, cwd))),
+    ])
+}
+
+pub fn status(store: &Store, json: bool, cwd: &Path) -> Result<()> {
+    let Checked { report, files } = check(store)?;
+    let cwd = cwd.as_os_str().as_bytes();
+    let mut out = std::io::stdout().lock();
+    if json {
+        let runs = report
+            .runs
+            .iter()
+            .map(|(id, reasons)| -> Result<Json> {
+                let mut obj = run_json(&store.run(*id)?, false);
+                if let Json::Obj(o) = &mut obj {
+                    o.push(("stale".into(), Json::Bool(!reasons.is_empty())));
+                    o.push((
+                        "reasons".into(),
+                        Json::Arr(reasons.iter().map(|r| reason_json(store, r, cwd)).collect()),
+                    ));
+                }
+                Ok(obj)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let outputs = report
+            .outputs
+            .iter()
+            .map(|o| {
+                Json::obj(vec![
+                    ("path", Json::Bytes(o.path.clone())),
+                    ("run", Json::Int(o.run)),
+                    (
+                        "change",
+                        Json::Str(
+                            if o.now.is_some() {
+                                "modified"
+                            } else {
+                                "deleted"
+                            }
+                            .into(),
+                        ),
+                    ),
+                    ("recorded_hash", Json::Str(o.recorded.clone())),
+                    ("hash", Json::opt_str(o.now.as_deref())),
+                ])
+            })
+            .collect();
+        let doc = Json::obj(vec![
+            ("stale", Json::Int(report.stale().count() as i64)),
+            ("files_checked", Json::Int(files as i64)),
+            ("runs", Json::Arr(runs)),
+            ("outputs", Json::Arr(outputs)),
+        ]);
+        writeln!(out, "{}", doc.to_pretty())?;
+        return Ok(());
+    }
+    let st = Style::detect();
+    let stale: Vec<_> = report.stale().collect();
+    if stale.is_empty() && report.outputs.is_empty() {
+        writeln!(
+            out,
+            "up to date: {} run{}, {files} file{} checked",
+            report.runs.len(),
+            if report.runs.len() == 1 { "" } else { "s" },
+            if files == 1 { "" } else { "s" }
+        )?;
+        return Ok(());
+    }
+    if !stale.is_empty() {
+        writeln!(
+            out,
+            "{}",
+            st.bold(&format!("stale runs ({}):", stale.len()))
+        )?;
+        for (id, reasons) in &stale {
+            let r = store.run(*id)?;
+            let why: Vec<String> = reasons.iter().map(|x| reason_text(store, x, cwd)).collect();
+            writeln!(
+                out,
+                "  {}  {}",
+                run_title(&r),
+                st.warn(&format!("— {}", why.join("; ")))
+            )?;
+        }
+    }
+    if !report.outputs.is_empty() {
+        writeln!(
+            out,
+            "{}",
+            st.bold(&format!(
+                "outputs changed since recorded ({}):",
+                report.outputs.len()
+            ))
+        )?;
+        for o in &report.outputs {
+            let what = match &o.now {
+                Some(h) => format!(
+                    "modified ({} -> {})",
+                    short(Some(&o.recorded)),
+                    short(Some(h))
+                ),
+                None => "deleted".into(),
+            };
+            writeln!(
+                out,
+                "  {}  {}  {}",
+                display_rel(&o.path, cwd),
+                st.warn(&what),
+                st.dim(&format!("written by {}", seq_and_title(store, o.run)))
+            )?;
+        }
+    }
+    Ok(())
+}
