@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tests::{Sandbox, output, parse_json, roar_bin, roar_command, runs_of, unescape_path};
 
-/// The backends every fixture runs under. Add "ptrace" and "ebpf" here.
-const BACKENDS: &[&str] = &["preload", "ptrace"];
+/// The backends every fixture runs under.
+const BACKENDS: &[&str] = &["preload", "ptrace", "ebpf"];
 
 /// Something to do in the sandbox before the traced command runs.
 enum Setup {

@@ -32,7 +32,7 @@ use tracer_wire::{
 };
 
 pub mod filter;
-mod sink;
+pub mod sink;
 mod tracee;
 
 use filter::{AUDIT_ARCH_X86_64, DATA_FOREIGN};
