@@ -108,6 +108,11 @@ enum Cmd {
         #[arg(long)]
         remove: bool,
     },
+    /// Which backends work on this machine, and exactly why not.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// OpenJD: environment templates that record every task of a job.
     Openjd {
         #[command(subcommand)]
@@ -181,6 +186,7 @@ fn main() {
             quiet,
             remove,
         }),
+        Cmd::Doctor { json } => doctor::doctor(json),
         Cmd::Openjd {
             cmd: OpenjdCmd::Template { mode },
         } => openjd_template(mode),

@@ -93,10 +93,18 @@ fn empty_environment_exec_is_recorded() {
 #[test]
 fn auto_picks_ptrace_for_a_static_binary() {
     let sb = Sandbox::new();
-    let out = sb.run("auto", &[env!("FIXTURE_STATIC_WRITE")]);
+    // Without eBPF (its BTF taken away), auto must not pick preload.
+    let out = output(
+        sb.roar()
+            .env("ROAR_BTF", "/nonexistent/btf")
+            .args(["run", "--backend", "auto", "-q", "--"])
+            .arg(env!("FIXTURE_STATIC_WRITE")),
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let run = sb.show_json("latest");
     assert_eq!(run["backend"], "ptrace", "{run:#}");
+    let reason = run["backend_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("statically linked"), "{run:#}");
     assert_eq!(run["complete"], true, "{run:#}");
     assert_io(&sb, &run, &[], &["static_out.txt"]);
 }

@@ -1,0 +1,230 @@
+//! The eBPF backend beyond the shared fixtures, `--backend auto`, and
+//! `roar doctor`, on this machine and with each requirement taken away:
+//! the BTF file (`ROAR_BTF`), the preload library (`ROAR_PRELOAD_LIB`),
+//! and root (running roar as `nobody` with `setpriv`).
+//!
+//! eBPF needs root. CI runs as root, so everything here runs there; run as
+//! another user, the tests that need eBPF check the fallback instead and
+//! say so.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use tests::{Sandbox, output, parse_json, roar_bin};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn doctor(cmd: &mut Command) -> Value {
+    let out = output(cmd.args(["doctor", "--json"]));
+    assert!(out.status.success(), "{out:?}");
+    parse_json(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn backend<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["backends"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {doc:#}"))
+}
+
+fn reasons(b: &Value) -> String {
+    b["reasons"].to_string()
+}
+
+#[test]
+fn auto_picks_ebpf_where_it_works_and_says_why() {
+    let sb = Sandbox::new();
+    sb.write("in.txt", "auto\n");
+    let out = sb.run("auto", &["sh", "-c", "cat in.txt > out.txt"]);
+    assert!(out.status.success(), "{out:?}");
+    let run = sb.show_json("latest");
+    let reason = run["backend_reason"].as_str().unwrap_or_default();
+    if is_root() {
+        assert_eq!(run["backend"], "ebpf", "{run:#}");
+        assert!(reason.contains("eBPF"), "{run:#}");
+    } else {
+        eprintln!("not root: eBPF cannot load, checking the fallback instead");
+        assert_eq!(run["backend"], "preload", "{run:#}");
+        assert!(reason.contains("eBPF unavailable"), "{run:#}");
+    }
+    assert_eq!(run["complete"], true, "{run:#}");
+}
+
+#[test]
+fn auto_without_btf_falls_back_to_preload_and_records_why() {
+    let sb = Sandbox::new();
+    let out = output(sb.roar().env("ROAR_BTF", "/nonexistent/vmlinux").args([
+        "run",
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        "echo x > out.txt",
+    ]));
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("roar: auto: eBPF unavailable"),
+        "auto says what it fell back from: {stderr}"
+    );
+    let run = sb.show_json("latest");
+    assert_eq!(run["backend"], "preload", "{run:#}");
+    let reason = run["backend_reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("/nonexistent/vmlinux") && reason.contains("preload"),
+        "{run:#}"
+    );
+}
+
+#[test]
+fn ebpf_that_cannot_load_exits_125_before_the_command_runs() {
+    let sb = Sandbox::new();
+    let out = output(sb.roar().env("ROAR_BTF", "/nonexistent/vmlinux").args([
+        "run",
+        "--backend",
+        "ebpf",
+        "--",
+        "sh",
+        "-c",
+        "echo ran > ran.txt",
+    ]));
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no BTF at /nonexistent/vmlinux"),
+        "{stderr}"
+    );
+    assert!(!sb.join("ran.txt").exists(), "the command must not run");
+}
+
+#[test]
+fn ebpf_records_the_commands_own_first_image() {
+    if !is_root() {
+        eprintln!("skipped: the eBPF backend needs root (CI runs as root)");
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = sb.run("ebpf", &["true"]);
+    assert!(out.status.success(), "{out:?}");
+    let run = sb.show_json("latest");
+    let procs = run["processes"].as_array().expect("processes");
+    // Traced from before its exec: the first process is `true` itself.
+    assert_eq!(procs[0]["argv"][0], "true", "{run:#}");
+    assert!(
+        procs[0]["exe"].as_str().unwrap_or("").ends_with("/true"),
+        "{run:#}"
+    );
+    assert_eq!(procs[0]["exit_code"], 0, "{run:#}");
+    assert_eq!(run["complete"], true, "{run:#}");
+}
+
+/// The kernel walks at most 48 directory names per path: a deeper path is
+/// cut, and the run says so instead of recording a wrong path. (preload and
+/// ptrace read such paths whole: the one documented difference.)
+#[test]
+fn ebpf_paths_too_deep_to_walk_are_warned_not_guessed() {
+    if !is_root() {
+        eprintln!("skipped: the eBPF backend needs root (CI runs as root)");
+        return;
+    }
+    let sb = Sandbox::new();
+    let deep: String = std::iter::repeat_n("d", 60).collect::<Vec<_>>().join("/");
+    sb.write(Path::new(&deep).join("f.txt"), "deep\n");
+    let script = format!("cd {deep} && cat f.txt > /dev/null");
+    let out = sb.run("ebpf", &["sh", "-c", &script]);
+    assert!(out.status.success(), "{out:?}");
+    let run = sb.show_json("latest");
+    assert_eq!(run["complete"], false, "{run:#}");
+    assert!(
+        run["warnings"].to_string().contains("too long to capture"),
+        "{run:#}"
+    );
+}
+
+#[test]
+fn doctor_reports_every_backend_the_store_and_git() {
+    let sb = Sandbox::new();
+    sb.git(&["init", "-q"]);
+    let doc = doctor(&mut sb.roar());
+    for name in ["ebpf", "preload", "ptrace"] {
+        let b = backend(&doc, name);
+        assert!(b["usable"].is_boolean(), "{doc:#}");
+        assert!(!reasons(b).is_empty(), "{doc:#}");
+    }
+    assert_eq!(backend(&doc, "preload")["usable"], true, "{doc:#}");
+    assert_eq!(backend(&doc, "ptrace")["usable"], true, "{doc:#}");
+    if is_root() {
+        let e = backend(&doc, "ebpf");
+        assert_eq!(e["usable"], true, "{doc:#}");
+        assert!(e["load_attach_ms"].as_i64().is_some(), "{doc:#}");
+        assert_eq!(doc["auto"], "ebpf", "{doc:#}");
+    }
+    assert!(doc["store"]["db"].as_str().is_some(), "{doc:#}");
+    assert!(doc["git"].is_object(), "{doc:#}");
+
+    let text = output(sb.roar().arg("doctor"));
+    assert!(text.status.success(), "{text:?}");
+    let text = String::from_utf8_lossy(&text.stdout);
+    for word in ["ebpf", "preload", "ptrace", "store", "git"] {
+        assert!(text.contains(word), "{text}");
+    }
+}
+
+#[test]
+fn doctor_names_each_missing_requirement() {
+    let sb = Sandbox::new();
+    let doc = doctor(
+        sb.roar()
+            .env("ROAR_BTF", "/nonexistent/vmlinux")
+            .env("ROAR_PRELOAD_LIB", "/nonexistent/libroar_preload.so"),
+    );
+    let e = backend(&doc, "ebpf");
+    assert_eq!(e["usable"], false, "{doc:#}");
+    assert!(reasons(e).contains("no BTF"), "{doc:#}");
+    let p = backend(&doc, "preload");
+    assert_eq!(p["usable"], false, "{doc:#}");
+    assert!(
+        reasons(p).contains("/nonexistent/libroar_preload.so"),
+        "{doc:#}"
+    );
+    assert_eq!(doc["auto"], "ptrace", "{doc:#}");
+}
+
+#[test]
+fn doctor_as_an_unprivileged_user_says_not_root() {
+    if !is_root() {
+        eprintln!("skipped: switching to nobody needs root (CI runs as root)");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let out = output(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(roar_bin())
+            .args(["doctor", "--json"])
+            .current_dir(dir.path())
+            .env("ROAR_DB", dir.path().join("roar.db")),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let doc = parse_json(&String::from_utf8_lossy(&out.stdout));
+    let e = backend(&doc, "ebpf");
+    assert_eq!(e["usable"], false, "{doc:#}");
+    assert!(reasons(e).contains("not root (euid 65534)"), "{doc:#}");
+    assert!(reasons(e).contains("CAP_BPF"), "{doc:#}");
+    assert_ne!(doc["auto"], "ebpf", "{doc:#}");
+}
