@@ -44,9 +44,9 @@ fn build(out: &Path) -> Result<(), String> {
     if !Path::new("/usr/include/bpf/bpf_helpers.h").is_file() {
         return Err("libbpf headers not found (apt install libbpf-dev)".into());
     }
+    let btf = "/sys/kernel/btf/vmlinux";
     let vmlinux = out.join("vmlinux.h");
     if !vmlinux.is_file() {
-        let btf = "/sys/kernel/btf/vmlinux";
         let h = run(Command::new(&bpftool).args(["btf", "dump", "file", btf, "format", "c"]))?;
         std::fs::write(&vmlinux, h).map_err(|e| e.to_string())?;
     }
@@ -63,6 +63,28 @@ fn build(out: &Path) -> Result<(), String> {
         .arg(out)
         .args(["-I", "bpf", "-c", "bpf/roar.bpf.c", "-o"])
         .arg(out.join("roar.bpf.o")))?;
+    // The few kernel types the program's CO-RE relocations use, cut out of
+    // this kernel's BTF: loading against it is ~100 ms faster than against
+    // the full BTF. Used only when the running kernel is this one (same
+    // build id and BTF size, recorded next to it); otherwise roar reads the
+    // full BTF as usual.
+    let min = out.join("min.btf");
+    let notes = std::fs::read("/sys/kernel/notes").unwrap_or_default();
+    let btf_len = std::fs::metadata(btf).map(|m| m.len()).unwrap_or(0);
+    let made = !notes.is_empty()
+        && run(Command::new(&bpftool)
+            .args(["gen", "min_core_btf", btf])
+            .arg(&min)
+            .arg(out.join("roar.bpf.o")))
+        .is_ok();
+    if made {
+        let mut id = btf_len.to_le_bytes().to_vec();
+        id.extend_from_slice(&notes);
+        std::fs::write(out.join("btf_identity"), id).map_err(|e| e.to_string())?;
+    } else {
+        let _ = std::fs::write(&min, b"");
+        let _ = std::fs::write(out.join("btf_identity"), b"");
+    }
     let layout = out.join("layout");
     run(Command::new(&clang)
         .args(["-O0", "-I", "bpf", "bpf/layout.c", "-o"])
@@ -89,6 +111,8 @@ fn main() {
             println!("cargo::warning=the eBPF program was not built: {e}");
             let _ = std::fs::write(out.join("roar.bpf.o"), b"");
             let _ = std::fs::write(out.join("layout.txt"), b"");
+            let _ = std::fs::write(out.join("min.btf"), b"");
+            let _ = std::fs::write(out.join("btf_identity"), b"");
             e
         }
     };

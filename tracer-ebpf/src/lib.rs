@@ -47,6 +47,28 @@ use record::*;
 pub const DEFAULT_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/roar.bpf.o"));
+/// The kernel types the program relocates against, from the build machine's
+/// BTF (see build.rs), and that kernel's identity: BTF size (8 bytes LE)
+/// followed by /sys/kernel/notes (its build id).
+static MIN_BTF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/min.btf"));
+static BTF_IDENTITY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/btf_identity"));
+
+/// The BTF to relocate against: the small one cut at build time when the
+/// running kernel is the one it was cut from, else the full file at `path`.
+fn kernel_btf(path: &Path) -> Result<Btf, String> {
+    if path == Path::new(DEFAULT_BTF)
+        && !MIN_BTF.is_empty()
+        && BTF_IDENTITY.len() > 8
+        && let Ok(notes) = std::fs::read("/sys/kernel/notes")
+        && let Ok(md) = std::fs::metadata(path)
+        && BTF_IDENTITY[..8] == md.len().to_le_bytes()
+        && BTF_IDENTITY[8..] == notes[..]
+        && let Ok(btf) = Btf::parse(MIN_BTF, Endianness::default())
+    {
+        return Ok(btf);
+    }
+    Btf::parse_file(path, Endianness::default()).map_err(|e| e.to_string())
+}
 
 /// The tracepoints attached, by program name.
 const ATTACH: [(&str, &str); 5] = [
@@ -64,6 +86,10 @@ pub enum LoadError {
     NotBuilt(String),
     #[error("no BTF at {path}: {reason} (the kernel needs CONFIG_DEBUG_INFO_BTF=y)")]
     NoBtf { path: String, reason: String },
+    #[error(
+        "roar runs in a child pid namespace (its pids are {0}); the eBPF program sees host pids, so it needs roar in the initial pid namespace"
+    )]
+    PidNamespace(String),
     #[error("the kernel refused to {step}: {detail}")]
     Refused {
         step: String,
@@ -131,11 +157,23 @@ impl Prepared {
                 env!("ROAR_EBPF_BUILD_ERROR").to_string(),
             ));
         }
-        let btf_data =
-            Btf::parse_file(btf, Endianness::default()).map_err(|e| LoadError::NoBtf {
-                path: btf.display().to_string(),
-                reason: e.to_string(),
-            })?;
+        // The kernel side keys processes by their pids in the initial pid
+        // namespace; inside a container roar would put a pid the program
+        // never sees into TRACED and record nothing.
+        if let Some(ns) = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("NSpid:").map(str::to_string))
+            })
+            && ns.split_whitespace().count() > 1
+        {
+            return Err(LoadError::PidNamespace(ns.trim().replace('\t', " ")));
+        }
+        let btf_data = kernel_btf(btf).map_err(|reason| LoadError::NoBtf {
+            path: btf.display().to_string(),
+            reason,
+        })?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf_data))
             .load(PROGRAM)
@@ -216,7 +254,7 @@ impl Prepared {
                 .insert(pid as u32, 1, 0)
                 .map_err(|e| io::Error::other(format!("cannot trace pid {pid}: {e}")))?;
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Wake::new()?);
         let conv = Converter::new(pid as u32, ppid, cwd.to_vec());
         let thread = {
             let stop = Arc::clone(&stop);
@@ -246,30 +284,75 @@ impl Drop for Prepared {
     }
 }
 
+/// The stop signal of the reader thread: a flag, and an eventfd that wakes
+/// its poll at once (a poll timeout would add its length to every run).
+struct Wake {
+    flag: AtomicBool,
+    fd: c_int,
+}
+
+impl Wake {
+    fn new() -> io::Result<Wake> {
+        // SAFETY: eventfd returns a new fd or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Wake {
+            flag: AtomicBool::new(false),
+            fd,
+        })
+    }
+
+    fn set(&self) {
+        self.flag.store(true, Ordering::Release);
+        // SAFETY: writing 8 bytes from a local to our eventfd.
+        unsafe { libc::write(self.fd, 1u64.to_ne_bytes().as_ptr().cast(), 8) };
+    }
+
+    fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Wake {
+    fn drop(&mut self) {
+        // SAFETY: closing our own eventfd.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
 /// Reads the ring buffer in batches until told to stop, then drains it.
 fn read_loop(
     mut ring: RingBuf<MapData>,
     mut sink: Sink,
     mut conv: Converter,
-    stop: &AtomicBool,
+    stop: &Wake,
 ) -> (Sink, Converter) {
     let fd = ring.as_raw_fd();
     loop {
-        let stopping = stop.load(Ordering::Acquire);
+        let stopping = stop.is_set();
         while let Some(item) = ring.next() {
             conv.handle(&item, &mut sink);
         }
         if stopping {
             break;
         }
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: polling one pollfd we own. A short timeout bounds how late
-        // the stop flag is seen.
-        unsafe { libc::poll(&mut pfd, 1, 20) };
+        let mut pfd = [
+            libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stop.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: polling two pollfds we own; the timeout only guards
+        // against a missed wake-up.
+        unsafe { libc::poll(pfd.as_mut_ptr(), 2, 1000) };
     }
     (sink, conv)
 }
@@ -277,7 +360,7 @@ fn read_loop(
 /// Tracing in progress.
 pub struct Tracer {
     ebpf: Ebpf,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Wake>,
     thread: Option<std::thread::JoinHandle<(Sink, Converter)>>,
 }
 
@@ -299,7 +382,7 @@ impl Tracer {
             .map(|m| m.keys().filter_map(Result::ok).collect())
             .unwrap_or_default();
         lingering.sort_unstable();
-        self.stop.store(true, Ordering::Release);
+        self.stop.set();
         let (mut sink, conv) = self
             .thread
             .take()
@@ -332,7 +415,7 @@ impl Tracer {
 
 impl Drop for Tracer {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
+        self.stop.set();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
