@@ -322,6 +322,9 @@ impl Drop for Wake {
     }
 }
 
+/// How often the reader drains the ring buffer when not woken earlier.
+const BATCH_MS: c_int = 10;
+
 /// Reads the ring buffer in batches until told to stop, then drains it.
 fn read_loop(
     mut ring: RingBuf<MapData>,
@@ -350,9 +353,10 @@ fn read_loop(
                 revents: 0,
             },
         ];
-        // SAFETY: polling two pollfds we own; the timeout only guards
-        // against a missed wake-up.
-        unsafe { libc::poll(pfd.as_mut_ptr(), 2, 1000) };
+        // SAFETY: polling two pollfds we own. The kernel side does not wake
+        // us per record (only when the ring fills up), so this timeout is
+        // the batch interval.
+        unsafe { libc::poll(pfd.as_mut_ptr(), 2, BATCH_MS) };
     }
     (sink, conv)
 }
@@ -761,6 +765,80 @@ mod tests {
         assert_eq!(dpath(b""), b"/");
         assert_eq!(dpath(b"c\0b\0a\0"), b"/a/b/c");
         assert_eq!(join(&dpath(b"w\0"), b"x.txt"), b"/w/x.txt");
+    }
+
+    /// The bytes the kernel would hand over: header, then the strings.
+    fn raw(r: RawRecord, strs: [&[u8]; 4]) -> Vec<u8> {
+        let mut r = r;
+        r.version = RE_VERSION;
+        for (i, s) in strs.iter().enumerate() {
+            r.len[i] = s.len() as u16;
+        }
+        let n = std::mem::size_of::<RawRecord>();
+        let mut b = vec![0u8; n];
+        // SAFETY: writing a plain-integer struct into a buffer of its size.
+        unsafe { std::ptr::write_unaligned(b.as_mut_ptr().cast(), r) };
+        for s in strs {
+            b.extend_from_slice(s);
+        }
+        b
+    }
+
+    #[test]
+    fn kernel_records_become_wire_events_with_absolute_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.rwt");
+        let mut sink = Sink::create(&path).unwrap();
+        let mut conv = Converter::new(10, 1, b"/start".to_vec());
+        // openat(AT_FDCWD, "in.txt", O_RDONLY) = 3 in /w/sub, file on 8:1.
+        let open = RawRecord {
+            kind: RE_SYSCALL,
+            flags: RE_F_STAT,
+            pid: 10,
+            tid: 10,
+            ts_ns: 5,
+            ret: 3,
+            nr: libc::SYS_openat as u64,
+            args: [libc::AT_FDCWD as u64, 0, 0, 0, 0, 0],
+            st_ino: 42,
+            st_size: 7,
+            st_mtime_sec: 2,
+            st_mtime_nsec: 3,
+            st_mode: 0o100644,
+            st_dev: (8 << 20) | 1,
+            ..RawRecord::default()
+        };
+        conv.handle(&raw(open, [b"in.txt\0", b"sub\0w\0", b"", b""]), &mut sink);
+        // A truncated walk is flagged, not guessed.
+        let cut = RawRecord {
+            flags: RE_F_TRUNCATED,
+            ts_ns: 6,
+            ..open
+        };
+        conv.handle(&raw(cut, [b"x\0", b"d\0", b"", b""]), &mut sink);
+        conv.handle(&[1, 2, 3], &mut sink);
+        sink.finish(7, 10).unwrap();
+        assert_eq!(conv.malformed, 1);
+
+        let bytes = std::fs::read(&path).unwrap();
+        let recs: Vec<_> = tracer_wire::Decoder::new(&bytes)
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(recs.len(), 2);
+        match recs[0].event {
+            Event::Open {
+                path, result, stat, ..
+            } => {
+                assert_eq!(path, b"/w/sub/in.txt");
+                assert_eq!(result, 3);
+                let st = stat.unwrap();
+                assert_eq!(st.dev, libc::makedev(8, 1));
+                assert_eq!((st.ino, st.size, st.mtime_ns), (42, 7, 2_000_000_003));
+            }
+            e => panic!("{e:?}"),
+        }
+        assert_eq!(recs[0].header.flags, 0);
+        assert_eq!(recs[1].header.flags, FLAG_PATH_TRUNCATED);
     }
 
     #[test]
