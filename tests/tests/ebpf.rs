@@ -206,16 +206,17 @@ fn doctor_as_an_unprivileged_user_says_not_root() {
         eprintln!("skipped: switching to nobody needs root (CI runs as root)");
         return;
     }
+    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .unwrap();
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    // A copy nobody can reach (the build tree may be under a private home).
+    let roar = dir.path().join("roar");
+    std::fs::copy(roar_bin(), &roar).unwrap();
+    std::fs::set_permissions(&roar, PermissionsExt::from_mode(0o755)).unwrap();
     let out = output(
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(roar_bin())
+            .arg(&roar)
             .args(["doctor", "--json"])
             .current_dir(dir.path())
             .env("ROAR_DB", dir.path().join("roar.db")),

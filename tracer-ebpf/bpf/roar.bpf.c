@@ -25,6 +25,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define RING_SIZE (16 << 20)
 #define AT_FDCWD_ (-100)
 #define SIGNAL_GROUP_EXIT_ 0x4
+#define TS_COMPAT_ 0x0002 /* thread_info.status: in an ia32 system call */
+#define X32_SYSCALL_BIT 0x40000000
 
 /* An offset into the string area the verifier can bound: the barrier keeps
  * clang from dropping the mask as redundant after a range check, which
@@ -284,6 +286,18 @@ int roar_sys_enter(__u64 *ctx)
 	if (!traced(id >> 32))
 		return 0;
 	long nr = (long)ctx[1];
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	if ((nr & X32_SYSCALL_BIT) || (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT_)) {
+		/* Numbers of another ABI: decoding them as x86_64 calls would
+		 * record nonsense. Reported, not decoded. */
+		struct scratch *s = start(RE_SYSCALL, id >> 32, tid);
+		if (s) {
+			s->rec.nr = nr;
+			s->rec.flags |= RE_F_FOREIGN;
+			emit(s, 0);
+		}
+		return 0;
+	}
 	if (!interesting(nr))
 		return 0;
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];

@@ -20,6 +20,7 @@
 #define RE_F_UNREADABLE 2 /* an argument could not be read */
 #define RE_F_STAT 4       /* the st_* fields describe the file opened/executed */
 #define RE_F_ARGV_TRUNCATED 8 /* argv was cut */
+#define RE_F_FOREIGN 16   /* an ia32 or x32 system call, not decoded (nr as made) */
 
 /* Strings follow the header back to back; len[i] is the byte length of
  * string i (0 when absent). Slots: 0 a path argument as the caller wrote

@@ -387,7 +387,7 @@ impl Tracer {
             .unwrap_or_default();
         lingering.sort_unstable();
         self.stop.set();
-        let (mut sink, conv) = self
+        let (mut sink, mut conv) = self
             .thread
             .take()
             .ok_or_else(|| io::Error::other("tracer already finished"))?
@@ -402,6 +402,10 @@ impl Tracer {
         let stat = |i: u32| stats.get(i as usize).copied().unwrap_or(0);
         let now = now_ns();
         let root = conv.root;
+        let left: Vec<u32> = conv.foreign.keys().copied().collect();
+        for pid in left {
+            conv.report_foreign(pid, now, &mut sink);
+        }
         for (reason, count) in [
             (LossReason::RingBufferFull, stat(RE_STAT_RINGBUF_FULL)),
             (LossReason::Other, stat(RE_STAT_PENDING_FULL)),
@@ -443,6 +447,8 @@ struct Converter {
     unreadable: u64,
     /// Records that did not parse.
     malformed: u64,
+    /// ia32/x32 system calls per process, reported when it ends.
+    foreign: HashMap<u32, u64>,
 }
 
 fn strip_nul(b: &[u8]) -> &[u8] {
@@ -504,6 +510,7 @@ impl Converter {
             procs,
             unreadable: 0,
             malformed: 0,
+            foreign: HashMap::new(),
         }
     }
 
@@ -591,6 +598,7 @@ impl Converter {
                 p.cwd = cwd;
             }
             RE_EXIT => {
+                self.report_foreign(r.pid, r.ts_ns, sink);
                 emit(
                     sink,
                     0,
@@ -605,6 +613,22 @@ impl Converter {
         }
     }
 
+    /// The ia32/x32 calls process `pid` made, as one loss record.
+    fn report_foreign(&mut self, pid: u32, ts: u64, sink: &mut Sink) {
+        if let Some(count) = self.foreign.remove(&pid) {
+            sink.emit(
+                ts,
+                pid,
+                pid,
+                0,
+                &Event::Loss {
+                    reason: LossReason::ForeignAbi,
+                    count,
+                },
+            );
+        }
+    }
+
     fn syscall(
         &mut self,
         r: &RawRecord,
@@ -613,6 +637,10 @@ impl Converter {
         hflags: u32,
         sink: &mut Sink,
     ) {
+        if r.flags & RE_F_FOREIGN != 0 {
+            *self.foreign.entry(r.pid).or_default() += 1;
+            return;
+        }
         let res = r.ret as i32;
         let a = r.args;
         if r.flags & RE_F_UNREADABLE != 0 && res >= 0 {

@@ -11,6 +11,7 @@ pub const RE_F_TRUNCATED: u32 = 1;
 pub const RE_F_UNREADABLE: u32 = 2;
 pub const RE_F_STAT: u32 = 4;
 pub const RE_F_ARGV_TRUNCATED: u32 = 8;
+pub const RE_F_FOREIGN: u32 = 16;
 /// The record version this crate decodes.
 pub const RE_VERSION: u16 = 1;
 /// Counters in the STATS map.
@@ -126,6 +127,7 @@ mod tests {
             konst("RE_F_UNREADABLE", super::RE_F_UNREADABLE.into()),
             konst("RE_F_STAT", super::RE_F_STAT.into()),
             konst("RE_F_ARGV_TRUNCATED", super::RE_F_ARGV_TRUNCATED.into()),
+            konst("RE_F_FOREIGN", super::RE_F_FOREIGN.into()),
             konst("RE_STAT_RINGBUF_FULL", super::RE_STAT_RINGBUF_FULL.into()),
             konst("RE_STAT_TRUNCATED", super::RE_STAT_TRUNCATED.into()),
             konst("RE_STAT_UNREADABLE", super::RE_STAT_UNREADABLE.into()),
