@@ -229,3 +229,75 @@ fn doctor_as_an_unprivileged_user_says_not_root() {
     assert!(reasons(e).contains("CAP_BPF"), "{doc:#}");
     assert_ne!(doc["auto"], "ebpf", "{doc:#}");
 }
+
+/// A command, files to write first, expected inputs, expected outputs.
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// What LD_PRELOAD cannot see, eBPF sees as ptrace does: raw `syscall()`,
+/// static binaries, a cleared environment, exec from a non-leader thread,
+/// vfork + exec (the same fixtures as tests/tests/ptrace.rs).
+#[test]
+fn ebpf_sees_what_preload_cannot() {
+    if !is_root() {
+        eprintln!("skipped: the eBPF backend needs root (CI runs as root)");
+        return;
+    }
+    let cases: [Case; 5] = [
+        (
+            &[env!("FIXTURE_RAW_SYSCALL")],
+            &[("raw_in.txt", "raw\n")],
+            &["raw_in.txt"],
+            &["raw_out.txt"],
+        ),
+        (
+            &[env!("FIXTURE_STATIC_WRITE")],
+            &[],
+            &[],
+            &["static_out.txt"],
+        ),
+        (
+            &["env", "-i", "/bin/sh", "-c", "cat in.txt > out.txt"],
+            &[("in.txt", "env\n")],
+            &["in.txt"],
+            &["out.txt"],
+        ),
+        (
+            &[env!("FIXTURE_THREAD_EXEC")],
+            &[("in.txt", "thread\n")],
+            &["in.txt"],
+            &["out.txt"],
+        ),
+        (
+            &[env!("FIXTURE_VFORK_EXEC")],
+            &[("in.txt", "vfork\n")],
+            &["in.txt"],
+            &["out.txt"],
+        ),
+    ];
+    for (cmd, files, inputs, outputs) in cases {
+        let sb = Sandbox::new();
+        for (f, c) in files {
+            sb.write(f, c);
+        }
+        let out = sb.run("ebpf", cmd);
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}: {out:?}");
+        let run = sb.show_json("latest");
+        assert_eq!(run["backend"], "ebpf", "{run:#}");
+        assert_eq!(run["complete"], true, "{cmd:?}: {run:#}");
+        let set = |l: &[&str]| l.iter().map(std::path::PathBuf::from).collect();
+        assert_eq!(sb.in_sandbox(&run["inputs"]), set(inputs), "{run:#}");
+        assert_eq!(sb.in_sandbox(&run["outputs"]), set(outputs), "{run:#}");
+        let procs = run["processes"].as_array().unwrap();
+        for p in procs {
+            assert!(
+                p["ppid"] == procs[0]["ppid"] || procs.iter().any(|q| q["pid"] == p["ppid"]),
+                "every process descends from the command: {run:#}"
+            );
+        }
+    }
+}
