@@ -387,7 +387,11 @@ impl Backend {
 
 /// Loads and attaches the eBPF program: the probe and the real thing.
 fn load_ebpf() -> Result<Box<tracer_ebpf::Prepared>, tracer_ebpf::LoadError> {
-    let p = tracer_ebpf::Prepared::load(&crate::doctor::btf_path())?;
+    // ROAR_EBPF_RING_BYTES: a smaller ring buffer, for tests of overflow.
+    let ring = std::env::var("ROAR_EBPF_RING_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let p = tracer_ebpf::Prepared::load_with_ring(&crate::doctor::btf_path(), ring)?;
     if std::env::var_os("ROAR_EBPF_TIMING").is_some() {
         eprintln!(
             "roar: ebpf load+attach {:.1} ms",

@@ -301,3 +301,36 @@ fn ebpf_sees_what_preload_cannot() {
         }
     }
 }
+
+/// Ring-buffer overflow is counted in the kernel and surfaces as a warning
+/// on an incomplete run: here with a one-page ring (ROAR_EBPF_RING_BYTES)
+/// and a burst of file calls faster than the reader's batch interval.
+#[test]
+fn ebpf_ring_buffer_overflow_is_reported() {
+    if !is_root() {
+        eprintln!("skipped: the eBPF backend needs root (CI runs as root)");
+        return;
+    }
+    let sb = Sandbox::new();
+    let out = output(sb.roar().env("ROAR_EBPF_RING_BYTES", "4096").args([
+        "run",
+        "--backend",
+        "ebpf",
+        "--",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 500 ]; do : > f$i; i=$((i+1)); done",
+    ]));
+    assert!(out.status.success(), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("INCOMPLETE"),
+        "the summary says so: {stderr}"
+    );
+    let run = sb.show_json("latest");
+    assert_eq!(run["complete"], false, "{run:#}");
+    assert!(
+        run["warnings"].to_string().contains("ring buffer was full"),
+        "{run:#}"
+    );
+}

@@ -151,6 +151,13 @@ impl Prepared {
     /// Loads the program with the BTF at `btf` and attaches every
     /// tracepoint. Nothing is traced until [`Prepared::attach`] names a pid.
     pub fn load(btf: &Path) -> Result<Prepared, LoadError> {
+        Self::load_with_ring(btf, None)
+    }
+
+    /// [`Prepared::load`] with a ring buffer of `ring_bytes` (a power of two,
+    /// at least a page) instead of the built-in 16 MiB: a test makes it
+    /// tiny to prove that overflows are reported.
+    pub fn load_with_ring(btf: &Path, ring_bytes: Option<u32>) -> Result<Prepared, LoadError> {
         let t0 = Instant::now();
         if PROGRAM.is_empty() {
             return Err(LoadError::NotBuilt(
@@ -174,8 +181,12 @@ impl Prepared {
             path: btf.display().to_string(),
             reason,
         })?;
-        let mut ebpf = EbpfLoader::new()
-            .btf(Some(&btf_data))
+        let mut loader = EbpfLoader::new();
+        loader.btf(Some(&btf_data));
+        if let Some(n) = ring_bytes {
+            loader.map_max_entries("EVENTS", n);
+        }
+        let mut ebpf = loader
             .load(PROGRAM)
             .map_err(|e| refused("load the BPF maps and programs", e))?;
         for (prog, tp) in ATTACH {
