@@ -19,7 +19,22 @@
 //! it, plus, when it is relative, the directory it is relative to (the cwd
 //! or the dirfd's directory) as a walk of dentry names; user space joins
 //! them. Chdir, fd-based calls and exec report their directory or file the
-//! same way, so no fd or cwd state is tracked here.
+//! same way, so no fd or cwd state is tracked here. The walk stops at the
+//! global root (a chrooted process's paths come out as host paths) and after
+//! 48 names (the record is then flagged truncated, never guessed).
+//!
+//! Loss: a record that does not fit the ring buffer, an argument that cannot
+//! be read on a successful call, a cut walk, and ia32/x32 calls (not decoded)
+//! are counted in the kernel or flagged on the record, and end up as `Loss`
+//! records or truncation flags, which make the run incomplete with a warning.
+//!
+//! Throughput: the kernel side does not wake the reader per record; the
+//! reader drains the ring every 10 ms, or when a quarter of it is in
+//! use. Load time: CO-RE relocation uses a minimal BTF cut at build time when
+//! the running kernel is the build kernel (see build.rs), else the full BTF.
+//!
+//! Limits: roar must run in the initial pid namespace (the program sees host
+//! pids); refused with that reason otherwise.
 
 use std::collections::HashMap;
 use std::io;
