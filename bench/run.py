@@ -120,6 +120,22 @@ def median_ms(argv, cwd, runs, prepare=None, env=None):
     return statistics.median(times)
 
 
+def ebpf_load_ms(roar, env, runs):
+    """Median time roar takes to load and attach its eBPF program (it prints
+    it when ROAR_EBPF_TIMING is set)."""
+    times = []
+    d = Path(tempfile.mkdtemp(prefix="roar-bench-load-"))
+    e = dict(env, ROAR_EBPF_TIMING="1", ROAR_DB=str(d / "roar.db"))
+    for _ in range(runs + 1):
+        r = subprocess.run([str(roar), "run", "--backend", "ebpf", "-q", "--", "true"], cwd=d, env=e,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for line in r.stderr.splitlines():
+            if "load+attach" in line:
+                times.append(float(line.split("load+attach")[1].split()[0]))
+    shutil.rmtree(d, ignore_errors=True)
+    return statistics.median(times[1:]) if len(times) > 1 else None
+
+
 def roarcli():
     venv = ROOT / "bench" / ".venv-roarcli"
     exe = venv / "bin" / "roar"
@@ -139,6 +155,7 @@ def main():
     ap.add_argument("--quick", action="store_true", help="3 runs, 1 for roar-cli")
     ap.add_argument("--only", default="")
     ap.add_argument("--no-roarcli", action="store_true")
+    ap.add_argument("--tools", default="", help="only these columns (comma-separated names, e.g. 'native,roar ebpf')")
     a = ap.parse_args()
     runs = 3 if a.quick else a.runs
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "roar-cli", "-p", "tracer-preload"], cwd=ROOT, check=True)
@@ -151,11 +168,23 @@ def main():
     tools = [("native", lambda argv: argv, runs)]
     tools.append(("roar preload", lambda argv: [str(roar), "run", "--backend", "preload", "-q", "--", *argv], runs))
     tools.append(("roar ptrace", lambda argv: [str(roar), "run", "--backend", "ptrace", "-q", "--", *argv], runs))
+    ebpf_ok = subprocess.run([str(roar), "run", "--backend", "ebpf", "-q", "--", "true"], cwd=tempfile.gettempdir(),
+                             env=dict(env, ROAR_DB=str(Path(tempfile.mkdtemp()) / "probe.db")),
+                             stderr=subprocess.PIPE).returncode == 0
+    if ebpf_ok:
+        tools.append(("roar ebpf", lambda argv: [str(roar), "run", "--backend", "ebpf", "-q", "--", *argv], runs))
+    else:
+        print("the ebpf backend does not work here (see `roar doctor`); its column is skipped", file=sys.stderr)
     if strace:
         tools.append(("strace -f", lambda argv: [strace, "-f", "-e", "trace=%file,%process", "-o", "/dev/null", *argv], runs))
         tools.append(("strace --seccomp-bpf", lambda argv: [strace, "--seccomp-bpf", "-f", "-e", "trace=%file,%process", "-o", "/dev/null", *argv], runs))
     if old:
         tools.append(("roar-cli 0.4.7", lambda argv: [str(old), "run", *argv], 1 if a.quick else 3))
+
+    if a.tools:
+        keep = {t.strip() for t in a.tools.split(",")}
+        tools = [t for t in tools if t[0] in keep]
+    load_ms = ebpf_load_ms(roar, env, runs) if any(t[0] == "roar ebpf" for t in tools) else None
 
     base = Path(tempfile.mkdtemp(prefix="roar-bench-"))
     results = {}
@@ -211,6 +240,15 @@ def main():
             po, so = pt / nat - 1, ss / nat - 1
             ratio = f"{po / so:.2f}" if so > 0.005 else "n/a (strace overhead ~0)"
             lines.append(f"| {n} | {po * 100:+.0f}% | {so * 100:+.0f}% | {ratio} |")
+    # The eBPF targets: W1-W4 at most 1.05x native excluding load+attach;
+    # `true` at most 150 ms above native in total.
+    if load_ms is not None:
+        lines += ["", f"eBPF load+attach (median of {runs}): {load_ms:.1f} ms", "",
+                  "| workload | roar ebpf x native | excluding load+attach |", "|---|---|---|"]
+        for n in names:
+            nat, eb = results.get((n, "native")), results.get((n, "roar ebpf"))
+            if nat and eb:
+                lines.append(f"| {n} | {eb / nat:.2f}x (+{eb - nat:.1f} ms) | {(eb - load_ms) / nat:.2f}x |")
     text = "\n".join(lines) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.md").write_text(text)

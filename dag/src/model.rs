@@ -19,6 +19,8 @@ pub struct NewRun {
     pub command: Vec<Vec<u8>>,
     pub cwd: Vec<u8>,
     pub backend: String,
+    /// Why that backend was chosen (`auto`'s reasoning, or that it was asked for).
+    pub backend_reason: Option<String>,
     /// Unix time in milliseconds.
     pub started_at_ms: i64,
     pub git: Option<GitInfo>,
@@ -88,6 +90,7 @@ pub struct Run {
     pub command: Vec<Vec<u8>>,
     pub cwd: Vec<u8>,
     pub backend: String,
+    pub backend_reason: Option<String>,
     pub started_at_ms: i64,
     pub git: Option<GitInfo>,
     pub env: Vec<(String, Option<String>)>,

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_heads.sql")),
     (3, include_str!("../migrations/0003_ingest.sql")),
+    (4, include_str!("../migrations/0004_backend_reason.sql")),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = {
     let mut max = 0;
@@ -39,7 +40,7 @@ const APPLICATION_ID: i64 = 0x726F_6172;
 /// Concurrent `roar run`s share one store; writers wait for each other rather than fail.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-const RUN_COLUMNS: &str = "id, label, cwd, backend, started_at_ms, git_commit, git_branch, \
+const RUN_COLUMNS: &str = "id, label, cwd, backend, backend_reason, started_at_ms, git_commit, git_branch, \
      git_dirty, git_remote, exit_code, signal, duration_ms, complete, finished, trace_dir, roar_pid";
 
 /// An open roar store. One per thread: the connection is `Send` but not `Sync`.
@@ -214,8 +215,8 @@ fn insert_run(tx: &Connection, run: &NewRun) -> Result<RunId, StoreError> {
         let git = run.git.as_ref();
         tx.prepare_cached(
             "INSERT INTO runs (label, cwd, backend, started_at_ms, git_commit, git_branch, \
-             git_dirty, git_remote, trace_dir, roar_pid, seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, \
+             git_dirty, git_remote, trace_dir, roar_pid, backend_reason, seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
              (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs))",
         )?
         .execute(params![
@@ -229,6 +230,7 @@ fn insert_run(tx: &Connection, run: &NewRun) -> Result<RunId, StoreError> {
             git.and_then(|g| g.remote.as_deref()),
             run.trace_dir,
             run.roar_pid,
+            run.backend_reason,
         ])?;
         let id = tx.last_insert_rowid();
         {
@@ -672,6 +674,7 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
         command: Vec::new(),
         cwd: row.get("cwd")?,
         backend: row.get("backend")?,
+        backend_reason: row.get("backend_reason")?,
         started_at_ms: row.get("started_at_ms")?,
         git: match git_dirty {
             Some(dirty) => Some(GitInfo {

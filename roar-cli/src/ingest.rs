@@ -355,6 +355,7 @@ pub fn ingest(opts: Options) -> Result<()> {
             command: r.argv.clone(),
             cwd: r.cwd.clone(),
             backend: "preload".into(),
+            backend_reason: Some("standalone preload traces, imported by roar ingest".into()),
             started_at_ms: (r.realtime_ns / 1_000_000) as i64,
             git: None,
             env: Vec::new(),

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod config;
+mod doctor;
 mod elf;
 mod env;
 mod export;
@@ -151,6 +152,11 @@ enum Cmd {
         #[arg(long)]
         remove: bool,
     },
+    /// Which backends work on this machine, and exactly why not.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
     /// OpenJD: environment templates that record every task of a job.
     Openjd {
         #[command(subcommand)]
@@ -224,6 +230,7 @@ fn main() {
             quiet,
             remove,
         }),
+        Cmd::Doctor { json } => doctor::doctor(json),
         Cmd::Openjd {
             cmd: OpenjdCmd::Template { mode },
         } => openjd_template(mode),

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 pub const LIB_NAME: &str = "libroar_preload.so";
 
-/// Where roar looks for its preload library, in order.
+/// Where roar looks for its preload library, in order. `ROAR_PRELOAD_LIB`
+/// overrides the search: when set, it is the only place looked at.
 pub fn candidates() -> Vec<PathBuf> {
     let mut c = Vec::new();
     if let Some(p) = std::env::var_os("ROAR_PRELOAD_LIB").filter(|p| !p.is_empty()) {
         c.push(PathBuf::from(p));
+        return c;
     }
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()

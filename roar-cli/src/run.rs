@@ -87,7 +87,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     let program =
         spawn::resolve(&opts.command[0]).map_err(|e| setup(e.exit_code(), e.to_string()))?;
     let is_static = elf::is_static(&program);
-    let backend = choose_backend(&opts.backend, is_static)?;
+    let (backend, backend_reason) = choose_backend(&opts.backend, is_static)?;
 
     let mut losses = Vec::new();
     if is_static && matches!(backend, Backend::Preload(_)) {
@@ -128,6 +128,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         command: opts.command.iter().map(|a| a.as_bytes().to_vec()).collect(),
         cwd: to_bytes(&cwd),
         backend: backend.name().into(),
+        backend_reason: Some(backend_reason),
         started_at_ms: started_ms,
         git: None,
         env: env::capture(&vars, &cfg.env.allow),
@@ -149,21 +150,39 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
                 format!("cannot set up the ptrace backend: {e}"),
             )
         })?),
-        Backend::Preload(_) => None,
+        Backend::Preload(_) | Backend::Ebpf(_) => None,
+    };
+    let ebpf = match &backend {
+        Backend::Ebpf(p) => Some(p),
+        _ => None,
     };
     let child_env = match &backend {
         Backend::Preload(lib) => preload::child_env(vars, lib, &trace_dir),
-        Backend::Ptrace => vars,
+        Backend::Ptrace | Backend::Ebpf(_) => vars,
     };
+    // A set-up failure in the child is the tracer's, not the exec's.
     let child_hook = || {
-        ptrace
-            .as_ref()
-            .map_or(Ok(()), |p| p.in_child().map_err(|e| e | spawn::HOOK_FAILED))
+        match (&ptrace, ebpf) {
+            (Some(p), _) => p.in_child(),
+            (None, Some(e)) => e.in_child(),
+            (None, None) => Ok(()),
+        }
+        .map_err(|e| e | spawn::HOOK_FAILED)
     };
     let mut tracer = None;
+    let mut ebpf_tracer = None;
+    let cwd_bytes = to_bytes(&cwd);
     let mut attach = |pid| {
         if let Some(p) = &ptrace {
             tracer = Some(p.attach(pid, &trace_dir.join("ptrace.rwt"))?);
+        }
+        if let Some(e) = ebpf {
+            ebpf_tracer = Some(e.attach(
+                pid,
+                std::process::id(),
+                &cwd_bytes,
+                &trace_dir.join("ebpf.rwt"),
+            )?);
         }
         Ok(())
     };
@@ -238,6 +257,13 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
             (ended, timed_out)
         }
     };
+    let mut ebpf_lingering = Vec::new();
+    if let Some(t) = ebpf_tracer {
+        match t.finish() {
+            Ok(f) => ebpf_lingering = f.lingering,
+            Err(e) => losses.push(format!("the eBPF backend could not finish its trace: {e}")),
+        }
+    }
     child.restore_mask();
     if let Some(e) = child.exec_error() {
         let _ = git_thread.join();
@@ -264,7 +290,10 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     }
 
     let streams = read_trace(&trace_dir, &mut losses);
-    let lingering = still_running(&trace_dir);
+    let lingering = match backend {
+        Backend::Ebpf(_) => ebpf_lingering,
+        _ => still_running(&trace_dir),
+    };
     let mut result = collect(
         &store,
         &loc,
@@ -346,6 +375,8 @@ enum Backend {
     /// The LD_PRELOAD library at this path.
     Preload(PathBuf),
     Ptrace,
+    /// The eBPF program, loaded and attached.
+    Ebpf(Box<tracer_ebpf::Prepared>),
 }
 
 impl Backend {
@@ -353,27 +384,70 @@ impl Backend {
         match self {
             Backend::Preload(_) => "preload",
             Backend::Ptrace => "ptrace",
+            Backend::Ebpf(_) => "ebpf",
         }
     }
 }
 
-/// Picks the backend `--backend` asks for. `auto` takes preload, the
-/// cheapest, when its library is there and the command is dynamically
-/// linked; otherwise ptrace, which sees everything.
-fn choose_backend(asked: &str, is_static: bool) -> Result<Backend> {
+/// Loads and attaches the eBPF program: the probe and the real thing.
+fn load_ebpf() -> Result<Box<tracer_ebpf::Prepared>, tracer_ebpf::LoadError> {
+    // ROAR_EBPF_RING_BYTES: a smaller ring buffer, for tests of overflow.
+    let ring = std::env::var("ROAR_EBPF_RING_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let p = tracer_ebpf::Prepared::load_with_ring(&crate::doctor::btf_path(), ring)?;
+    if std::env::var_os("ROAR_EBPF_TIMING").is_some() {
+        eprintln!(
+            "roar: ebpf load+attach {:.1} ms",
+            p.load_time().as_secs_f64() * 1000.0
+        );
+    }
+    Ok(Box::new(p))
+}
+
+/// Picks the backend `--backend` asks for, and says why. `auto` takes eBPF
+/// when it loads here (nearly free, sees everything); else preload when its
+/// library is there and the command is dynamically linked; else ptrace,
+/// which sees everything at a higher cost.
+fn choose_backend(asked: &str, is_static: bool) -> Result<(Backend, String)> {
     match asked {
-        "preload" => Ok(Backend::Preload(
-            preload::find_library().map_err(|e| setup(SETUP_FAILED, e))?,
+        "preload" => Ok((
+            Backend::Preload(preload::find_library().map_err(|e| setup(SETUP_FAILED, e))?),
+            "asked for with --backend preload".into(),
         )),
-        "ptrace" => Ok(Backend::Ptrace),
-        "auto" => Ok(match preload::find_library() {
-            Ok(lib) if !is_static => Backend::Preload(lib),
-            _ => Backend::Ptrace,
-        }),
-        "ebpf" => Err(setup(
-            SETUP_FAILED,
-            "the ebpf backend is not available in this build yet; use --backend ptrace or preload",
-        )),
+        "ptrace" => Ok((Backend::Ptrace, "asked for with --backend ptrace".into())),
+        "ebpf" => match load_ebpf() {
+            Ok(p) => Ok((Backend::Ebpf(p), "asked for with --backend ebpf".into())),
+            Err(e) => Err(setup(
+                SETUP_FAILED,
+                format!("the ebpf backend cannot be used: {e}"),
+            )),
+        },
+        "auto" => {
+            let ebpf_err = match load_ebpf() {
+                Ok(p) => {
+                    return Ok((
+                        Backend::Ebpf(p),
+                        "auto: eBPF loads and attaches here".into(),
+                    ));
+                }
+                Err(e) => e,
+            };
+            let (backend, why) = match preload::find_library() {
+                Ok(lib) if !is_static => (
+                    Backend::Preload(lib),
+                    "the command is dynamically linked, so preload".to_string(),
+                ),
+                Ok(_) => (
+                    Backend::Ptrace,
+                    "the command is statically linked, so ptrace".to_string(),
+                ),
+                Err(e) => (Backend::Ptrace, format!("{e}; so ptrace")),
+            };
+            let reason = format!("auto: eBPF unavailable ({ebpf_err}); {why}");
+            eprintln!("roar: {reason}");
+            Ok((backend, reason))
+        }
         other => Err(setup(
             2,
             format!("unknown backend '{other}' (expected auto, preload, ptrace or ebpf)"),

@@ -89,6 +89,10 @@ pub fn run_json(r: &Run, all: bool) -> Json {
         ("command", bytes_list(&r.command)),
         ("cwd", Json::Bytes(r.cwd.clone())),
         ("backend", Json::Str(r.backend.clone())),
+        (
+            "backend_reason",
+            r.backend_reason.clone().map_or(Json::Null, Json::Str),
+        ),
         ("exit_code", Json::opt_int(r.exit_code)),
         ("signal", Json::opt_int(r.signal)),
         ("started_at", Json::Str(rfc3339(r.started_at_ms))),

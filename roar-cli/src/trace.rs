@@ -280,6 +280,22 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     h.pid
                 ));
             }
+            Event::Loss {
+                reason: LossReason::RingBufferFull,
+                count,
+            } => {
+                s.warnings.push(format!(
+                    "the kernel ring buffer was full: {count} events were lost"
+                ));
+            }
+            Event::Loss {
+                reason: LossReason::Unreadable,
+                count,
+            } => {
+                s.warnings.push(format!(
+                    "{count} calls succeeded with an argument the tracer could not read: what they touched is not recorded"
+                ));
+            }
             Event::Loss { reason, count } => {
                 s.warnings
                     .push(format!("the tracer lost {count} events ({reason:?})"));
@@ -396,6 +412,35 @@ mod tests {
         );
         assert_eq!(s.procs.len(), 1);
         assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn kernel_losses_are_warned() {
+        let s = analyze(&[(
+            "ebpf.rwt".into(),
+            stream(&[
+                Event::Loss {
+                    reason: LossReason::RingBufferFull,
+                    count: 3,
+                },
+                Event::Loss {
+                    reason: LossReason::Unreadable,
+                    count: 2,
+                },
+            ]),
+        )]);
+        assert!(
+            s.warnings
+                .iter()
+                .any(|w| w.contains("ring buffer was full: 3 events")),
+            "{:?}",
+            s.warnings
+        );
+        assert!(
+            s.warnings.iter().any(|w| w.contains("2 calls succeeded")),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]

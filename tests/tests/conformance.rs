@@ -17,8 +17,8 @@ use tests::{
     wait_for,
 };
 
-/// The backends every fixture runs under. Add "ptrace" and "ebpf" here.
-const BACKENDS: &[&str] = &["preload", "ptrace"];
+/// The backends every fixture runs under.
+const BACKENDS: &[&str] = &["preload", "ptrace", "ebpf"];
 
 /// Something to do in the sandbox before the traced command runs.
 enum Setup {

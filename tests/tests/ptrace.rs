@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use serde_json::Value;
-use tests::Sandbox;
+use tests::{Sandbox, output};
 
 fn set(paths: &[&str]) -> BTreeSet<PathBuf> {
     paths.iter().map(PathBuf::from).collect()
@@ -91,10 +91,18 @@ fn empty_environment_exec_is_recorded() {
 #[test]
 fn auto_picks_ptrace_for_a_static_binary() {
     let sb = Sandbox::new();
-    let out = sb.run("auto", &[env!("FIXTURE_STATIC_WRITE")]);
+    // Without eBPF (its BTF taken away), auto must not pick preload.
+    let out = output(
+        sb.roar()
+            .env("ROAR_BTF", "/nonexistent/btf")
+            .args(["run", "--backend", "auto", "-q", "--"])
+            .arg(env!("FIXTURE_STATIC_WRITE")),
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let run = sb.show_json("latest");
     assert_eq!(run["backend"], "ptrace", "{run:#}");
+    let reason = run["backend_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("statically linked"), "{run:#}");
     assert_eq!(run["complete"], true, "{run:#}");
     assert_io(&sb, &run, &[], &["static_out.txt"]);
 }
@@ -182,19 +190,25 @@ fn signals_are_delivered_unchanged() {
 /// says so and is incomplete, rather than mis-reading them as 64-bit calls.
 #[test]
 fn ia32_calls_are_reported_unseen() {
-    let sb = Sandbox::new();
-    let out = sb.run("ptrace", &[env!("FIXTURE_IA32_OPEN")]);
-    assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(sb.join("ia32_out.txt").exists());
-    let run = sb.show_json("latest");
-    assert_eq!(run["complete"], false, "{run:#}");
-    assert!(run["warnings"].to_string().contains("32-bit"), "{run:#}");
+    // The eBPF backend does not decode them either, and says so the same way.
+    for backend in ["ptrace", "ebpf"] {
+        let sb = Sandbox::new();
+        let out = sb.run(backend, &[env!("FIXTURE_IA32_OPEN")]);
+        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        assert!(sb.join("ia32_out.txt").exists());
+        let run = sb.show_json("latest");
+        assert_eq!(run["complete"], false, "[{backend}] {run:#}");
+        assert!(
+            run["warnings"].to_string().contains("32-bit"),
+            "[{backend}] {run:#}"
+        );
+    }
 }
 
 /// A relative path longer than a page (read across page boundaries).
 #[test]
 fn path_longer_than_a_page() {
-    for backend in ["ptrace", "preload"] {
+    for backend in ["ptrace", "preload", "ebpf"] {
         let sb = Sandbox::new();
         // 16 components of 250 bytes: 4016 bytes relative.
         let mut rel = PathBuf::new();

@@ -32,7 +32,7 @@ use tracer_wire::{
 };
 
 pub mod filter;
-mod sink;
+pub mod sink;
 mod tracee;
 
 use filter::{AUDIT_ARCH_X86_64, DATA_FOREIGN};
@@ -69,6 +69,23 @@ impl Prepared {
             prog: filter::program(),
             gate,
         })
+    }
+
+    /// In a forked child: blocks until the parent writes to the gate or
+    /// closes it. Only system calls.
+    fn in_child_wait(&self) -> isize {
+        let mut b = [0u8; 1];
+        // SAFETY: closing our copy of the write end; reading one byte into
+        // a local buffer.
+        unsafe {
+            libc::close(self.gate[1]);
+            loop {
+                let n = libc::read(self.gate[0], b.as_mut_ptr().cast(), 1);
+                if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
+                    break n;
+                }
+            }
+        }
     }
 
     /// In the forked child, before exec: waits until the parent attached,
@@ -997,4 +1014,34 @@ fn clone_flags(stop: &Stopped) -> u64 {
         }
         _ => 0,
     }
+}
+
+/// Whether this process may trace a child of its own, and if not why:
+/// forks a child that only waits, seizes it, and ends it. For `roar doctor`.
+pub fn probe() -> io::Result<()> {
+    if let Ok(s) = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        && s.trim() == "3"
+    {
+        return Err(io::Error::other(
+            "ptrace is disabled (kernel.yama.ptrace_scope = 3)",
+        ));
+    }
+    let gate = Prepared::new()?;
+    // SAFETY: the child only closes, reads and exits (async-signal-safe).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        let _ = gate.in_child_wait();
+        // SAFETY: leaving the forked child without running destructors.
+        unsafe { libc::_exit(0) };
+    }
+    let r = nix::sys::ptrace::seize(nix::unistd::Pid::from_raw(pid), options());
+    // SAFETY: ending and reaping our own child.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    r.map_err(|e| io::Error::from_raw_os_error(e as i32))
 }

@@ -5,6 +5,8 @@
 //! SIGKILL, the next roar reads the stream up to the last whole record. The
 //! file grows in [`CHUNK`] steps; the unused tail is zeros, which readers
 //! take as the end. [`Sink::finish`] cuts the file to its real length.
+//!
+//! The eBPF backend writes its stream with this sink too.
 
 use std::fs::File;
 use std::io;
@@ -24,6 +26,10 @@ pub struct Sink {
     /// Records that could not be written (file could not grow).
     lost: u64,
 }
+
+// SAFETY: the mapping is owned by the Sink alone and only touched through
+// `&mut self`; moving it to another thread moves that ownership.
+unsafe impl Send for Sink {}
 
 impl Sink {
     pub fn create(path: &Path) -> io::Result<Sink> {

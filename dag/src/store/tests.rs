@@ -16,6 +16,7 @@ fn new_run(label: &str) -> NewRun {
         ],
         cwd: b"/proj".to_vec(),
         backend: "preload".into(),
+        backend_reason: Some("auto: eBPF unavailable; preload".into()),
         started_at_ms: 1_763_791_200_000,
         git: Some(GitInfo {
             commit: Some("a".repeat(40)),
@@ -109,6 +110,7 @@ fn full_run_round_trips() {
         command: new.command.clone(),
         cwd: new.cwd.clone(),
         backend: new.backend.clone(),
+        backend_reason: new.backend_reason.clone(),
         started_at_ms: new.started_at_ms,
         git: new.git.clone(),
         env: new.env.clone(),

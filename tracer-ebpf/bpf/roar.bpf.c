@@ -1,0 +1,492 @@
+// SPDX-License-Identifier: GPL-2.0
+/* roar's eBPF program: follows one process tree inside the kernel and hands
+ * its file and process events to user space through a ring buffer.
+ *
+ * TRACED holds the tgids being followed: user space puts the command's pid
+ * in before releasing it; sched_process_fork adds children and
+ * sched_process_exit removes a process when its last thread ends. For the
+ * file system calls, sys_enter stashes the arguments by tid and sys_exit
+ * reads the path strings (resident then: the kernel has just copied them),
+ * the directory a relative path is relative to (a dentry walk of the cwd or
+ * the dirfd), the identity of an opened file from its struct file, and
+ * emits one record. Anything that could not be captured is flagged on the
+ * record and counted in STATS: nothing is lost silently. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include "roar_ebpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AREA 8192      /* strings start below this offset... */
+#define STR_MAX 4096   /* ...and are at most this long */
+#define NAME_CAP 256   /* one dentry name, NUL included */
+#define DEPTH 48       /* dentry names walked per path */
+#define RING_SIZE (16 << 20)
+#define AT_FDCWD_ (-100)
+#define SIGNAL_GROUP_EXIT_ 0x4
+#define TS_COMPAT_ 0x0002 /* thread_info.status: in an ia32 system call */
+#define X32_SYSCALL_BIT 0x40000000
+
+/* An offset into the string area the verifier can bound: the barrier keeps
+ * clang from dropping the mask as redundant after a range check, which
+ * would leave the verifier with an unbounded register. */
+static __always_inline __u32 bounded(__u32 o)
+{
+	asm volatile("" : "+r"(o));
+	return o & (AREA - 1);
+}
+
+struct scratch {
+	struct re_record rec;
+	char data[2 * AREA];
+};
+
+struct pend {
+	__u64 nr;
+	__u64 args[6];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u8);
+} TRACED SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct pend);
+} PENDING SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} SCRATCH SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RING_SIZE);
+} EVENTS SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RE_NSTATS);
+	__type(key, __u32);
+	__type(value, __u64);
+} STATS SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	__u64 *v = bpf_map_lookup_elem(&STATS, &which);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline int traced(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&TRACED, &tgid) != 0;
+}
+
+/* x86_64 system call numbers the program decodes. */
+enum {
+	NR_open = 2, NR_stat_unused = 4, NR_sendfile = 40, NR_execve = 59,
+	NR_truncate = 76, NR_ftruncate = 77, NR_chdir = 80, NR_fchdir = 81,
+	NR_rename = 82, NR_mkdir = 83, NR_rmdir = 84, NR_creat = 85, NR_link = 86,
+	NR_unlink = 87, NR_symlink = 88, NR_openat = 257, NR_mkdirat = 258,
+	NR_unlinkat = 263, NR_renameat = 264, NR_linkat = 265, NR_symlinkat = 266,
+	NR_splice = 275, NR_renameat2 = 316, NR_execveat = 322,
+	NR_copy_file_range = 326, NR_io_uring_setup = 425, NR_openat2 = 437,
+};
+
+static __always_inline int interesting(long nr)
+{
+	switch (nr) {
+	case NR_open: case NR_sendfile: case NR_execve: case NR_truncate:
+	case NR_ftruncate: case NR_chdir: case NR_fchdir: case NR_rename:
+	case NR_mkdir: case NR_rmdir: case NR_creat: case NR_link: case NR_unlink:
+	case NR_symlink: case NR_openat: case NR_mkdirat: case NR_unlinkat:
+	case NR_renameat: case NR_linkat: case NR_symlinkat: case NR_splice:
+	case NR_renameat2: case NR_execveat: case NR_copy_file_range:
+	case NR_io_uring_setup: case NR_openat2:
+		return 1;
+	}
+	return 0;
+}
+
+/* Appends the names from dentry `dentry` up to the root, crossing mounts,
+ * each NUL-terminated (user space reverses them), at offset `o`; returns
+ * the new offset. A global function: the verifier checks it once, not once
+ * per call site. Kernel pointers travel as integers. */
+__noinline int walk_dentries(struct scratch *s, __u32 o, __u32 slot, __u64 vfsmnt_p, __u64 dentry)
+{
+	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_p;
+	struct dentry *d = (struct dentry *)dentry;
+	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	__u32 start = o;
+	int i;
+
+	if (!s)
+		return o;
+	for (i = 0; i < DEPTH; i++) {
+		struct dentry *root = BPF_CORE_READ(vfsmnt, mnt_root);
+		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		if (d == root || d == parent) {
+			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
+			if (mp == mnt || !mp)
+				break;
+			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			mnt = mp;
+			vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+			continue;
+		}
+		if (o >= AREA) {
+			s->rec.flags |= RE_F_TRUNCATED;
+			break;
+		}
+		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
+		long n = bpf_probe_read_kernel_str(&s->data[bounded(o)], NAME_CAP, name);
+		if (n <= 0) {
+			s->rec.flags |= RE_F_UNREADABLE;
+			break;
+		}
+		o += n;
+		d = parent;
+	}
+	if (i == DEPTH)
+		s->rec.flags |= RE_F_TRUNCATED;
+	s->rec.len[slot & (RE_NSTR - 1)] = o - start;
+	return o;
+}
+
+static __always_inline void put_dpath(struct scratch *s, __u32 *off, int slot,
+				      struct vfsmount *vfsmnt, struct dentry *d)
+{
+	*off = walk_dentries(s, *off, slot, (__u64)vfsmnt, (__u64)d);
+}
+
+static __always_inline struct file *fd_file(struct task_struct *t, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+
+	if (fd < 0 || fd >= max)
+		return 0;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+static __always_inline void put_file(struct scratch *s, __u32 *off, int slot, struct file *f)
+{
+	if (!f) {
+		s->rec.flags |= RE_F_UNREADABLE;
+		return;
+	}
+	put_dpath(s, off, slot, BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry));
+}
+
+static __always_inline void put_cwd(struct scratch *s, __u32 *off, int slot, struct task_struct *t)
+{
+	put_dpath(s, off, slot, BPF_CORE_READ(t, fs, pwd.mnt), BPF_CORE_READ(t, fs, pwd.dentry));
+}
+
+static __always_inline void stat_file(struct scratch *s, struct file *f)
+{
+	if (!f)
+		return;
+	struct inode *ino = BPF_CORE_READ(f, f_inode);
+	if (!ino)
+		return;
+	s->rec.st_ino = BPF_CORE_READ(ino, i_ino);
+	s->rec.st_size = BPF_CORE_READ(ino, i_size);
+	s->rec.st_mode = BPF_CORE_READ(ino, i_mode);
+	s->rec.st_mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
+	s->rec.st_mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+	s->rec.st_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	s->rec.flags |= RE_F_STAT;
+}
+
+/* A user string into `slot`. Returns its first byte (0 when unread). */
+static __always_inline char put_ustr(struct scratch *s, __u32 *off, int slot, __u64 p)
+{
+	__u32 o = *off;
+	if (o >= AREA) {
+		s->rec.flags |= RE_F_TRUNCATED;
+		return 0;
+	}
+	__u32 at = bounded(o);
+	long n = bpf_probe_read_user_str(&s->data[at], STR_MAX, (const void *)p);
+	if (n <= 0) {
+		s->rec.flags |= RE_F_UNREADABLE;
+		return 0;
+	}
+	s->rec.len[slot] = n;
+	*off = o + n;
+	return s->data[bounded(at)];
+}
+
+/* A path argument relative to `dirfd`: the string in `slot`, and when it
+ * is relative, the directory it is relative to in `slot + 1`. */
+static __always_inline void put_at(struct scratch *s, __u32 *off, int slot,
+				   struct task_struct *t, long dirfd, __u64 p)
+{
+	char c = put_ustr(s, off, slot, p);
+	if (c == '/' || c == 0)
+		return;
+	if ((int)dirfd == AT_FDCWD_)
+		put_cwd(s, off, slot + 1, t);
+	else
+		put_file(s, off, slot + 1, fd_file(t, (int)dirfd));
+}
+
+static __always_inline void emit(struct scratch *s, __u32 off)
+{
+	if (s->rec.flags & RE_F_TRUNCATED)
+		count(RE_STAT_TRUNCATED);
+	if (s->rec.flags & RE_F_UNREADABLE)
+		count(RE_STAT_UNREADABLE);
+	__u64 size = sizeof(struct re_record) + (off & (2 * AREA - 1));
+	if (size > sizeof(struct scratch))
+		size = sizeof(struct scratch);
+	/* Batches: user space polls every few milliseconds, and is woken
+	 * early only when a quarter of the ring is in use. Waking it for every
+	 * record costs a context switch per file call. */
+	__u64 used = bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA);
+	__u64 wake = used > RING_SIZE / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&EVENTS, s, size, wake))
+		count(RE_STAT_RINGBUF_FULL);
+}
+
+static __always_inline struct scratch *start(__u16 kind, __u32 pid, __u32 tid)
+{
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&SCRATCH, &zero);
+	if (!s)
+		return 0;
+	__builtin_memset(&s->rec, 0, sizeof(s->rec));
+	s->rec.version = RE_VERSION;
+	s->rec.kind = kind;
+	s->rec.pid = pid;
+	s->rec.tid = tid;
+	s->rec.ts_ns = bpf_ktime_get_ns();
+	return s;
+}
+
+SEC("raw_tracepoint/sys_enter")
+int roar_sys_enter(__u64 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	if (!traced(id >> 32))
+		return 0;
+	long nr = (long)ctx[1];
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	if ((nr & X32_SYSCALL_BIT) || (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT_)) {
+		/* Numbers of another ABI: decoding them as x86_64 calls would
+		 * record nonsense. Reported, not decoded. */
+		struct scratch *s = start(RE_SYSCALL, id >> 32, tid);
+		if (s) {
+			s->rec.nr = nr;
+			s->rec.flags |= RE_F_FOREIGN;
+			emit(s, 0);
+		}
+		return 0;
+	}
+	if (!interesting(nr))
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	struct pend p = { .nr = nr };
+	p.args[0] = BPF_CORE_READ(regs, di);
+	p.args[1] = BPF_CORE_READ(regs, si);
+	p.args[2] = BPF_CORE_READ(regs, dx);
+	p.args[3] = BPF_CORE_READ(regs, r10);
+	p.args[4] = BPF_CORE_READ(regs, r8);
+	p.args[5] = BPF_CORE_READ(regs, r9);
+	if (bpf_map_update_elem(&PENDING, &tid, &p, BPF_ANY))
+		count(RE_STAT_PENDING_FULL);
+	return 0;
+}
+
+SEC("raw_tracepoint/sys_exit")
+int roar_sys_exit(__u64 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct pend *pp = bpf_map_lookup_elem(&PENDING, &tid);
+	if (!pp)
+		return 0;
+	struct pend p = *pp;
+	bpf_map_delete_elem(&PENDING, &tid);
+	long ret = (long)ctx[1];
+	if ((p.nr == NR_execve || p.nr == NR_execveat) && ret == 0)
+		return 0; /* seen as sched_process_exec */
+	struct scratch *s = start(RE_SYSCALL, id >> 32, tid);
+	if (!s)
+		return 0;
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 *a = p.args;
+	__u32 off = 0;
+	s->rec.ret = ret;
+	s->rec.nr = p.nr;
+	for (int i = 0; i < 6; i++)
+		s->rec.args[i] = a[i];
+
+	switch (p.nr) {
+	case NR_open: case NR_creat:
+		put_at(s, &off, 0, t, AT_FDCWD_, a[0]);
+		break;
+	case NR_openat:
+		put_at(s, &off, 0, t, a[0], a[1]);
+		break;
+	case NR_openat2: {
+		__u64 how[2] = {};
+		if (bpf_probe_read_user(how, sizeof(how), (void *)a[2]))
+			s->rec.flags |= RE_F_UNREADABLE;
+		s->rec.args[2] = how[0];
+		s->rec.args[3] = how[1];
+		put_at(s, &off, 0, t, a[0], a[1]);
+		break;
+	}
+	case NR_rename: case NR_link:
+		put_at(s, &off, 0, t, AT_FDCWD_, a[0]);
+		put_at(s, &off, 2, t, AT_FDCWD_, a[1]);
+		break;
+	case NR_renameat: case NR_renameat2: case NR_linkat:
+		put_at(s, &off, 0, t, a[0], a[1]);
+		put_at(s, &off, 2, t, a[2], a[3]);
+		break;
+	case NR_symlink:
+		put_ustr(s, &off, 0, a[0]);
+		put_at(s, &off, 2, t, AT_FDCWD_, a[1]);
+		break;
+	case NR_symlinkat:
+		put_ustr(s, &off, 0, a[0]);
+		put_at(s, &off, 2, t, a[1], a[2]);
+		break;
+	case NR_unlink: case NR_rmdir: case NR_truncate: case NR_mkdir:
+	case NR_execve:
+		put_at(s, &off, 0, t, AT_FDCWD_, a[0]);
+		break;
+	case NR_unlinkat: case NR_mkdirat: case NR_execveat:
+		put_at(s, &off, 0, t, a[0], a[1]);
+		break;
+	case NR_chdir: case NR_fchdir:
+		if (ret == 0)
+			put_cwd(s, &off, 1, t);
+		break;
+	case NR_ftruncate:
+		put_file(s, &off, 1, fd_file(t, (int)a[0]));
+		break;
+	case NR_sendfile:
+		if (ret > 0)
+			put_file(s, &off, 1, fd_file(t, (int)a[0]));
+		break;
+	case NR_copy_file_range: case NR_splice:
+		if (ret > 0)
+			put_file(s, &off, 1, fd_file(t, (int)a[2]));
+		break;
+	}
+	if ((p.nr == NR_open || p.nr == NR_creat || p.nr == NR_openat || p.nr == NR_openat2) && ret >= 0)
+		stat_file(s, fd_file(t, ret));
+	emit(s, off);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_fork")
+int roar_fork(__u64 *ctx)
+{
+	struct task_struct *parent = (struct task_struct *)ctx[0];
+	struct task_struct *child = (struct task_struct *)ctx[1];
+	__u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (!traced(ptgid))
+		return 0;
+	__u32 pid = BPF_CORE_READ(child, pid);
+	__u32 tgid = BPF_CORE_READ(child, tgid);
+	if (pid != tgid)
+		return 0; /* a thread: its process is followed already */
+	__u8 one = 1;
+	bpf_map_update_elem(&TRACED, &tgid, &one, BPF_ANY);
+	struct scratch *s = start(RE_FORK, tgid, pid);
+	if (!s)
+		return 0;
+	s->rec.ppid = ptgid;
+	emit(s, 0);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exec")
+int roar_exec(__u64 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	if (!traced(tgid))
+		return 0;
+	struct task_struct *t = (struct task_struct *)ctx[0];
+	__u32 old = (__u32)ctx[1];
+	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
+	bpf_map_delete_elem(&PENDING, &old);
+	bpf_map_delete_elem(&PENDING, &tid);
+	struct scratch *s = start(RE_EXEC, tgid, tid);
+	if (!s)
+		return 0;
+	s->rec.ret = old;
+	__u32 off = 0;
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	long n = bpf_probe_read_kernel_str(&s->data[0], STR_MAX, filename);
+	if (n > 0) {
+		s->rec.len[0] = n;
+		off = n;
+	} else {
+		s->rec.flags |= RE_F_UNREADABLE;
+	}
+	put_cwd(s, &off, 1, t);
+	__u64 as = BPF_CORE_READ(t, mm, arg_start);
+	__u64 ae = BPF_CORE_READ(t, mm, arg_end);
+	__u64 len = ae > as ? ae - as : 0;
+	if (len > STR_MAX - 1) {
+		len = STR_MAX - 1;
+		s->rec.flags |= RE_F_ARGV_TRUNCATED;
+	}
+	if (off < AREA && len > 0) {
+		if (bpf_probe_read_user(&s->data[bounded(off)], len & (STR_MAX - 1), (void *)as) == 0) {
+			s->rec.len[2] = len;
+			off += len;
+		} else {
+			s->rec.flags |= RE_F_UNREADABLE;
+		}
+	}
+	struct file *f = BPF_CORE_READ(bprm, file);
+	put_file(s, &off, 3, f);
+	stat_file(s, f);
+	emit(s, off);
+	return 0;
+}
+
+SEC("raw_tracepoint/sched_process_exit")
+int roar_exit(__u64 *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32, tid = (__u32)id;
+	if (!traced(tgid))
+		return 0;
+	bpf_map_delete_elem(&PENDING, &tid);
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	if (BPF_CORE_READ(t, signal, live.counter) != 0)
+		return 0; /* other threads of the process still run */
+	bpf_map_delete_elem(&TRACED, &tgid);
+	struct scratch *s = start(RE_EXIT, tgid, tid);
+	if (!s)
+		return 0;
+	__u32 code = BPF_CORE_READ(t, exit_code);
+	if (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT_)
+		code = BPF_CORE_READ(t, signal, group_exit_code);
+	s->rec.exit_code = code;
+	emit(s, 0);
+	return 0;
+}
