@@ -48,6 +48,7 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use libc::c_int;
+use tracer_ptrace::Gate;
 use tracer_ptrace::sink::{Sink, now_ns, realtime_ns};
 use tracer_wire::{
     Args, Event, ExitStatus, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, FileStat, LossReason,
@@ -158,7 +159,7 @@ pub struct Prepared {
     /// Taken by [`Prepared::attach`]; a Mutex so that attach can take
     /// `&self` while the child hook borrows it too.
     ebpf: std::sync::Mutex<Option<Ebpf>>,
-    gate: [c_int; 2],
+    gate: Gate,
     load_time: Duration,
 }
 
@@ -215,11 +216,7 @@ impl Prepared {
             p.attach(tp)
                 .map_err(|e| refused(format!("attach to raw_tracepoint {tp}"), e))?;
         }
-        let mut gate = [-1; 2];
-        // SAFETY: pipe2 writes two fds into the array.
-        if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(refused("create a pipe", io::Error::last_os_error()));
-        }
+        let gate = Gate::new().map_err(|e| refused("create a pipe", e))?;
         Ok(Prepared {
             ebpf: std::sync::Mutex::new(Some(ebpf)),
             gate,
@@ -235,23 +232,7 @@ impl Prepared {
     /// In the forked child, before exec: waits until the parent has put the
     /// child's pid in the traced set. Only system calls; returns an errno.
     pub fn in_child(&self) -> Result<(), c_int> {
-        let mut b = [0u8; 1];
-        // SAFETY: closing our copy of the write end; reading one byte into
-        // a local buffer.
-        let n = unsafe {
-            libc::close(self.gate[1]);
-            loop {
-                let n = libc::read(self.gate[0], b.as_mut_ptr().cast(), 1);
-                if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
-                    break n;
-                }
-            }
-        };
-        if n != 1 {
-            // The parent could not start tracing: run nothing untraced.
-            return Err(libc::EPERM);
-        }
-        Ok(())
+        self.gate.wait()
     }
 
     /// In the parent, right after fork: traces `pid` (whose working
@@ -288,25 +269,12 @@ impl Prepared {
                 .name("roar-ebpf".into())
                 .spawn(move || read_loop(ring, sink, conv, &stop))?
         };
-        // SAFETY: writing one byte from a local to our pipe.
-        let n = unsafe { libc::write(self.gate[1], [1u8].as_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(io::Error::last_os_error());
-        }
+        self.gate.open()?;
         Ok(Tracer {
             ebpf,
             stop,
             thread: Some(thread),
         })
-    }
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        for fd in self.gate {
-            // SAFETY: closing our own pipe fds.
-            unsafe { libc::close(fd) };
-        }
     }
 }
 

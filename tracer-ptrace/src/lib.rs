@@ -32,10 +32,12 @@ use tracer_wire::{
 };
 
 pub mod filter;
+mod gate;
 pub mod sink;
 mod tracee;
 
 use filter::{AUDIT_ARCH_X86_64, DATA_FOREIGN};
+pub use gate::Gate;
 use sink::{Sink, now_ns, realtime_ns};
 pub use tracee::Stopped;
 use tracee::{PATH_MAX, Read};
@@ -55,58 +57,21 @@ fn options() -> nix::sys::ptrace::Options {
 /// Set up before fork: the filter program and the pipe the child waits on.
 pub struct Prepared {
     prog: Vec<libc::sock_filter>,
-    gate: [c_int; 2],
+    gate: Gate,
 }
 
 impl Prepared {
     pub fn new() -> io::Result<Prepared> {
-        let mut gate = [-1; 2];
-        // SAFETY: pipe2 writes two fds into the array.
-        if unsafe { libc::pipe2(gate.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
         Ok(Prepared {
             prog: filter::program(),
-            gate,
+            gate: Gate::new()?,
         })
-    }
-
-    /// In a forked child: blocks until the parent writes to the gate or
-    /// closes it. Only system calls.
-    fn in_child_wait(&self) -> isize {
-        let mut b = [0u8; 1];
-        // SAFETY: closing our copy of the write end; reading one byte into
-        // a local buffer.
-        unsafe {
-            libc::close(self.gate[1]);
-            loop {
-                let n = libc::read(self.gate[0], b.as_mut_ptr().cast(), 1);
-                if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
-                    break n;
-                }
-            }
-        }
     }
 
     /// In the forked child, before exec: waits until the parent attached,
     /// then installs the filter. Only system calls; returns an errno.
     pub fn in_child(&self) -> Result<(), c_int> {
-        let mut b = [0u8; 1];
-        // SAFETY: closing our copy of the write end; reading one byte into
-        // a local buffer.
-        let n = unsafe {
-            libc::close(self.gate[1]);
-            loop {
-                let n = libc::read(self.gate[0], b.as_mut_ptr().cast(), 1);
-                if !(n < 0 && *libc::__errno_location() == libc::EINTR) {
-                    break n;
-                }
-            }
-        };
-        if n != 1 {
-            // The parent could not attach: run nothing untraced.
-            return Err(libc::EPERM);
-        }
+        self.gate.wait()?;
         filter::install(&self.prog)
     }
 
@@ -116,11 +81,7 @@ impl Prepared {
         nix::sys::ptrace::seize(nix::unistd::Pid::from_raw(pid), options())
             .map_err(|e| io::Error::other(format!("ptrace(PTRACE_SEIZE) failed: {e}")))?;
         let sink = Sink::create(trace)?;
-        // SAFETY: writing one byte from a local to our pipe.
-        let n = unsafe { libc::write(self.gate[1], [1u8].as_ptr().cast(), 1) };
-        if n != 1 {
-            return Err(io::Error::last_os_error());
-        }
+        self.gate.open()?;
         let mut t = Tracer {
             outlived: Vec::new(),
             targets: Arc::new(Mutex::new(vec![pid])),
@@ -140,15 +101,6 @@ impl Prepared {
             },
         );
         Ok(t)
-    }
-}
-
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        for fd in self.gate {
-            // SAFETY: closing our own pipe fds.
-            unsafe { libc::close(fd) };
-        }
     }
 }
 
@@ -1026,14 +978,14 @@ pub fn probe() -> io::Result<()> {
             "ptrace is disabled (kernel.yama.ptrace_scope = 3)",
         ));
     }
-    let gate = Prepared::new()?;
+    let gate = Gate::new()?;
     // SAFETY: the child only closes, reads and exits (async-signal-safe).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
     if pid == 0 {
-        let _ = gate.in_child_wait();
+        let _ = gate.wait();
         // SAFETY: leaving the forked child without running destructors.
         unsafe { libc::_exit(0) };
     }
