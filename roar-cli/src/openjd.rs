@@ -78,6 +78,17 @@ fn parameters(p: &Paths<'_>, extra: &str) -> String {
 }
 
 /// The environment template for `mode`.
+/// The end of every wrap hook: the wrapped action's command and arguments
+/// after `--`, and its timeout and cancelation passed through unchanged.
+const WRAPPED_ACTION: &str = "        - --
+        - \"{{WrappedAction.Command}}\"
+        - \"{{WrappedAction.Args}}\"
+        timeout: \"{{WrappedAction.Timeout}}\"
+        cancelation:
+          mode: \"{{WrappedAction.Cancelation.Mode}}\"
+          notifyPeriodInSeconds: \"{{WrappedAction.Cancelation.NotifyPeriodInSeconds}}\"
+";
+
 pub fn template(mode: Mode, p: &Paths<'_>) -> String {
     let roar = q(&p.roar.to_string_lossy());
     match mode {
@@ -110,14 +121,8 @@ pub fn template(mode: Mode, p: &Paths<'_>) -> String {
         - --db={{{{Param.RoarDb}}}}
         - {fallback}
         - --backend={{{{Param.RoarBackend}}}}
-        - --
-        - \"{{{{WrappedAction.Command}}}}\"
-        - \"{{{{WrappedAction.Args}}}}\"
-        timeout: \"{{{{WrappedAction.Timeout}}}}\"
-        cancelation:
-          mode: \"{{{{WrappedAction.Cancelation.Mode}}}}\"
-          notifyPeriodInSeconds: \"{{{{WrappedAction.Cancelation.NotifyPeriodInSeconds}}}}\"
-",
+{wrapped}",
+                    wrapped = WRAPPED_ACTION,
                     hook = if phase == "enter" {
                         "onWrapEnvEnter"
                     } else {
@@ -144,14 +149,8 @@ extensions: [EXPR, WRAP_ACTIONS, FEATURE_BUNDLE_1]
         - {fallback}
         - --backend={{{{Param.RoarBackend}}}}
         - --label={{{{WrappedStep.Name}}}}
-        - --
-        - \"{{{{WrappedAction.Command}}}}\"
-        - \"{{{{WrappedAction.Args}}}}\"
-        timeout: \"{{{{WrappedAction.Timeout}}}}\"
-        cancelation:
-          mode: \"{{{{WrappedAction.Cancelation.Mode}}}}\"
-          notifyPeriodInSeconds: \"{{{{WrappedAction.Cancelation.NotifyPeriodInSeconds}}}}\"
-{exit}",
+{wrapped}{exit}",
+                wrapped = WRAPPED_ACTION,
                 enter = env_hook("enter"),
                 exit = env_hook("exit"),
             )
