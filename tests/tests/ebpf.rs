@@ -200,6 +200,73 @@ fn doctor_names_each_missing_requirement() {
     assert_eq!(doc["auto"], "ptrace", "{doc:#}");
 }
 
+/// The kernel refusing bpf(2) (BPF disabled, or the program type refused):
+/// doctor names the call and the errno, auto falls back and records why,
+/// and `--backend ebpf` starts nothing.
+#[test]
+fn bpf_refused_by_the_kernel_is_named_with_its_errno() {
+    let sb = Sandbox::new();
+    let deny = |args: &[&str]| {
+        let mut cmd = Command::new(env!("FIXTURE_DENY_BPF"));
+        cmd.arg(roar_bin())
+            .args(args)
+            .current_dir(sb.path())
+            .env_remove("ROAR_DB")
+            .env_remove("ROAR_BACKEND")
+            .stdin(std::process::Stdio::null());
+        cmd
+    };
+    let out = output(&mut deny(&["doctor", "--json"]));
+    assert!(out.status.success(), "{out:?}");
+    let doc = parse_json(&String::from_utf8_lossy(&out.stdout));
+    let e = backend(&doc, "ebpf");
+    assert_eq!(e["usable"], false, "{doc:#}");
+    assert_eq!(e["errno"], libc_eperm(), "{doc:#}");
+    assert!(
+        reasons(e).contains("errno 1: Operation not permitted"),
+        "{doc:#}"
+    );
+    if is_root() {
+        assert!(!reasons(e).contains("needs root"), "{doc:#}");
+    }
+    assert_eq!(doc["auto"], "preload", "{doc:#}");
+
+    let out = output(&mut deny(&[
+        "run",
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        "echo x > out.txt",
+    ]));
+    assert!(out.status.success(), "{out:?}");
+    let run = sb.show_json("latest");
+    assert_eq!(run["backend"], "preload", "{run:#}");
+    assert!(
+        run["backend_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("eBPF unavailable"),
+        "{run:#}"
+    );
+
+    let out = output(&mut deny(&[
+        "run",
+        "--backend",
+        "ebpf",
+        "--",
+        "sh",
+        "-c",
+        "echo ran > ran.txt",
+    ]));
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(!sb.join("ran.txt").exists(), "the command must not run");
+}
+
+fn libc_eperm() -> i64 {
+    1
+}
+
 #[test]
 fn doctor_as_an_unprivileged_user_says_not_root() {
     if !is_root() {

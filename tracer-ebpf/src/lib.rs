@@ -144,8 +144,21 @@ fn refused(step: impl Into<String>, e: impl std::error::Error + 'static) -> Load
     if detail.len() > 600 {
         detail = format!("...{}", &detail[detail.len() - 600..]);
     }
+    if let Some(n) = errno {
+        detail.push_str(&format!(
+            " [errno {n}: {}]",
+            io::Error::from_raw_os_error(n)
+        ));
+    }
     if errno == Some(libc::EPERM) {
-        detail.push_str(" (needs root, or CAP_BPF and CAP_PERFMON)");
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            detail.push_str(" (needs root, or CAP_BPF and CAP_PERFMON)");
+        } else {
+            detail.push_str(
+                " (as root: BPF is disabled here, or a security policy such as lockdown or seccomp refuses it)",
+            );
+        }
     }
     LoadError::Refused {
         step: step.into(),
