@@ -48,8 +48,8 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use libc::c_int;
-use tracer_ptrace::Gate;
 use tracer_ptrace::sink::{Sink, now_ns, realtime_ns};
+use tracer_ptrace::{Gate, join};
 use tracer_wire::{
     Args, Event, ExitStatus, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, FileStat, LossReason,
     StartCause,
@@ -474,17 +474,6 @@ fn dpath(names: &[u8]) -> Vec<u8> {
         out.extend_from_slice(n);
     }
     out
-}
-
-fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
-    let mut p = base.to_vec();
-    if !rel.is_empty() {
-        if !p.ends_with(b"/") {
-            p.push(b'/');
-        }
-        p.extend_from_slice(rel);
-    }
-    p
 }
 
 /// `makedev` from the kernel's internal `major << 20 | minor`.

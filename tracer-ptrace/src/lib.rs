@@ -261,7 +261,9 @@ fn fd_path(tid: pid_t, fd: i32) -> Option<Vec<u8>> {
     readlink(&proc_path(tid, &format!("fd/{fd}"))).filter(|p| p.starts_with(b"/"))
 }
 
-fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
+/// `rel` appended to the absolute directory `base` (as the kernel resolves
+/// a relative path against a cwd or dirfd); an empty `rel` names `base`.
+pub fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
     let mut p = base.to_vec();
     if !rel.is_empty() {
         if !p.ends_with(b"/") {
