@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use tracer_wire::{
-    Decoder, Event, ExitStatus, FLAG_PATH_TRUNCATED, FileStat, LossReason, exec_flags,
+    Decoder, Event, ExitStatus, FLAG_PATH_TRUNCATED, FileStat, LossReason, StartCause, exec_flags,
 };
 
 use crate::paths::normalize;
@@ -123,6 +123,12 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
 
     let mut order = 0u64;
     let mut last_image: HashMap<u32, usize> = HashMap::new();
+    // Fork images not yet replaced by an exec: pid -> (index, did something).
+    // One that did nothing before its exec is folded into the exec'd image,
+    // so every backend lists the same processes (preload never sees the
+    // child of a vfork or posix_spawn before its exec; ptrace and eBPF do).
+    let mut fork_images: HashMap<u32, (usize, bool)> = HashMap::new();
+    let mut folded: Vec<bool> = Vec::new();
     let mut truncated = 0u64;
     let mut static_execs: Vec<Vec<u8>> = Vec::new();
     let mut dropped: Vec<Vec<u8>> = Vec::new();
@@ -133,9 +139,17 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
             continue;
         }
         order += 1;
+        if !matches!(
+            it.rec.event,
+            Event::ProcessStart { .. } | Event::Exec { .. }
+        ) && let Some(f) = fork_images.get_mut(&h.pid)
+        {
+            f.1 = true;
+        }
         match it.rec.event {
             Event::ProcessStart {
                 ppid,
+                cause,
                 exe,
                 exe_stat,
                 argv,
@@ -152,9 +166,19 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     status: None,
                 };
                 // Every image is its own entry: a fork child under its new
-                // pid, an exec'd image after the earlier one of the same pid.
+                // pid, an exec'd image after the earlier one of the same pid;
+                // except a fork image that only exec'd.
+                if let Some(f) = fork_images.get_mut(&ppid) {
+                    f.1 = true; // it started a process of its own
+                }
+                if cause == StartCause::Fork {
+                    fork_images.insert(h.pid, (s.procs.len(), false));
+                } else if let Some((i, false)) = fork_images.remove(&h.pid) {
+                    folded[i] = true;
+                }
                 last_image.insert(h.pid, s.procs.len());
                 s.procs.push(proc);
+                folded.push(false);
                 if let Some(st) = exe_stat
                     && st.is_regular()
                 {
@@ -306,6 +330,11 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
             | Event::Chdir { .. } => {}
         }
     }
+    let mut i = 0;
+    s.procs.retain(|_| {
+        i += 1;
+        !folded[i - 1]
+    });
     if truncated > 0 {
         s.warnings.push(format!(
             "{truncated} events had paths too long to capture and were left out"
@@ -350,6 +379,91 @@ mod tests {
             out.extend_from_slice(&buf[..n]);
         }
         out
+    }
+
+    /// A stream of (pid, event), as ptrace and eBPF write one for a tree.
+    fn tree(events: &[(u32, Event<'_>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 8192];
+        for (i, (pid, ev)) in events.iter().enumerate() {
+            let h = Header {
+                seq: i as u64,
+                ts_ns: i as u64 * 10,
+                pid: *pid,
+                tid: *pid,
+                flags: 0,
+            };
+            let n = encode(&h, ev, &mut buf).unwrap();
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+
+    fn start(ppid: u32, cause: StartCause, argv: &[u8]) -> Event<'_> {
+        Event::ProcessStart {
+            ppid,
+            cause,
+            realtime_ns: 0,
+            exe: b"/bin/x",
+            exe_stat: None,
+            argv: Args(argv),
+            cwd: b"/w",
+        }
+    }
+
+    #[test]
+    fn a_fork_image_that_only_execs_is_folded_into_its_exec() {
+        let open = Event::Open {
+            flags: 0,
+            mode: 0,
+            result: 3,
+            stat: Some(REG),
+            path: b"/w/in",
+        };
+        let failed_exec = Event::Exec {
+            result: -libc::ENOENT,
+            flags: 0,
+            path: b"/usr/local/bin/cp",
+            argv: Args(b"cp\0"),
+        };
+        let s = analyze(&[(
+            "t.rwt".into(),
+            tree(&[
+                (10, start(1, StartCause::Exec, b"sh\0")),
+                // 11 forks and execs cp at once (a PATH miss first).
+                (11, start(10, StartCause::Fork, b"sh\0")),
+                (11, failed_exec),
+                (11, start(10, StartCause::Exec, b"cp\0")),
+                // 12 reads a file before its exec: a process of its own.
+                (12, start(10, StartCause::Fork, b"sh\0")),
+                (12, open),
+                (12, start(10, StartCause::Exec, b"cat\0")),
+                // 13 starts a child of its own before its exec.
+                (13, start(10, StartCause::Fork, b"sh\0")),
+                (14, start(13, StartCause::Fork, b"sh\0")),
+                (13, start(10, StartCause::Exec, b"wc\0")),
+                // 15 never execs.
+                (15, start(10, StartCause::Fork, b"sh\0")),
+            ]),
+        )]);
+        let got: Vec<(u32, &[u8])> = s
+            .procs
+            .iter()
+            .map(|p| (p.pid, p.argv[0].as_slice()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (10, &b"sh"[..]),
+                (11, b"cp"),
+                (12, b"sh"),
+                (12, b"cat"),
+                (13, b"sh"),
+                (14, b"sh"),
+                (13, b"wc"),
+                (15, b"sh"),
+            ]
+        );
     }
 
     const REG: FileStat = FileStat {
