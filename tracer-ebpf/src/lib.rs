@@ -172,6 +172,9 @@ pub struct Prepared {
     /// Taken by [`Prepared::attach`]; a Mutex so that attach can take
     /// `&self` while the child hook borrows it too.
     ebpf: std::sync::Mutex<Option<Ebpf>>,
+    /// The EVENTS ring buffer, mapped at load: mapping it takes about a
+    /// millisecond, which would otherwise come between fork and exec.
+    ring: std::sync::Mutex<Option<RingBuf<MapData>>>,
     gate: Gate,
     load_time: Duration,
 }
@@ -229,9 +232,16 @@ impl Prepared {
             p.attach(tp)
                 .map_err(|e| refused(format!("attach to raw_tracepoint {tp}"), e))?;
         }
+        let ring = ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| LoadError::NotBuilt("map EVENTS missing".into()))
+            .and_then(|m| {
+                RingBuf::try_from(m).map_err(|e| refused("map the EVENTS ring buffer", e))
+            })?;
         let gate = Gate::new().map_err(|e| refused("create a pipe", e))?;
         Ok(Prepared {
             ebpf: std::sync::Mutex::new(Some(ebpf)),
+            ring: std::sync::Mutex::new(Some(ring)),
             gate,
             load_time: t0.elapsed(),
         })
@@ -258,12 +268,13 @@ impl Prepared {
             .ok()
             .and_then(|mut e| e.take())
             .ok_or_else(|| io::Error::other("the eBPF program was attached once already"))?;
+        let ring = self
+            .ring
+            .lock()
+            .ok()
+            .and_then(|mut r| r.take())
+            .ok_or_else(|| io::Error::other("the EVENTS ring buffer was taken already"))?;
         let sink = Sink::create(trace)?;
-        let ring = RingBuf::try_from(
-            ebpf.take_map("EVENTS")
-                .ok_or_else(|| io::Error::other("the EVENTS map is missing"))?,
-        )
-        .map_err(io::Error::other)?;
         {
             let mut traced: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
                 ebpf.map_mut("TRACED")
@@ -284,7 +295,7 @@ impl Prepared {
         };
         self.gate.open()?;
         Ok(Tracer {
-            ebpf,
+            ebpf: Some(ebpf),
             stop,
             thread: Some(thread),
         })
@@ -370,7 +381,8 @@ fn read_loop(
 
 /// Tracing in progress.
 pub struct Tracer {
-    ebpf: Ebpf,
+    /// Taken by [`Tracer::finish`], which detaches it on a thread of its own.
+    ebpf: Option<Ebpf>,
     stop: Arc<Wake>,
     thread: Option<std::thread::JoinHandle<(Sink, Converter)>>,
 }
@@ -388,7 +400,8 @@ impl Tracer {
     pub fn finish(mut self) -> io::Result<Finished> {
         let mut lingering: Vec<u32> = self
             .ebpf
-            .map("TRACED")
+            .as_ref()
+            .and_then(|e| e.map("TRACED"))
             .and_then(|m| BpfHashMap::<_, u32, u8>::try_from(m).ok())
             .map(|m| m.keys().filter_map(Result::ok).collect())
             .unwrap_or_default();
@@ -402,7 +415,8 @@ impl Tracer {
             .map_err(|_| io::Error::other("the eBPF reader thread panicked"))?;
         let stats: Vec<u64> = self
             .ebpf
-            .map("STATS")
+            .as_ref()
+            .and_then(|e| e.map("STATS"))
             .and_then(|m| Array::<_, u64>::try_from(m).ok())
             .map(|a| (0..RE_NSTATS).map(|i| a.get(&i, 0).unwrap_or(0)).collect())
             .unwrap_or_default();
@@ -424,6 +438,14 @@ impl Tracer {
             }
         }
         sink.finish(now, root)?;
+        // Detaching waits for the kernel to retire five tracepoint hooks
+        // (about half a millisecond): done beside roar's own storing. Should
+        // roar exit first, the kernel detaches them as it closes the fds.
+        if let Some(e) = self.ebpf.take() {
+            let _ = std::thread::Builder::new()
+                .name("roar-ebpf-detach".into())
+                .spawn(move || drop(e));
+        }
         Ok(Finished { lingering })
     }
 }
