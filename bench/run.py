@@ -7,7 +7,9 @@ Every tool runs every workload in its own copy of the workload directory (roar
 and roar-cli both keep a store in .roar/). Each cell is the median wall time of
 N runs after one warm-up; ratios are against native measured in the same run.
 Results go to stdout and bench/out/results.md. Whole `roar run` is measured:
-start-up, tracing, hashing and storing.
+start-up, tracing, hashing and storing. roar also reports (ROAR_TIMING=1) how
+long the command itself ran traced, from its release to its end; a second
+table sets that against native, which is what tracing alone costs.
 """
 import argparse
 import os
@@ -105,19 +107,51 @@ def make_workloads(base):
     return w
 
 
+def spawn_ms(argv, cwd, env):
+    """Wall time of one run, from just before posix_spawn to waitpid's
+    return (the least harness overhead Python allows); and its stderr."""
+    with tempfile.TemporaryFile() as err:
+        acts = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
+        old = os.getcwd()
+        os.chdir(cwd)
+        try:
+            t = time.perf_counter()
+            pid = os.posix_spawnp(argv[0], argv, env if env is not None else os.environ, file_actions=acts)
+            _, status = os.waitpid(pid, 0)
+            dt = (time.perf_counter() - t) * 1000
+        finally:
+            os.chdir(old)
+        err.seek(0)
+        text = err.read().decode(errors="replace")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise RuntimeError(f"{argv[:4]} exited {code}: {text[-300:]}")
+    return dt, text
+
+
+def traced_ms(stderr):
+    """The `traced command` time roar prints under ROAR_TIMING: from the
+    command's release (tracer attached) until roar saw it end."""
+    for line in stderr.splitlines():
+        if line.startswith("roar: timing:") and "traced command" in line:
+            return float(line.split("traced command")[1].split()[0])
+    return None
+
+
 def median_ms(argv, cwd, runs, prepare=None, env=None):
-    times = []
+    """Median wall time of `runs` runs after one warm-up, and the median of
+    roar's own `traced command` figure when it prints one."""
+    times, traced = [], []
     for i in range(runs + 1):
         if prepare:
             prepare(cwd)
-        t = time.perf_counter()
-        r = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        dt = (time.perf_counter() - t) * 1000
-        if r.returncode != 0:
-            raise RuntimeError(f"{argv[:4]} exited {r.returncode}: {r.stderr.decode(errors='replace')[-300:]}")
+        dt, err = spawn_ms(argv, cwd, env)
         if i > 0:  # the first run warms caches
             times.append(dt)
-    return statistics.median(times)
+            t = traced_ms(err)
+            if t is not None:
+                traced.append(t)
+    return statistics.median(times), (statistics.median(traced) if traced else None)
 
 
 def ebpf_load_ms(roar, env, runs):
@@ -134,6 +168,10 @@ def ebpf_load_ms(roar, env, runs):
                 times.append(float(line.split("load+attach")[1].split()[0]))
     shutil.rmtree(d, ignore_errors=True)
     return statistics.median(times[1:]) if len(times) > 1 else None
+
+
+def traced_any(traced, tool):
+    return any(v is not None for (_, t), v in traced.items() if t == tool)
 
 
 def roarcli():
@@ -164,6 +202,7 @@ def main():
     strace = shutil.which("strace")
     env = dict(os.environ, DO_NOT_TRACK="1")
     env.pop("ROAR_DB", None)
+    roar_env = dict(env, ROAR_TIMING="1")
 
     tools = [("native", lambda argv: argv, runs)]
     tools.append(("roar preload", lambda argv: [str(roar), "run", "--backend", "preload", "-q", "--", *argv], runs))
@@ -188,6 +227,7 @@ def main():
 
     base = Path(tempfile.mkdtemp(prefix="roar-bench-"))
     results = {}
+    traced = {}  # roar's own figure for the command alone, per (workload, tool)
     try:
         for tool, wrap, n in tools:
             tdir = base / tool.replace(" ", "_")
@@ -199,7 +239,8 @@ def main():
                 if tool.startswith("roar"):
                     sh([str(old) if tool.startswith("roar-cli") else str(roar), "init"], d, env=env)
                 try:
-                    results[(name, tool)] = median_ms(wrap(argv), d, n, prep, env)
+                    e = roar_env if tool.startswith("roar ") else env
+                    results[(name, tool)], traced[(name, tool)] = median_ms(wrap(argv), d, n, prep, e)
                 except Exception as e:  # a tool that fails a workload is reported, not fatal
                     results[(name, tool)] = None
                     print(f"{tool} failed on {name}: {e}", file=sys.stderr)
@@ -249,6 +290,23 @@ def main():
             nat, eb = results.get((n, "native")), results.get((n, "roar ebpf"))
             if nat and eb:
                 lines.append(f"| {n} | {eb / nat:.2f}x (+{eb - nat:.1f} ms) | {(eb - load_ms) / nat:.2f}x |")
+    # What tracing itself costs the command: roar's `traced command` figure
+    # (from the command's release to its end, as roar saw it) against the
+    # native run. The rest of a whole run is roar's fixed cost: load and
+    # attach, the store, git, hashing.
+    rtools = [t for t in tnames if traced_any(traced, t)]
+    if rtools:
+        lines += ["", "Traced command alone (roar's ROAR_TIMING figure, release to end) x native:", "",
+                  "| workload | native ms | " + " | ".join(rtools) + " |", "|---|---|" + "---|" * len(rtools)]
+        for n in names:
+            nat = results.get((n, "native"))
+            if not nat:
+                continue
+            cells = []
+            for t in rtools:
+                v = traced.get((n, t))
+                cells.append("-" if v is None else (f"{v:.1f} (+{v - nat:.1f} ms)" if n == "true" else f"{v:.1f} ({v / nat:.2f}x)"))
+            lines.append(f"| {n} | {nat:.1f} | " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.md").write_text(text)

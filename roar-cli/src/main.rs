@@ -34,6 +34,7 @@ mod show;
 mod spawn;
 mod status;
 mod time;
+mod timing;
 mod trace;
 
 #[derive(Parser)]

@@ -65,12 +65,14 @@ pub fn locate(cwd: &Path) -> Result<Location> {
 
 pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     let started = Instant::now();
+    let mut phases = crate::timing::Phases::new(started);
     let started_ms = crate::time::now_ms();
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let loc = locate(&cwd).map_err(|e| setup(SETUP_FAILED, format!("{e:#}")))?;
     let cfg = config::load(&loc.roar_dir()).map_err(|e| setup(SETUP_FAILED, format!("{e:#}")))?;
     let store = Store::open(&loc.db).map_err(|e| setup(SETUP_FAILED, e.to_string()))?;
     recover(&store);
+    phases.mark("open");
     let mut warnings = Vec::new();
     // The OpenJD runtime deletes the session directory when the session ends.
     if let Some(wd) = std::env::var_os("OPENJD_SESSION_WORKING_DIR")
@@ -88,6 +90,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         spawn::resolve(&opts.command[0]).map_err(|e| setup(e.exit_code(), e.to_string()))?;
     let is_static = elf::is_static(&program);
     let (backend, backend_reason) = choose_backend(&opts.backend, is_static)?;
+    phases.mark("backend");
 
     let mut losses = Vec::new();
     if is_static && matches!(backend, Backend::Preload(_)) {
@@ -172,6 +175,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     let mut tracer = None;
     let mut ebpf_tracer = None;
     let cwd_bytes = to_bytes(&cwd);
+    let mut released = None;
     let mut attach = |pid| {
         if let Some(p) = &ptrace {
             tracer = Some(p.attach(pid, &trace_dir.join("ptrace.rwt"))?);
@@ -184,6 +188,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
                 &trace_dir.join("ebpf.rwt"),
             )?);
         }
+        released = Some(Instant::now());
         Ok(())
     };
     let hooks = spawn::Hooks {
@@ -191,16 +196,24 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         parent: &mut attach,
         wait_exec: ptrace.is_none(),
     };
+    phases.mark("begin");
     let spawned = spawn::spawn(&program, &opts.command, &child_env, hooks);
+    phases.mark("spawn");
     drop(ptrace);
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => return Err(not_started(&store, id, &trace_dir, started, e)),
     };
     // Git is read while the command runs; untracked outputs do not count as
-    // dirty, so the command's own writes do not change the answer.
+    // dirty, so the command's own writes do not change the answer. The
+    // thread runs at SCHED_IDLE: a status walk over a large work tree must
+    // take only CPU the command leaves idle, or it slows the very command it
+    // describes (git status inside the run ran 1.5x slower beside it).
     let git_cwd = cwd.clone();
-    let git_thread = std::thread::spawn(move || git::context(&git_cwd));
+    let git_thread = std::thread::spawn(move || {
+        spawn::idle_priority();
+        git::context(&git_cwd)
+    });
 
     let timeout = opts.timeout.map(Duration::from_secs_f64);
     let (ended, timed_out) = match tracer {
@@ -257,6 +270,10 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
             (ended, timed_out)
         }
     };
+    phases.mark("command");
+    if let Some(r) = released {
+        phases.traced(r.elapsed());
+    }
     let mut ebpf_lingering = Vec::new();
     if let Some(t) = ebpf_tracer {
         match t.finish() {
@@ -275,6 +292,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
             opts.timeout.unwrap_or(0.0)
         ));
     }
+    phases.mark("drain");
     let git = match git_thread.join() {
         Ok(Ok(g)) => g,
         Ok(Err(e)) => {
@@ -289,6 +307,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         warnings.push(format!("git context not recorded: {e}"));
     }
 
+    phases.mark("git");
     let streams = read_trace(&trace_dir, &mut losses);
     let lingering = match backend {
         Backend::Ebpf(_) => ebpf_lingering,
@@ -321,6 +340,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         Ended::Signal(s) => Some(s),
         Ended::Code(_) => None,
     };
+    phases.mark("collect");
     result.duration_ms = started.elapsed().as_millis() as u64;
     result.complete = losses.is_empty();
     let first_loss = losses.first().cloned();
@@ -355,6 +375,8 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         }
         eprintln!("{line}");
     }
+    phases.mark("store");
+    phases.report();
     spawn::exit_like(ended)
 }
 

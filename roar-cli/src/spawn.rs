@@ -436,6 +436,14 @@ impl Drop for Child {
     }
 }
 
+/// Puts the calling thread at SCHED_IDLE: it runs only on CPU nothing else
+/// wants. A refusal leaves it at normal priority, which is only slower.
+pub fn idle_priority() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+}
+
 /// Ends roar the way the command ended: same code, or death by the same signal.
 pub fn exit_like(ended: Ended) -> ! {
     match ended {
