@@ -7,6 +7,18 @@ use dag::GitInfo;
 /// The repository around `cwd`, or None outside any repository.
 /// A repository with no commits has no commit; a detached HEAD no branch.
 pub fn context(cwd: &Path) -> Result<Option<GitInfo>, git2::Error> {
+    Ok(context_with_changes(cwd)?.map(|(g, _)| g))
+}
+
+/// More changed paths than this and a run's own writes are not subtracted:
+/// the tree is simply dirty.
+const CHANGED_CAP: usize = 10_000;
+
+/// [`context`], and the tracked paths (absolute) whose content differs from
+/// HEAD, so that `roar run` can leave out the ones the run itself wrote:
+/// whether git is read before or after the command's writes land must not
+/// change the answer.
+pub fn context_with_changes(cwd: &Path) -> Result<Option<(GitInfo, Vec<Vec<u8>>)>, git2::Error> {
     let repo = match git2::Repository::discover(cwd) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
@@ -38,7 +50,21 @@ pub fn context(cwd: &Path) -> Result<Option<GitInfo>, git2::Error> {
         // (seconds for a few hundred MiB of tracked data). libgit2 skips the
         // write when another git holds the index lock.
         .update_index(true);
-    let dirty = repo.statuses(Some(&mut opts)).map(|s| !s.is_empty())?;
+    let statuses = repo.statuses(Some(&mut opts))?;
+    let dirty = !statuses.is_empty();
+    let mut changed = Vec::new();
+    if let Some(top) = repo.workdir()
+        && statuses.len() <= CHANGED_CAP
+    {
+        for e in statuses.iter() {
+            let mut p = crate::paths::to_bytes(top);
+            if p.last() != Some(&b'/') {
+                p.push(b'/');
+            }
+            p.extend_from_slice(e.path_bytes());
+            changed.push(p);
+        }
+    }
     let remote = repo
         .find_remote("origin")
         .ok()
@@ -48,12 +74,21 @@ pub fn context(cwd: &Path) -> Result<Option<GitInfo>, git2::Error> {
             let first = names.get(0)?.to_string();
             repo.find_remote(&first).ok()?.url().map(str::to_string)
         });
-    Ok(Some(GitInfo {
-        commit,
-        branch,
-        dirty,
-        remote,
-    }))
+    Ok(Some((
+        GitInfo {
+            commit,
+            branch,
+            dirty,
+            remote,
+        },
+        changed,
+    )))
+}
+
+/// Dirty but for the paths in `written`: true when some changed path is not
+/// one the run wrote, or the changes were too many to list.
+pub fn dirty_besides(g: &GitInfo, changed: &[Vec<u8>], written: &[&[u8]]) -> bool {
+    g.dirty && (changed.is_empty() || changed.iter().any(|c| !written.contains(&c.as_slice())))
 }
 
 /// The work tree's top level, if `dir` is inside one.
@@ -129,6 +164,13 @@ mod tests {
         // Changed tracked content does.
         std::fs::write(p.join("a.txt"), "2").unwrap();
         assert!(context(p).unwrap().unwrap().dirty);
+
+        // ...unless the run wrote it itself.
+        let (g, changed) = context_with_changes(p).unwrap().unwrap();
+        let a = crate::paths::to_bytes(&p.canonicalize().unwrap().join("a.txt"));
+        assert_eq!(changed, vec![a.clone()]);
+        assert!(!dirty_besides(&g, &changed, &[a.as_slice()]));
+        assert!(dirty_besides(&g, &changed, &[b"/elsewhere".as_slice()]));
 
         git(p, &["checkout", "-q", "--detach", "HEAD"]);
         let g = context(&p.join(".")).unwrap().unwrap();

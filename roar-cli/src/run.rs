@@ -204,15 +204,16 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         Ok(c) => c,
         Err(e) => return Err(not_started(&store, id, &trace_dir, started, e)),
     };
-    // Git is read while the command runs; untracked outputs do not count as
-    // dirty, so the command's own writes do not change the answer. The
+    // Git is read while the command runs; neither untracked files nor
+    // tracked ones the run itself wrote count as dirty, so when the read
+    // lands against the command's writes does not change the answer. The
     // thread runs at SCHED_IDLE: a status walk over a large work tree must
     // take only CPU the command leaves idle, or it slows the very command it
     // describes (git status inside the run ran 1.5x slower beside it).
     let git_cwd = cwd.clone();
     let git_thread = std::thread::spawn(move || {
         spawn::idle_priority();
-        git::context(&git_cwd)
+        git::context_with_changes(&git_cwd)
     });
 
     let timeout = opts.timeout.map(Duration::from_secs_f64);
@@ -301,11 +302,6 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         }
         Err(_) => None,
     };
-    if let Some(g) = &git
-        && let Err(e) = store.set_git(id, g)
-    {
-        warnings.push(format!("git context not recorded: {e}"));
-    }
 
     phases.mark("git");
     let streams = read_trace(&trace_dir, &mut losses);
@@ -326,6 +322,13 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         &mut warnings,
         &mut losses,
     );
+    if let Some((mut g, changed)) = git {
+        let written: Vec<&[u8]> = result.outputs.iter().map(|f| f.path.as_slice()).collect();
+        g.dirty = git::dirty_besides(&g, &changed, &written);
+        if let Err(e) = store.set_git(id, &g) {
+            warnings.push(format!("git context not recorded: {e}"));
+        }
+    }
     if let Ended::Signal(sig) = ended {
         losses.push(format!(
             "the command was killed by signal {sig} ({}); its outputs may be partial",

@@ -615,6 +615,36 @@ fn log_show_and_git() {
     }
 }
 
+/// Git's dirty flag describes the tree the command started from: tracked
+/// files the run itself rewrote do not count (git is read while the command
+/// runs, so they would count or not by timing), other changes do.
+#[test]
+fn git_dirty_leaves_out_what_the_run_wrote() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        sb.write("gen.txt", "old\n");
+        sb.write("notes.txt", "a\n");
+        sb.git(&["add", "gen.txt", "notes.txt"]);
+        sb.git(&["commit", "-q", "-m", "tracked"]);
+        // Git read after the write, then before it.
+        for regen in [
+            "echo new > gen.txt; sleep 0.2",
+            "sleep 0.2; echo newer > gen.txt",
+        ] {
+            let out = sb.run(backend, &["sh", "-c", regen]);
+            assert!(out.status.success(), "[{backend}] {out:?}");
+            let run = sb.show_json("latest");
+            assert_eq!(run["git"]["dirty"], false, "[{backend}] {regen}: {run:#}");
+        }
+
+        sb.write("notes.txt", "edited by hand\n");
+        let out = sb.run(backend, &["sh", "-c", "echo newest > gen.txt"]);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        assert_eq!(run["git"]["dirty"], true, "[{backend}] {run:#}");
+    }
+}
+
 /// Fixture 16: Outside a git repository `git` is null.
 #[test]
 fn no_git_outside_a_repository() {
