@@ -7,7 +7,14 @@ use dag::GitInfo;
 /// The repository around `cwd`, or None outside any repository.
 /// A repository with no commits has no commit; a detached HEAD no branch.
 pub fn context(cwd: &Path) -> Result<Option<GitInfo>, git2::Error> {
-    Ok(context_with_changes(cwd)?.map(|(g, _)| g))
+    Ok(context_with_changes(cwd)?.map(|c| c.info))
+}
+
+/// The git context and the tracked paths that differ from HEAD.
+pub struct Context {
+    pub info: GitInfo,
+    /// Absolute; empty when there were more than [`CHANGED_CAP`].
+    pub changed: Vec<Vec<u8>>,
 }
 
 /// More changed paths than this and a run's own writes are not subtracted:
@@ -18,7 +25,7 @@ const CHANGED_CAP: usize = 10_000;
 /// HEAD, so that `roar run` can leave out the ones the run itself wrote:
 /// whether git is read before or after the command's writes land must not
 /// change the answer.
-pub fn context_with_changes(cwd: &Path) -> Result<Option<(GitInfo, Vec<Vec<u8>>)>, git2::Error> {
+pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> {
     let repo = match git2::Repository::discover(cwd) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
@@ -74,15 +81,15 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<(GitInfo, Vec<Vec<u8>>)
             let first = names.get(0)?.to_string();
             repo.find_remote(&first).ok()?.url().map(str::to_string)
         });
-    Ok(Some((
-        GitInfo {
+    Ok(Some(Context {
+        info: GitInfo {
             commit,
             branch,
             dirty,
             remote,
         },
         changed,
-    )))
+    }))
 }
 
 /// Dirty but for the paths in `written`: true when some changed path is not
@@ -166,7 +173,7 @@ mod tests {
         assert!(context(p).unwrap().unwrap().dirty);
 
         // ...unless the run wrote it itself.
-        let (g, changed) = context_with_changes(p).unwrap().unwrap();
+        let Context { info: g, changed } = context_with_changes(p).unwrap().unwrap();
         let a = crate::paths::to_bytes(&p.canonicalize().unwrap().join("a.txt"));
         assert_eq!(changed, vec![a.clone()]);
         assert!(!dirty_besides(&g, &changed, &[a.as_slice()]));

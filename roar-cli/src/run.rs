@@ -322,7 +322,11 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         &mut warnings,
         &mut losses,
     );
-    if let Some((mut g, changed)) = git {
+    if let Some(git::Context {
+        info: mut g,
+        changed,
+    }) = git
+    {
         let written: Vec<&[u8]> = result.outputs.iter().map(|f| f.path.as_slice()).collect();
         g.dirty = git::dirty_besides(&g, &changed, &written);
         if let Err(e) = store.set_git(id, &g) {
