@@ -5,7 +5,9 @@ Usage: bench/run.py [--runs N] [--quick] [--only W1,W2,...]
 
 Every tool runs every workload in its own copy of the workload directory (roar
 and roar-cli both keep a store in .roar/). Each cell is the median wall time of
-N runs after one warm-up; ratios are against native measured in the same run.
+N runs after one warm-up; the runs of a workload interleave tool after tool, so
+the machine's drift falls on every column alike, and ratios are against native
+measured in the same rounds.
 Results go to stdout and bench/out/results.md. Whole `roar run` is measured:
 start-up, tracing, hashing and storing. roar also reports (ROAR_TIMING=1) how
 long the command itself ran traced, from its release to its end; a second
@@ -138,22 +140,6 @@ def traced_ms(stderr):
     return None
 
 
-def median_ms(argv, cwd, runs, prepare=None, env=None):
-    """Median wall time of `runs` runs after one warm-up, and the median of
-    roar's own `traced command` figure when it prints one."""
-    times, traced = [], []
-    for i in range(runs + 1):
-        if prepare:
-            prepare(cwd)
-        dt, err = spawn_ms(argv, cwd, env)
-        if i > 0:  # the first run warms caches
-            times.append(dt)
-            t = traced_ms(err)
-            if t is not None:
-                traced.append(t)
-    return statistics.median(times), (statistics.median(traced) if traced else None)
-
-
 def ebpf_load_ms(roar, env, runs):
     """Median time roar takes to load and attach its eBPF program (it prints
     it when ROAR_EBPF_TIMING is set)."""
@@ -229,21 +215,44 @@ def main():
     results = {}
     traced = {}  # roar's own figure for the command alone, per (workload, tool)
     try:
-        for tool, wrap, n in tools:
+        # Every tool gets its own copy of every workload.
+        copies = {}
+        for tool, _, _ in tools:
             tdir = base / tool.replace(" ", "_")
             tdir.mkdir()
-            work = make_workloads(tdir)
-            for name, (d, argv, prep) in work.items():
-                if a.only and not any(name.startswith(o) for o in a.only.split(",")):
-                    continue
-                if tool.startswith("roar"):
-                    sh([str(old) if tool.startswith("roar-cli") else str(roar), "init"], d, env=env)
-                try:
-                    e = roar_env if tool.startswith("roar ") else env
-                    results[(name, tool)], traced[(name, tool)] = median_ms(wrap(argv), d, n, prep, e)
-                except Exception as e:  # a tool that fails a workload is reported, not fatal
-                    results[(name, tool)] = None
-                    print(f"{tool} failed on {name}: {e}", file=sys.stderr)
+            copies[tool] = make_workloads(tdir)
+        for name in copies[tools[0][0]]:
+            if a.only and not any(name.startswith(o) for o in a.only.split(",")):
+                continue
+            # Runs are interleaved, tool after tool, so that the shared
+            # machine's drift over minutes falls on every column alike.
+            times = {t: [] for t, _, _ in tools}
+            spans = {t: [] for t, _, _ in tools}
+            failed = set()
+            for i in range(max(n for _, _, n in tools) + 1):
+                for tool, wrap, n in tools:
+                    if i > n or tool in failed:
+                        continue
+                    d, argv, prep = copies[tool][name]
+                    try:
+                        if i == 0 and tool.startswith("roar"):
+                            sh([str(old) if tool.startswith("roar-cli") else str(roar), "init"], d, env=env)
+                        if prep:
+                            prep(d)
+                        dt, err = spawn_ms(wrap(argv), d, roar_env if tool.startswith("roar ") else env)
+                    except Exception as e:  # a tool that fails a workload is reported, not fatal
+                        failed.add(tool)
+                        print(f"{tool} failed on {name}: {e}", file=sys.stderr)
+                        continue
+                    if i > 0:  # the first run warms caches
+                        times[tool].append(dt)
+                        t = traced_ms(err)
+                        if t is not None:
+                            spans[tool].append(t)
+            for tool, _, _ in tools:
+                ok = tool not in failed and times[tool]
+                results[(name, tool)] = statistics.median(times[tool]) if ok else None
+                traced[(name, tool)] = statistics.median(spans[tool]) if ok and spans[tool] else None
                 print(f"  {tool:15} {name:40} {results[(name, tool)] or float('nan'):9.1f} ms", file=sys.stderr)
     finally:
         shutil.rmtree(base, ignore_errors=True)
