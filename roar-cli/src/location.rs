@@ -22,6 +22,29 @@ impl Location {
             .parent()
             .map_or_else(|| self.root.join(DIR), Path::to_path_buf)
     }
+
+    /// What roar itself writes, never a run's input or output: all of
+    /// `.roar/`; or, for a store named by `--db`/`ROAR_DB` in some other
+    /// directory (the project's own, say), the database and its `-wal`,
+    /// `-shm` and `-journal` files, and the `traces/`, `config.toml` and
+    /// OpenJD session files beside it, and nothing else there.
+    pub fn own_paths(&self) -> Vec<Vec<u8>> {
+        let dir = self.roar_dir();
+        if dir.file_name().is_some_and(|n| n == DIR) {
+            return vec![crate::paths::to_bytes(&dir)];
+        }
+        let db = crate::paths::to_bytes(&self.db);
+        let mut own = vec![db.clone()];
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let mut p = db.clone();
+            p.extend_from_slice(suffix.as_bytes());
+            own.push(p);
+        }
+        for name in ["traces", "config.toml", crate::openjd::SESSIONS_DIR] {
+            own.push(crate::paths::to_bytes(&dir.join(name)));
+        }
+        own
+    }
 }
 
 /// `--db PATH`, which wins over `ROAR_DB` (OpenJD templates pass their

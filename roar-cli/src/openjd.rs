@@ -29,7 +29,7 @@ use anyhow::Result;
 use dag::OpenJdContext;
 
 /// Where `roar openjd env-action` notes the environments each session entered.
-const SESSIONS_DIR: &str = "openjd-sessions";
+pub const SESSIONS_DIR: &str = "openjd-sessions";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {

@@ -564,7 +564,7 @@ pub fn collect(
     let root = to_bytes(&loc.root);
     let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
     let filter = Filter::new(&root, home.as_deref(), &cfg.filter.ignore, &cfg.filter.keep);
-    let roar_dir = to_bytes(&loc.roar_dir());
+    let own = loc.own_paths();
 
     let mut procs: Vec<ProcessRecord> = summary
         .procs
@@ -614,7 +614,7 @@ pub fn collect(
     let mut files: Vec<(&Vec<u8>, &trace::Access)> = summary.files.iter().collect();
     files.sort_by_key(|(_, a)| a.first_seen);
     for (path, acc) in files {
-        if is_under(path, &roar_dir) {
+        if own.iter().any(|o| is_under(path, o)) {
             continue;
         }
         let hidden = filter.hides(path);

@@ -678,6 +678,47 @@ fn no_git_outside_a_repository() {
     }
 }
 
+/// A store that `ROAR_DB` puts in the project directory itself: roar leaves
+/// out its own files there (the database, its WAL, the traces) and nothing
+/// else. (It once left out the whole directory, and so recorded nothing.)
+#[test]
+fn a_store_in_the_project_directory_hides_only_its_own_files() {
+    for &backend in BACKENDS {
+        let work = Sandbox::bare();
+        work.write("in.txt", "data\n");
+        let db = work.join("provenance.db");
+        let roar = |args: &[&str]| {
+            let mut cmd = roar_command(work.path());
+            cmd.env("ROAR_DB", &db).args(args);
+            cmd
+        };
+        let out = tests::output(&mut roar(&[
+            "run",
+            "--backend",
+            backend,
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "cat in.txt > out.txt",
+        ]));
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let show = tests::check(&mut roar(&["show", "--json", "--all", "latest"]));
+        let run = parse_json(&String::from_utf8_lossy(&show));
+        let set = |l: &[&str]| l.iter().map(PathBuf::from).collect::<BTreeSet<_>>();
+        assert_eq!(
+            in_sandbox(&work, &run["inputs"]),
+            set(&["in.txt"]),
+            "[{backend}] {run:#}"
+        );
+        assert_eq!(
+            in_sandbox(&work, &run["outputs"]),
+            set(&["out.txt"]),
+            "[{backend}] {run:#}"
+        );
+    }
+}
+
 /// Fixture 17: Two `roar run` at once on one store are both recorded.
 #[test]
 fn concurrent_runs_both_land() {

@@ -1,7 +1,8 @@
 //! The eBPF backend beyond the shared fixtures, `--backend auto`, and
 //! `roar doctor`, on this machine and with each requirement taken away:
 //! the BTF file (`ROAR_BTF`), the preload library (`ROAR_PRELOAD_LIB`),
-//! and root (running roar as `nobody` with `setpriv`).
+//! and root (running roar as `nobody` with `setpriv`, with and without
+//! CAP_BPF + CAP_PERFMON).
 //!
 //! eBPF needs root. CI runs as root, so everything here runs there; run as
 //! another user, the tests that need eBPF check the fallback instead and
@@ -295,6 +296,81 @@ fn doctor_as_an_unprivileged_user_says_not_root() {
     assert!(reasons(e).contains("not root (euid 65534)"), "{doc:#}");
     assert!(reasons(e).contains("CAP_BPF"), "{doc:#}");
     assert_ne!(doc["auto"], "ebpf", "{doc:#}");
+}
+
+/// Root is not needed: CAP_BPF and CAP_PERFMON are enough, for doctor and
+/// for a real run (as `nobody`, with the two capabilities ambient).
+#[test]
+fn ebpf_works_without_root_given_cap_bpf_and_cap_perfmon() {
+    if !is_root() {
+        eprintln!("skipped: granting capabilities to nobody needs root (CI runs as root)");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::set_permissions(d, PermissionsExt::from_mode(0o777)).unwrap();
+    let roar = d.join("roar");
+    std::fs::copy(roar_bin(), &roar).unwrap();
+    std::fs::set_permissions(&roar, PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(d.join("in.txt"), "capabilities\n").unwrap();
+    std::fs::set_permissions(d.join("in.txt"), PermissionsExt::from_mode(0o644)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=+bpf,+perfmon",
+            "--ambient-caps=+bpf,+perfmon",
+            "--",
+        ])
+        .arg(&roar)
+        .args(args)
+        .current_dir(d)
+        .env("HOME", d)
+        .env("ROAR_DB", d.join("roar.db"));
+        c
+    };
+    let doc = doctor(&mut as_nobody(&[]));
+    let e = backend(&doc, "ebpf");
+    assert_eq!(e["usable"], true, "{doc:#}");
+    assert_eq!(doc["auto"], "ebpf", "{doc:#}");
+
+    let out = output(&mut as_nobody(&[
+        "run",
+        "--backend",
+        "ebpf",
+        "--",
+        "sh",
+        "-c",
+        "cat in.txt > out.txt",
+    ]));
+    assert!(out.status.success(), "{out:?}");
+    let out = output(&mut as_nobody(&["show", "--json", "latest"]));
+    assert!(out.status.success(), "{out:?}");
+    let run = parse_json(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(run["backend"], "ebpf", "{run:#}");
+    assert_eq!(run["complete"], true, "{run:#}");
+    let paths = |k: &str| -> Vec<String> {
+        run[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let real = d.canonicalize().unwrap();
+    assert_eq!(
+        paths("inputs"),
+        [real.join("in.txt").display().to_string()],
+        "{run:#}"
+    );
+    assert_eq!(
+        paths("outputs"),
+        [real.join("out.txt").display().to_string()],
+        "{run:#}"
+    );
 }
 
 /// A command, files to write first, expected inputs, expected outputs.
