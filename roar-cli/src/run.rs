@@ -420,11 +420,14 @@ impl Backend {
 
 /// Loads and attaches the eBPF program: the probe and the real thing.
 fn load_ebpf() -> Result<Box<tracer_ebpf::Prepared>, tracer_ebpf::LoadError> {
-    // ROAR_EBPF_RING_BYTES: a smaller ring buffer, for tests of overflow.
-    let ring = std::env::var("ROAR_EBPF_RING_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok());
-    let p = tracer_ebpf::Prepared::load_with_ring(&crate::doctor::btf_path(), ring)?;
+    // Test knobs: ROAR_EBPF_RING_BYTES, a smaller ring buffer (overflow);
+    // ROAR_EBPF_PID_WORDS, a smaller pid bitmap (its fallback).
+    let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
+    let tuning = tracer_ebpf::Tuning {
+        ring_bytes: num("ROAR_EBPF_RING_BYTES"),
+        pid_words: num("ROAR_EBPF_PID_WORDS"),
+    };
+    let p = tracer_ebpf::Prepared::load_tuned(&crate::doctor::btf_path(), tuning)?;
     if std::env::var_os("ROAR_EBPF_TIMING").is_some() {
         eprintln!(
             "roar: ebpf load+attach {:.1} ms",

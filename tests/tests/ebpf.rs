@@ -477,3 +477,55 @@ fn ebpf_ring_buffer_overflow_is_reported() {
         "{run:#}"
     );
 }
+
+/// Every system call on the machine asks whether its process is traced: a
+/// bitmap sized from kernel.pid_max answers, and a pid beyond it (pid_max
+/// raised after load) falls back to the hash of traced pids. With a
+/// one-word bitmap every real pid takes the fallback, and the run records
+/// the same as with the full bitmap.
+#[test]
+fn ebpf_pid_bitmap_fallback_records_the_same() {
+    if !is_root() {
+        eprintln!("skipped: the eBPF backend needs root (CI runs as root)");
+        return;
+    }
+    let cmd = [
+        "sh",
+        "-c",
+        "cat in.txt > out.txt; cp out.txt copy.txt; (cd sub && cat ../in.txt > o.txt)",
+    ];
+    let record = |words: Option<&str>| {
+        let sb = Sandbox::new();
+        sb.write("in.txt", "bits\n");
+        std::fs::create_dir(sb.join("sub")).unwrap();
+        let mut c = sb.roar();
+        if let Some(w) = words {
+            c.env("ROAR_EBPF_PID_WORDS", w);
+        }
+        let out = output(c.args(["run", "--backend", "ebpf", "-q", "--"]).args(cmd));
+        assert!(out.status.success(), "{out:?}");
+        let run = sb.show_json("latest");
+        assert_eq!(run["complete"], true, "{run:#}");
+        let procs: Vec<String> = run["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["argv"].to_string())
+            .collect();
+        (
+            sb.in_sandbox(&run["inputs"]),
+            sb.in_sandbox(&run["outputs"]),
+            procs,
+        )
+    };
+    let full = record(None);
+    assert_eq!(
+        full.1,
+        ["copy.txt", "out.txt", "sub/o.txt"]
+            .iter()
+            .map(std::path::PathBuf::from)
+            .collect(),
+        "{full:?}"
+    );
+    assert_eq!(record(Some("1")), full);
+}

@@ -2,8 +2,9 @@
 /* roar's eBPF program: follows one process tree inside the kernel and hands
  * its file and process events to user space through a ring buffer.
  *
- * TRACED holds the tgids being followed: user space puts the command's pid
- * in before releasing it; sched_process_fork adds children and
+ * TRACED holds the tgids being followed, and TRACED_BITS the same set as a
+ * bitmap indexed by tgid: user space puts the command's pid in both before
+ * releasing it; sched_process_fork adds children and
  * sched_process_exit removes a process when its last thread ends. For the
  * file system calls, sys_enter stashes the arguments by tid and sys_exit
  * reads the path strings (resident then: the kernel has just copied them),
@@ -54,6 +55,18 @@ struct {
 	__type(value, __u8);
 } TRACED SEC(".maps");
 
+/* Bit (tgid % 64) of word (tgid / 64): the test every system call on the
+ * machine makes while roar runs. An array lookup is inlined by the
+ * verifier; a hash lookup is a call and a hash. User space sizes it from
+ * kernel.pid_max at load; a tgid beyond it (pid_max raised later) falls
+ * back to TRACED. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u64);
+} TRACED_BITS SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
@@ -89,7 +102,30 @@ static __always_inline void count(__u32 which)
 
 static __always_inline int traced(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&TRACED, &tgid) != 0;
+	__u32 word = tgid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&TRACED_BITS, &word);
+	if (!w)
+		return bpf_map_lookup_elem(&TRACED, &tgid) != 0;
+	return (*w >> (tgid & 63)) & 1;
+}
+
+static __always_inline void set_traced(__u32 tgid)
+{
+	__u8 one = 1;
+	__u32 word = tgid >> 6;
+	bpf_map_update_elem(&TRACED, &tgid, &one, BPF_ANY);
+	__u64 *w = bpf_map_lookup_elem(&TRACED_BITS, &word);
+	if (w)
+		__sync_fetch_and_or(w, 1ULL << (tgid & 63));
+}
+
+static __always_inline void clear_traced(__u32 tgid)
+{
+	__u32 word = tgid >> 6;
+	__u64 *w = bpf_map_lookup_elem(&TRACED_BITS, &word);
+	if (w)
+		__sync_fetch_and_and(w, ~(1ULL << (tgid & 63)));
+	bpf_map_delete_elem(&TRACED, &tgid);
 }
 
 /* x86_64 system call numbers the program decodes. */
@@ -318,6 +354,11 @@ int roar_sys_exit(__u64 *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
+	if (!traced(id >> 32))
+		return 0;
+	/* Only calls sys_enter stashed have a PENDING entry. */
+	if (!interesting(BPF_CORE_READ((struct pt_regs *)ctx[0], orig_ax)))
+		return 0;
 	struct pend *pp = bpf_map_lookup_elem(&PENDING, &tid);
 	if (!pp)
 		return 0;
@@ -410,8 +451,7 @@ int roar_fork(__u64 *ctx)
 	__u32 tgid = BPF_CORE_READ(child, tgid);
 	if (pid != tgid)
 		return 0; /* a thread: its process is followed already */
-	__u8 one = 1;
-	bpf_map_update_elem(&TRACED, &tgid, &one, BPF_ANY);
+	set_traced(tgid);
 	struct scratch *s = start(RE_FORK, tgid, pid);
 	if (!s)
 		return 0;
@@ -479,7 +519,7 @@ int roar_exit(__u64 *ctx)
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
 		return 0; /* other threads of the process still run */
-	bpf_map_delete_elem(&TRACED, &tgid);
+	clear_traced(tgid);
 	struct scratch *s = start(RE_EXIT, tgid, tid);
 	if (!s)
 		return 0;

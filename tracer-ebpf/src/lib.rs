@@ -167,6 +167,17 @@ fn refused(step: impl Into<String>, e: impl std::error::Error + 'static) -> Load
     }
 }
 
+/// Sizes the defaults of which tests shrink to reach rare paths.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tuning {
+    /// The ring buffer in bytes (a power of two, at least a page) instead
+    /// of the built-in 16 MiB: tiny, it proves overflows are reported.
+    pub ring_bytes: Option<u32>,
+    /// Words of the traced-pid bitmap instead of pid_max / 64: tiny, every
+    /// pid takes the fallback a raised pid_max would.
+    pub pid_words: Option<u32>,
+}
+
 /// The program, loaded and attached, and the pipe the child waits on.
 pub struct Prepared {
     /// Taken by [`Prepared::attach`]; a Mutex so that attach can take
@@ -183,13 +194,11 @@ impl Prepared {
     /// Loads the program with the BTF at `btf` and attaches every
     /// tracepoint. Nothing is traced until [`Prepared::attach`] names a pid.
     pub fn load(btf: &Path) -> Result<Prepared, LoadError> {
-        Self::load_with_ring(btf, None)
+        Self::load_tuned(btf, Tuning::default())
     }
 
-    /// [`Prepared::load`] with a ring buffer of `ring_bytes` (a power of two,
-    /// at least a page) instead of the built-in 16 MiB: a test makes it
-    /// tiny to prove that overflows are reported.
-    pub fn load_with_ring(btf: &Path, ring_bytes: Option<u32>) -> Result<Prepared, LoadError> {
+    /// [`Prepared::load`] with sizes tests shrink (see [`Tuning`]).
+    pub fn load_tuned(btf: &Path, tuning: Tuning) -> Result<Prepared, LoadError> {
         let t0 = Instant::now();
         if PROGRAM.is_empty() {
             return Err(LoadError::NotBuilt(
@@ -215,8 +224,18 @@ impl Prepared {
         })?;
         let mut loader = EbpfLoader::new();
         loader.btf(Some(&btf_data));
-        if let Some(n) = ring_bytes {
+        if let Some(n) = tuning.ring_bytes {
             loader.map_max_entries("EVENTS", n);
+        }
+        // One bit per possible pid.
+        let words = tuning.pid_words.or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/pid_max")
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .map(|max| max.div_ceil(64))
+        });
+        if let Some(w) = words {
+            loader.map_max_entries("TRACED_BITS", w.max(1));
         }
         let mut ebpf = loader
             .load(PROGRAM)
@@ -284,6 +303,18 @@ impl Prepared {
             traced
                 .insert(pid as u32, 1, 0)
                 .map_err(|e| io::Error::other(format!("cannot trace pid {pid}: {e}")))?;
+            let mut bits: Array<_, u64> = Array::try_from(
+                ebpf.map_mut("TRACED_BITS")
+                    .ok_or_else(|| io::Error::other("the TRACED_BITS map is missing"))?,
+            )
+            .map_err(io::Error::other)?;
+            // Beyond the bitmap (pid_max raised since load) the program
+            // falls back to TRACED, which has the pid already.
+            let word = pid as u32 >> 6;
+            if let Ok(w) = bits.get(&word, 0) {
+                bits.set(word, w | 1 << (pid as u32 & 63), 0)
+                    .map_err(|e| io::Error::other(format!("cannot trace pid {pid}: {e}")))?;
+            }
         }
         let stop = Arc::new(Wake::new()?);
         let conv = Converter::new(pid as u32, ppid, cwd.to_vec());
