@@ -645,31 +645,36 @@ fn git_dirty_leaves_out_what_the_run_wrote() {
     }
 }
 
+/// `sh -c SCRIPT` recorded in `work` under `backend` with the store at
+/// `db` (ROAR_DB); the run as `show --json --all` gives it.
+fn run_with_db(work: &Sandbox, db: &Path, backend: &str, script: &str) -> Value {
+    let roar = |args: &[&str]| {
+        let mut cmd = roar_command(work.path());
+        cmd.env("ROAR_DB", db).args(args);
+        cmd
+    };
+    let out = tests::output(&mut roar(&[
+        "run",
+        "--backend",
+        backend,
+        "-q",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ]));
+    assert!(out.status.success(), "[{backend}] {out:?}");
+    let show = tests::check(&mut roar(&["show", "--json", "--all", "latest"]));
+    parse_json(&String::from_utf8_lossy(&show))
+}
+
 /// Fixture 16: Outside a git repository `git` is null.
 #[test]
 fn no_git_outside_a_repository() {
     for &backend in BACKENDS {
         let work = Sandbox::bare();
         let store = Sandbox::bare();
-        let db = store.join("roar.db");
-        let roar = |args: &[&str]| {
-            let mut cmd = roar_command(work.path());
-            cmd.env("ROAR_DB", &db).args(args);
-            cmd
-        };
-        let out = tests::output(&mut roar(&[
-            "run",
-            "--backend",
-            backend,
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            "echo x > x.txt",
-        ]));
-        assert!(out.status.success(), "[{backend}] {out:?}");
-        let show = tests::check(&mut roar(&["show", "--json", "latest"]));
-        let run = parse_json(&String::from_utf8_lossy(&show));
+        let run = run_with_db(&work, &store.join("roar.db"), backend, "echo x > x.txt");
         assert_eq!(run["git"], Value::Null, "[{backend}] {run:#}");
         assert!(
             in_sandbox(&work, &run["outputs"]).contains(Path::new("x.txt")),
@@ -687,24 +692,7 @@ fn a_store_in_the_project_directory_hides_only_its_own_files() {
         let work = Sandbox::bare();
         work.write("in.txt", "data\n");
         let db = work.join("provenance.db");
-        let roar = |args: &[&str]| {
-            let mut cmd = roar_command(work.path());
-            cmd.env("ROAR_DB", &db).args(args);
-            cmd
-        };
-        let out = tests::output(&mut roar(&[
-            "run",
-            "--backend",
-            backend,
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            "cat in.txt > out.txt",
-        ]));
-        assert!(out.status.success(), "[{backend}] {out:?}");
-        let show = tests::check(&mut roar(&["show", "--json", "--all", "latest"]));
-        let run = parse_json(&String::from_utf8_lossy(&show));
+        let run = run_with_db(&work, &db, backend, "cat in.txt > out.txt");
         let set = |l: &[&str]| l.iter().map(PathBuf::from).collect::<BTreeSet<_>>();
         assert_eq!(
             in_sandbox(&work, &run["inputs"]),

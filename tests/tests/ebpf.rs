@@ -268,29 +268,43 @@ fn libc_eperm() -> i64 {
     1
 }
 
+/// A directory `nobody` may write, holding a copy of roar it can run (the
+/// build tree may be under a private home).
+fn nobody_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    let roar = dir.path().join("roar");
+    std::fs::copy(roar_bin(), &roar).unwrap();
+    std::fs::set_permissions(&roar, PermissionsExt::from_mode(0o755)).unwrap();
+    (dir, roar)
+}
+
+/// `roar ARGS` as `nobody` in `dir`, with CAP_BPF + CAP_PERFMON ambient
+/// when `caps`.
+fn as_nobody(dir: &Path, roar: &Path, caps: bool, args: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    if caps {
+        c.args(["--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon"]);
+    }
+    c.arg("--")
+        .arg(roar)
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("ROAR_DB", dir.join("roar.db"));
+    c
+}
+
 #[test]
 fn doctor_as_an_unprivileged_user_says_not_root() {
     if !is_root() {
         eprintln!("skipped: switching to nobody needs root (CI runs as root)");
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
-    // A copy nobody can reach (the build tree may be under a private home).
-    let roar = dir.path().join("roar");
-    std::fs::copy(roar_bin(), &roar).unwrap();
-    std::fs::set_permissions(&roar, PermissionsExt::from_mode(0o755)).unwrap();
-    let out = output(
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(&roar)
-            .args(["doctor", "--json"])
-            .current_dir(dir.path())
-            .env("ROAR_DB", dir.path().join("roar.db")),
-    );
-    assert!(out.status.success(), "{out:?}");
-    let doc = parse_json(&String::from_utf8_lossy(&out.stdout));
+    let (dir, roar) = nobody_dir();
+    let doc = doctor(&mut as_nobody(dir.path(), &roar, false, &[]));
     let e = backend(&doc, "ebpf");
     assert_eq!(e["usable"], false, "{doc:#}");
     assert!(reasons(e).contains("not root (euid 65534)"), "{doc:#}");
@@ -306,38 +320,15 @@ fn ebpf_works_without_root_given_cap_bpf_and_cap_perfmon() {
         eprintln!("skipped: granting capabilities to nobody needs root (CI runs as root)");
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let (dir, roar) = nobody_dir();
     let d = dir.path();
-    std::fs::set_permissions(d, PermissionsExt::from_mode(0o777)).unwrap();
-    let roar = d.join("roar");
-    std::fs::copy(roar_bin(), &roar).unwrap();
-    std::fs::set_permissions(&roar, PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(d.join("in.txt"), "capabilities\n").unwrap();
-    std::fs::set_permissions(d.join("in.txt"), PermissionsExt::from_mode(0o644)).unwrap();
-    let as_nobody = |args: &[&str]| {
-        let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=+bpf,+perfmon",
-            "--ambient-caps=+bpf,+perfmon",
-            "--",
-        ])
-        .arg(&roar)
-        .args(args)
-        .current_dir(d)
-        .env("HOME", d)
-        .env("ROAR_DB", d.join("roar.db"));
-        c
-    };
-    let doc = doctor(&mut as_nobody(&[]));
+    let doc = doctor(&mut as_nobody(d, &roar, true, &[]));
     let e = backend(&doc, "ebpf");
     assert_eq!(e["usable"], true, "{doc:#}");
     assert_eq!(doc["auto"], "ebpf", "{doc:#}");
 
-    let out = output(&mut as_nobody(&[
+    let cmd = [
         "run",
         "--backend",
         "ebpf",
@@ -345,9 +336,15 @@ fn ebpf_works_without_root_given_cap_bpf_and_cap_perfmon() {
         "sh",
         "-c",
         "cat in.txt > out.txt",
-    ]));
+    ];
+    let out = output(&mut as_nobody(d, &roar, true, &cmd));
     assert!(out.status.success(), "{out:?}");
-    let out = output(&mut as_nobody(&["show", "--json", "latest"]));
+    let out = output(&mut as_nobody(
+        d,
+        &roar,
+        true,
+        &["show", "--json", "latest"],
+    ));
     assert!(out.status.success(), "{out:?}");
     let run = parse_json(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(run["backend"], "ebpf", "{run:#}");
