@@ -257,6 +257,7 @@ impl Prepared {
             .and_then(|m| {
                 RingBuf::try_from(m).map_err(|e| refused("map the EVENTS ring buffer", e))
             })?;
+        dont_fork_bpf_maps();
         let gate = Gate::new().map_err(|e| refused("create a pipe", e))?;
         Ok(Prepared {
             ebpf: std::sync::Mutex::new(Some(ebpf)),
@@ -330,6 +331,30 @@ impl Prepared {
             stop,
             thread: Some(thread),
         })
+    }
+}
+
+/// Keeps the ring buffer's mappings (32 MiB of page table entries: the data
+/// pages are mapped twice) out of the command's fork: copying them and then
+/// dropping them at the child's exec cost about a millisecond between fork
+/// and exec. Only roar reads the ring. A mapping that cannot be marked is
+/// merely copied.
+fn dont_fork_bpf_maps() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines().filter(|l| l.ends_with("anon_inode:bpf-map")) {
+        let Some((range, _)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16)) {
+            // SAFETY: advice on a range /proc/self/maps lists as mapped;
+            // MADV_DONTFORK changes only what a fork child inherits.
+            unsafe { libc::madvise(a as *mut libc::c_void, b - a, libc::MADV_DONTFORK) };
+        }
     }
 }
 
