@@ -92,6 +92,62 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
     }))
 }
 
+/// The git context read on a thread of its own while the command runs, at
+/// SCHED_IDLE: a status walk over a large work tree must take only CPU the
+/// command leaves idle, or it slows the very command it describes (on two
+/// cores, `git status` inside a run ran 1.5x slower beside it).
+pub struct Background {
+    handle: std::thread::JoinHandle<Result<Option<Context>, git2::Error>>,
+    /// (finishing, tid of the thread once it is at idle priority).
+    state: std::sync::Arc<std::sync::Mutex<(bool, Option<i32>)>>,
+    cwd: std::path::PathBuf,
+}
+
+impl Background {
+    pub fn start(cwd: &Path) -> Background {
+        let state = std::sync::Arc::new(std::sync::Mutex::new((false, None)));
+        let handle = {
+            let state = std::sync::Arc::clone(&state);
+            let cwd = cwd.to_path_buf();
+            std::thread::spawn(move || {
+                if let Ok(mut s) = state.lock()
+                    && !s.0
+                    && crate::spawn::idle_priority()
+                {
+                    s.1 = Some(crate::spawn::thread_id());
+                }
+                context_with_changes(&cwd)
+            })
+        };
+        Background {
+            handle,
+            state,
+            cwd: cwd.to_path_buf(),
+        }
+    }
+
+    /// The context, once the command has ended. A walk still running gets
+    /// normal priority back, so that a machine kept busy by others cannot
+    /// hold roar at idle priority; where that is refused (it takes root or
+    /// CAP_SYS_NICE) the walk is done again here, at normal priority.
+    pub fn finish(self) -> Result<Option<Context>, git2::Error> {
+        let idle = match self.state.lock() {
+            Ok(mut s) => {
+                s.0 = true;
+                s.1
+            }
+            Err(_) => None,
+        };
+        if !self.handle.is_finished()
+            && let Some(tid) = idle
+            && !crate::spawn::normal_priority(tid)
+        {
+            return context_with_changes(&self.cwd);
+        }
+        self.handle.join().unwrap_or(Ok(None))
+    }
+}
+
 /// Dirty but for the paths in `written`: true when some changed path is not
 /// one the run wrote, or the changes were too many to list.
 pub fn dirty_besides(g: &GitInfo, changed: &[Vec<u8>], written: &[&[u8]]) -> bool {
@@ -128,6 +184,27 @@ mod tests {
             "git {args:?}: {}",
             String::from_utf8_lossy(&st.stderr)
         );
+    }
+
+    #[test]
+    fn background_read_gives_the_same_answer() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        git(p, &["init", "-q"]);
+        std::fs::write(p.join("a.txt"), "1").unwrap();
+        git(p, &["add", "a.txt"]);
+        git(p, &["commit", "-qm", "one"]);
+        std::fs::write(p.join("a.txt"), "2").unwrap();
+        let direct = context_with_changes(p).unwrap().unwrap();
+        // Finished at once (the walk may still be running at idle priority)
+        // and after it has surely ended.
+        for wait in [0, 200] {
+            let bg = Background::start(p);
+            std::thread::sleep(std::time::Duration::from_millis(wait));
+            let got = bg.finish().unwrap().unwrap();
+            assert_eq!(got.info, direct.info);
+            assert_eq!(got.changed, direct.changed);
+        }
     }
 
     #[test]

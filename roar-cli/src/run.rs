@@ -204,17 +204,11 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         Ok(c) => c,
         Err(e) => return Err(not_started(&store, id, &trace_dir, started, e)),
     };
-    // Git is read while the command runs; neither untracked files nor
-    // tracked ones the run itself wrote count as dirty, so when the read
-    // lands against the command's writes does not change the answer. The
-    // thread runs at SCHED_IDLE: a status walk over a large work tree must
-    // take only CPU the command leaves idle, or it slows the very command it
-    // describes (git status inside the run ran 1.5x slower beside it).
-    let git_cwd = cwd.clone();
-    let git_thread = std::thread::spawn(move || {
-        spawn::idle_priority();
-        git::context_with_changes(&git_cwd)
-    });
+    // Git is read while the command runs, at idle priority; neither
+    // untracked files nor tracked ones the run itself wrote count as dirty,
+    // so when the read lands against the command's writes does not change
+    // the answer.
+    let git_reader = git::Background::start(&cwd);
 
     let timeout = opts.timeout.map(Duration::from_secs_f64);
     let (ended, timed_out) = match tracer {
@@ -284,7 +278,6 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
     }
     child.restore_mask();
     if let Some(e) = child.exec_error() {
-        let _ = git_thread.join();
         return Err(not_started(&store, id, &trace_dir, started, e));
     }
     if timed_out {
@@ -294,13 +287,12 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         ));
     }
     phases.mark("drain");
-    let git = match git_thread.join() {
-        Ok(Ok(g)) => g,
-        Ok(Err(e)) => {
+    let git = match git_reader.finish() {
+        Ok(g) => g,
+        Err(e) => {
             warnings.push(format!("git context not recorded: {}", e.message()));
             None
         }
-        Err(_) => None,
     };
 
     phases.mark("git");

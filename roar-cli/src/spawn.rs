@@ -437,11 +437,25 @@ impl Drop for Child {
 }
 
 /// Puts the calling thread at SCHED_IDLE: it runs only on CPU nothing else
-/// wants. A refusal leaves it at normal priority, which is only slower.
-pub fn idle_priority() {
+/// wants. False when refused (it then stays at normal priority).
+pub fn idle_priority() -> bool {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param.
-    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) == 0 }
+}
+
+/// Gives thread `tid` of this process normal priority back. Leaving
+/// SCHED_IDLE takes root or CAP_SYS_NICE: false when refused.
+pub fn normal_priority(tid: i32) -> bool {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param; a tid that is gone gives ESRCH.
+    unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param) == 0 }
+}
+
+/// The calling thread's id.
+pub fn thread_id() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
 }
 
 /// Ends roar the way the command ended: same code, or death by the same signal.
