@@ -186,14 +186,19 @@ mod tests {
         );
     }
 
-    #[test]
-    fn background_read_gives_the_same_answer() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path();
+    /// A repository with `a.txt` committed as "1".
+    fn one_commit(p: &Path) {
         git(p, &["init", "-q"]);
         std::fs::write(p.join("a.txt"), "1").unwrap();
         git(p, &["add", "a.txt"]);
         git(p, &["commit", "-qm", "one"]);
+    }
+
+    #[test]
+    fn background_read_gives_the_same_answer() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        one_commit(p);
         std::fs::write(p.join("a.txt"), "2").unwrap();
         let direct = context_with_changes(p).unwrap().unwrap();
         // Finished at once (the walk may still be running at idle priority)
@@ -227,10 +232,7 @@ mod tests {
     fn commit_branch_dirty_remote_and_detached_head() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
-        git(p, &["init", "-q"]);
-        std::fs::write(p.join("a.txt"), "1").unwrap();
-        git(p, &["add", "a.txt"]);
-        git(p, &["commit", "-qm", "one"]);
+        one_commit(p);
         git(
             p,
             &["remote", "add", "origin", "https://example.invalid/r.git"],
