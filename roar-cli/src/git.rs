@@ -63,13 +63,12 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
     if let Some(top) = repo.workdir()
         && statuses.len() <= CHANGED_CAP
     {
+        let mut prefix = crate::paths::to_bytes(top);
+        if prefix.last() != Some(&b'/') {
+            prefix.push(b'/');
+        }
         for e in statuses.iter() {
-            let mut p = crate::paths::to_bytes(top);
-            if p.last() != Some(&b'/') {
-                p.push(b'/');
-            }
-            p.extend_from_slice(e.path_bytes());
-            changed.push(p);
+            changed.push([prefix.as_slice(), e.path_bytes()].concat());
         }
     }
     let remote = repo
@@ -151,7 +150,12 @@ impl Background {
 /// Dirty but for the paths in `written`: true when some changed path is not
 /// one the run wrote, or the changes were too many to list.
 pub fn dirty_besides(g: &GitInfo, changed: &[Vec<u8>], written: &[&[u8]]) -> bool {
-    g.dirty && (changed.is_empty() || changed.iter().any(|c| !written.contains(&c.as_slice())))
+    if !g.dirty || changed.is_empty() {
+        return g.dirty;
+    }
+    // A set: a run may write many thousands of files.
+    let written: std::collections::HashSet<&[u8]> = written.iter().copied().collect();
+    changed.iter().any(|c| !written.contains(c.as_slice()))
 }
 
 /// The work tree's top level, if `dir` is inside one.

@@ -364,21 +364,10 @@ mod tests {
     use super::*;
     use tracer_wire::{Args, Header, StartCause, encode};
 
+    /// A stream of one process, pid 5.
     fn stream(events: &[Event<'_>]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 8192];
-        for (i, ev) in events.iter().enumerate() {
-            let h = Header {
-                seq: i as u64,
-                ts_ns: i as u64 * 10,
-                pid: 5,
-                tid: 5,
-                flags: 0,
-            };
-            let n = encode(&h, ev, &mut buf).unwrap();
-            out.extend_from_slice(&buf[..n]);
-        }
-        out
+        let tagged: Vec<(u32, Event<'_>)> = events.iter().map(|e| (5, *e)).collect();
+        tree(&tagged)
     }
 
     /// A stream of (pid, event), as ptrace and eBPF write one for a tree.
