@@ -13,9 +13,9 @@ use anyhow::Result;
 use dag::{Run, Store};
 
 use crate::json::{Json, Stream};
-use crate::paths::display_rel;
 use crate::show::{command_line, run_json};
-use crate::time::rfc3339;
+use roar_core::paths::display_rel;
+use roar_core::time::rfc3339;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

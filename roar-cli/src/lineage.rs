@@ -11,10 +11,10 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use dag::{Lineage, Node, NodeIndex, Run, RunId, Start, Store, Version};
 
-use crate::hashing;
 use crate::json::Json;
-use crate::paths::display_rel;
 use crate::show::{Style, command_line, run_json};
+use roar_core::hashing;
+use roar_core::paths::display_rel;
 
 /// How the file at a path relates to what was recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

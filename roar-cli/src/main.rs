@@ -12,30 +12,17 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
-mod config;
 mod doctor;
-mod elf;
-mod env;
 mod export;
-mod filter;
-mod git;
-mod hashing;
-mod ingest;
 mod json;
 mod lineage;
-mod location;
 mod openjd;
-mod paths;
-mod preload;
 mod reproduce;
 mod run;
 mod show;
-#[allow(unsafe_code)]
-mod spawn;
 mod status;
-mod time;
-mod timing;
-mod trace;
+
+use roar_core::{location, paths, recover};
 
 #[derive(Parser)]
 #[command(
@@ -224,7 +211,7 @@ fn main() {
             label,
             quiet,
             remove,
-        } => ingest::ingest(ingest::Options {
+        } => run::ingest(run::IngestOptions {
             dir,
             settle,
             label,
@@ -274,10 +261,9 @@ fn main() {
         }) {
             std::process::exit(0);
         }
-        let code = match e.downcast_ref::<run::SetupError>() {
-            Some(s) => s.code,
-            None => 1,
-        };
+        let code = e
+            .downcast_ref::<roar_core::Error>()
+            .map_or(1, roar_core::Error::exit_code);
         eprintln!("roar: {e:#}");
         std::process::exit(code);
     }
@@ -307,10 +293,15 @@ fn init(dir: Option<PathBuf>) -> Result<()> {
 }
 
 fn open_store() -> Result<dag::Store> {
+    Ok(open_located()?.1)
+}
+
+/// The store found from the cwd, open, with runs of dead roars recovered.
+fn open_located() -> Result<(location::Location, dag::Store)> {
     let loc = location::require(&cwd()?)?;
     let store = dag::Store::open(&loc.db)?;
-    run::recover(&store);
-    Ok(store)
+    recover::recover(&store);
+    Ok((loc, store))
 }
 
 fn log(json: bool, n: Option<usize>) -> Result<()> {
@@ -340,19 +331,11 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
 }
 
 fn openjd_template(mode: openjd::Mode) -> Result<()> {
-    let cwd = cwd()?;
-    let loc = location::find(&cwd).unwrap_or_else(|| location::Location {
-        db: location::default_root(&cwd)
-            .join(location::DIR)
-            .join(location::DB),
-        root: location::default_root(&cwd),
-    });
+    let loc = location::find_or_default(&cwd()?);
     let db = std::path::absolute(&loc.db).unwrap_or(loc.db);
     let roar = std::env::current_exe().context("cannot tell where the roar binary is")?;
-    let lib = preload::find_library().map_err(|e| run::SetupError {
-        msg: e,
-        code: run::SETUP_FAILED,
-    })?;
+    let lib = roar_core::backend::preload::find_library()
+        .map_err(|e| roar_core::Error::setup(roar_core::error::SETUP_FAILED, e))?;
     let text = openjd::template(
         mode,
         &openjd::Paths {
@@ -366,9 +349,7 @@ fn openjd_template(mode: openjd::Mode) -> Result<()> {
 }
 
 fn export(format: export::Format, output: Option<PathBuf>) -> Result<()> {
-    let loc = location::require(&cwd()?)?;
-    let store = dag::Store::open(&loc.db)?;
-    run::recover(&store);
+    let (loc, store) = open_located()?;
     let root = paths::to_bytes(&loc.root);
     match output {
         Some(path) => {
@@ -391,9 +372,7 @@ fn export(format: export::Format, output: Option<PathBuf>) -> Result<()> {
 
 /// `roar dag` without a format: every run with what it read and wrote, oldest first.
 fn dag_text() -> Result<()> {
-    let loc = location::require(&cwd()?)?;
-    let store = dag::Store::open(&loc.db)?;
-    run::recover(&store);
+    let (loc, store) = open_located()?;
     let root = paths::to_bytes(&loc.root);
     let st = show::Style::detect();
     let mut w = std::io::BufWriter::new(std::io::stdout().lock());

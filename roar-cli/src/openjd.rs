@@ -21,15 +21,11 @@
 //! the one `roar init` would create there), passed as `--db-fallback`.
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
-use dag::OpenJdContext;
-
-/// Where `roar openjd env-action` notes the environments each session entered.
-pub const SESSIONS_DIR: &str = "openjd-sessions";
+use roar_core::Error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -211,39 +207,6 @@ specificationVersion: environment-2023-09
     }
 }
 
-/// The file listing the environments a session entered.
-fn session_file(roar_dir: &Path, session: &str) -> PathBuf {
-    roar_dir
-        .join(SESSIONS_DIR)
-        .join(format!("{session}.environments"))
-}
-
-/// The OpenJD context of a run started inside a session: the runtime sets
-/// `OPENJD_SESSION_WORKING_DIR`; the session id is that directory's name
-/// (the runtimes do not export the id itself).
-pub fn context(
-    vars: &[(OsString, OsString)],
-    step: Option<&str>,
-    roar_dir: &Path,
-) -> Option<OpenJdContext> {
-    let wd = vars
-        .iter()
-        .find(|(k, _)| k == "OPENJD_SESSION_WORKING_DIR")
-        .map(|(_, v)| PathBuf::from(v))?;
-    let session = wd.file_name().map(|n| n.to_string_lossy().into_owned());
-    let environments = session
-        .as_deref()
-        .and_then(|s| std::fs::read_to_string(session_file(roar_dir, s)).ok())
-        .map(|t| t.lines().map(str::to_owned).collect())
-        .unwrap_or_default();
-    Some(OpenJdContext {
-        session_id: session,
-        working_dir: Some(wd.as_os_str().as_bytes().to_vec()),
-        step: step.map(str::to_owned),
-        environments,
-    })
-}
-
 pub struct EnvAction {
     pub phase: String,
     pub name: String,
@@ -258,21 +221,10 @@ pub struct EnvAction {
 pub fn env_action(a: EnvAction) -> Result<std::convert::Infallible> {
     if a.phase == "enter"
         && let Some(wd) = std::env::var_os("OPENJD_SESSION_WORKING_DIR")
-        && let Some(session) = Path::new(&wd).file_name()
         && let Ok(cwd) = std::env::current_dir()
-        && let Some(loc) = crate::location::find(&cwd)
+        && let Some(loc) = roar_core::location::find(&cwd)
     {
-        // Best effort: a context that cannot be noted must not fail the action.
-        let file = session_file(&loc.roar_dir(), &session.to_string_lossy());
-        let _ = std::fs::create_dir_all(file.parent().unwrap_or(Path::new("/")));
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&file)
-        {
-            use std::io::Write as _;
-            let _ = writeln!(f, "{}", a.name.replace('\n', " "));
-        }
+        roar_core::openjd::note_environment(&loc.roar_dir(), Path::new(&wd), &a.name);
     }
     if a.record {
         return crate::run::run(crate::run::Options {
@@ -291,9 +243,9 @@ pub fn env_action(a: EnvAction) -> Result<std::convert::Infallible> {
     } else {
         126
     };
-    Err(crate::run::SetupError {
-        msg: format!("cannot run {}: {err}", a.command[0].to_string_lossy()),
+    Err(Error::setup(
         code,
-    }
+        format!("cannot run {}: {err}", a.command[0].to_string_lossy()),
+    )
     .into())
 }

@@ -11,9 +11,9 @@ use dag::{Node, Run, Store};
 
 use crate::json::Json;
 use crate::lineage::{self, PathState};
-use crate::paths::display_rel;
 use crate::show::{Style, run_json};
-use crate::time::rfc3339;
+use roar_core::paths::display_rel;
+use roar_core::time::rfc3339;
 
 /// `arg` as one POSIX shell word: bare when that is unambiguous, else single-quoted (a `'`
 /// inside becomes `'\''`). Bytes that are not UTF-8 pass through unchanged.

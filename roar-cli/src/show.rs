@@ -5,8 +5,8 @@ use std::io::{IsTerminal, Write};
 use dag::{FileRecord, Run};
 
 use crate::json::Json;
-use crate::paths::display_rel;
-use crate::time::rfc3339;
+use roar_core::paths::display_rel;
+use roar_core::time::rfc3339;
 
 fn bytes_list(v: &[Vec<u8>]) -> Json {
     Json::Arr(v.iter().map(|a| Json::Bytes(a.clone())).collect())

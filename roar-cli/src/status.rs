@@ -12,11 +12,11 @@ use anyhow::Result;
 use dag::status::{self, Now, Reason, Report};
 use dag::{RunId, Store};
 
-use crate::hashing;
 use crate::json::Json;
 use crate::lineage::{run_title, short};
-use crate::paths::{as_path, display_rel};
 use crate::show::{Style, run_json};
+use roar_core::hashing;
+use roar_core::paths::{as_path, display_rel};
 
 /// What every path holds now, hashing only what the cache does not know.
 fn current(store: &Store, paths: &HashSet<&[u8]>) -> HashMap<Vec<u8>, Now> {

@@ -48,8 +48,9 @@ use aya::maps::{Array, HashMap as BpfHashMap, MapData, RingBuf};
 use aya::programs::RawTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader, Endianness};
 use libc::c_int;
-use tracer_ptrace::sink::{Sink, now_ns, realtime_ns};
-use tracer_ptrace::{Gate, join};
+use tracer_stream::clock::{now_ns, realtime_ns};
+use tracer_stream::path::join;
+use tracer_stream::{Gate, Sink};
 use tracer_wire::{
     Args, Event, ExitStatus, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, FileStat, LossReason,
     StartCause,

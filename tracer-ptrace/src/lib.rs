@@ -32,15 +32,14 @@ use tracer_wire::{
 };
 
 pub mod filter;
-mod gate;
-pub mod sink;
 mod tracee;
 
 use filter::{AUDIT_ARCH_X86_64, DATA_FOREIGN};
-pub use gate::Gate;
-use sink::{Sink, now_ns, realtime_ns};
 pub use tracee::Stopped;
 use tracee::{PATH_MAX, Read};
+use tracer_stream::clock::{now_ns, realtime_ns};
+use tracer_stream::path::join;
+use tracer_stream::{Gate, Sink};
 
 /// Options set on the command and inherited by everything it starts.
 fn options() -> nix::sys::ptrace::Options {
@@ -259,19 +258,6 @@ fn stat(p: &[u8]) -> Option<FileStat> {
 /// The path an fd of `tid` names, when it names one (not a pipe or socket).
 fn fd_path(tid: pid_t, fd: i32) -> Option<Vec<u8>> {
     readlink(&proc_path(tid, &format!("fd/{fd}"))).filter(|p| p.starts_with(b"/"))
-}
-
-/// `rel` appended to the absolute directory `base` (as the kernel resolves
-/// a relative path against a cwd or dirfd); an empty `rel` names `base`.
-pub fn join(base: &[u8], rel: &[u8]) -> Vec<u8> {
-    let mut p = base.to_vec();
-    if !rel.is_empty() {
-        if !p.ends_with(b"/") {
-            p.push(b'/');
-        }
-        p.extend_from_slice(rel);
-    }
-    p
 }
 
 impl Tracer {

@@ -6,7 +6,7 @@
 //! file grows in [`CHUNK`] steps; the unused tail is zeros, which readers
 //! take as the end. [`Sink::finish`] cuts the file to its real length.
 //!
-//! The eBPF backend writes its stream with this sink too.
+//! The ptrace and eBPF backends both write their stream with it.
 
 use std::fs::File;
 use std::io;
@@ -147,22 +147,4 @@ impl Drop for Sink {
     fn drop(&mut self) {
         self.unmap();
     }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds, the clock every backend stamps with.
-pub fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// `CLOCK_REALTIME` in nanoseconds.
-pub fn realtime_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
 }

@@ -46,7 +46,7 @@ impl SpawnError {
         match self {
             SpawnError::NotFound(_) => 127,
             SpawnError::Exec(_, e) if e.kind() == std::io::ErrorKind::NotFound => 127,
-            SpawnError::Attach(..) => crate::run::SETUP_FAILED,
+            SpawnError::Attach(..) => crate::error::SETUP_FAILED,
             _ => 126,
         }
     }

@@ -80,7 +80,25 @@ fn touch<'f>(files: &'f mut BTreeMap<Vec<u8>, Access>, p: &[u8], order: u64) -> 
 
 /// Builds the summary of a set of streams.
 pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
-    let mut s = Summary::default();
+    let mut warnings = Vec::new();
+    let items = merge(streams, &mut warnings);
+    let mut a = Analyzer {
+        s: Summary {
+            warnings,
+            records: items.len() as u64,
+            ..Summary::default()
+        },
+        ..Analyzer::default()
+    };
+    for it in &items {
+        a.record(&it.rec);
+    }
+    a.finish()
+}
+
+/// Every record of every stream, in timestamp order; damage and sequence
+/// gaps become warnings.
+fn merge<'a>(streams: &'a [(String, Vec<u8>)], warnings: &mut Vec<String>) -> Vec<Item<'a>> {
     let mut items: Vec<Item<'_>> = Vec::new();
     for (i, (name, bytes)) in streams.iter().enumerate() {
         let mut seqs = Vec::new();
@@ -101,7 +119,7 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     // the zeros it had reserved: that is its end, not damage.
                     let rest = &bytes[dec.position().min(bytes.len())..];
                     if !rest.iter().all(|b| *b == 0) {
-                        s.warnings.push(format!(
+                        warnings.push(format!(
                             "trace stream {name} is damaged ({e}); the rest of it was not read"
                         ));
                     }
@@ -112,41 +130,48 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
         let expected = seqs.len() as u64;
         let last = seqs.last().map_or(0, |l| l + 1);
         if last > expected {
-            s.warnings.push(format!(
+            warnings.push(format!(
                 "trace stream {name} is missing {} of {last} records",
                 last - expected
             ));
         }
     }
     items.sort_by_key(|it| (it.ts, it.stream, it.seq));
-    s.records = items.len() as u64;
+    items
+}
 
-    let mut order = 0u64;
-    let mut last_image: HashMap<u32, usize> = HashMap::new();
-    // Fork images not yet replaced by an exec: pid -> (index, did something).
-    // One that did nothing before its exec is folded into the exec'd image,
-    // so every backend lists the same processes (preload never sees the
-    // child of a vfork or posix_spawn before its exec; ptrace and eBPF do).
-    let mut fork_images: HashMap<u32, (usize, bool)> = HashMap::new();
-    let mut folded: Vec<bool> = Vec::new();
-    let mut truncated = 0u64;
-    let mut static_execs: Vec<Vec<u8>> = Vec::new();
-    let mut dropped: Vec<Vec<u8>> = Vec::new();
-    for it in &items {
-        let h = it.rec.header;
+/// The state of one pass over a run's records.
+#[derive(Default)]
+struct Analyzer {
+    s: Summary,
+    order: u64,
+    last_image: HashMap<u32, usize>,
+    /// Fork images not yet replaced by an exec: pid -> (index, did
+    /// something). One that did nothing before its exec is folded into the
+    /// exec'd image, so every backend lists the same processes (preload
+    /// never sees the child of a vfork or posix_spawn before its exec;
+    /// ptrace and eBPF do).
+    fork_images: HashMap<u32, (usize, bool)>,
+    folded: Vec<bool>,
+    truncated: u64,
+    static_execs: Vec<Vec<u8>>,
+    dropped: Vec<Vec<u8>>,
+}
+
+impl Analyzer {
+    fn record(&mut self, rec: &tracer_wire::Record<'_>) {
+        let h = rec.header;
         if h.flags & FLAG_PATH_TRUNCATED != 0 {
-            truncated += 1;
-            continue;
+            self.truncated += 1;
+            return;
         }
-        order += 1;
-        if !matches!(
-            it.rec.event,
-            Event::ProcessStart { .. } | Event::Exec { .. }
-        ) && let Some(f) = fork_images.get_mut(&h.pid)
+        self.order += 1;
+        if !matches!(rec.event, Event::ProcessStart { .. } | Event::Exec { .. })
+            && let Some(f) = self.fork_images.get_mut(&h.pid)
         {
             f.1 = true;
         }
-        match it.rec.event {
+        match rec.event {
             Event::ProcessStart {
                 ppid,
                 cause,
@@ -165,28 +190,7 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                     started_ns: h.ts_ns,
                     status: None,
                 };
-                // Every image is its own entry: a fork child under its new
-                // pid, an exec'd image after the earlier one of the same pid;
-                // except a fork image that only exec'd.
-                if let Some(f) = fork_images.get_mut(&ppid) {
-                    f.1 = true; // it started a process of its own
-                }
-                if cause == StartCause::Fork {
-                    fork_images.insert(h.pid, (s.procs.len(), false));
-                } else if let Some((i, false)) = fork_images.remove(&h.pid) {
-                    folded[i] = true;
-                }
-                last_image.insert(h.pid, s.procs.len());
-                s.procs.push(proc);
-                folded.push(false);
-                if let Some(st) = exe_stat
-                    && st.is_regular()
-                {
-                    let a = touch(&mut s.files, exe, order);
-                    if !a.written && a.read_as.is_none() {
-                        a.read_as = Some(st);
-                    }
-                }
+                self.process_start(proc, cause, exe, exe_stat);
             }
             Event::Exec {
                 result,
@@ -196,20 +200,20 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
             } => {
                 if result == 0 {
                     if flags & exec_flags::STATIC_BINARY != 0 {
-                        static_execs.push(path.to_vec());
+                        self.static_execs.push(path.to_vec());
                     } else if flags & (exec_flags::PRELOAD_DROPPED | exec_flags::SETUID) != 0 {
-                        dropped.push(path.to_vec());
+                        self.dropped.push(path.to_vec());
                     }
                 }
             }
             Event::Exit { status } => {
-                if let Some(&i) = last_image.get(&h.pid) {
-                    s.procs[i].status.get_or_insert(status);
+                if let Some(&i) = self.last_image.get(&h.pid) {
+                    self.s.procs[i].status.get_or_insert(status);
                 }
             }
             Event::ChildExit { child, status } => {
-                if let Some(&i) = last_image.get(&child) {
-                    s.procs[i].status = Some(status);
+                if let Some(&i) = self.last_image.get(&child) {
+                    self.s.procs[i].status = Some(status);
                 }
             }
             Event::Open {
@@ -218,145 +222,176 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
                 stat,
                 path,
                 ..
-            } => {
-                if result < 0 || flags & libc::O_PATH != 0 {
-                    continue;
-                }
-                let Some(st) = stat else { continue };
-                if !st.is_regular() {
-                    continue;
-                }
-                let acc = flags & O_ACCMODE;
-                // A file this open created, or emptied, had no earlier
-                // content for the run to read: it is not an input.
-                let created = flags & libc::O_EXCL != 0
-                    || (flags & (libc::O_CREAT | libc::O_TRUNC) != 0 && st.size == 0);
-                let reads = (acc == libc::O_RDONLY || acc == libc::O_RDWR) && !created;
-                let writes =
-                    acc == libc::O_WRONLY || acc == libc::O_RDWR || flags & libc::O_TRUNC != 0;
-                let a = touch(&mut s.files, path, order);
-                if reads && !a.written && a.read_as.is_none() {
-                    a.read_as = Some(st);
-                }
-                if writes {
-                    a.written = true;
-                }
-            }
+            } => self.open(flags, result, stat, path),
             Event::Rename {
                 result, old, new, ..
             } => {
-                if result != 0 {
-                    continue;
-                }
-                let old_k = normalize(old, b"/");
-                let new_k = normalize(new, b"/");
-                touch(&mut s.files, new, order).written = true;
-                // Whatever the run wrote below a renamed directory now lives
-                // under the new name.
-                let mut prefix = old_k.clone();
-                prefix.push(b'/');
-                let moved: Vec<Vec<u8>> = s
-                    .files
-                    .iter()
-                    .filter(|(k, a)| a.written && k.starts_with(&prefix))
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for k in moved {
-                    let mut nk = new_k.clone();
-                    nk.extend_from_slice(&k[old_k.len()..]);
-                    if let Some(a) = s.files.get_mut(&k) {
-                        a.written = false;
-                    }
-                    touch(&mut s.files, &nk, order).written = true;
-                }
-                if let Some(a) = s.files.get_mut(&old_k) {
-                    a.written = false;
+                if result == 0 {
+                    self.rename(old, new);
                 }
             }
             Event::Link { result, new, .. } => {
                 if result == 0 {
-                    touch(&mut s.files, new, order).written = true;
+                    self.touch(new).written = true;
                 }
             }
             Event::Truncate { result, path, .. } => {
                 if result == 0 {
-                    touch(&mut s.files, path, order).written = true;
+                    self.touch(path).written = true;
                 }
             }
-            Event::Write { path } => {
-                touch(&mut s.files, path, order).written = true;
-            }
-            Event::Loss {
-                reason: LossReason::ForeignAbi,
-                count,
-            } => {
-                s.warnings.push(format!(
-                    "process {} made {count} 32-bit (ia32/x32) system calls, which roar does not decode: what they accessed is not recorded",
-                    h.pid
-                ));
-            }
-            Event::Loss {
-                reason: LossReason::IoUring,
-                ..
-            } => {
-                s.warnings.push(format!(
-                    "process {} used io_uring: files it reads or writes through the ring are not recorded",
-                    h.pid
-                ));
-            }
-            Event::Loss {
-                reason: LossReason::RingBufferFull,
-                count,
-            } => {
-                s.warnings.push(format!(
-                    "the kernel ring buffer was full: {count} events were lost"
-                ));
-            }
-            Event::Loss {
-                reason: LossReason::Unreadable,
-                count,
-            } => {
-                s.warnings.push(format!(
-                    "{count} calls succeeded with an argument the tracer could not read: what they touched is not recorded"
-                ));
-            }
-            Event::Loss { reason, count } => {
-                s.warnings
-                    .push(format!("the tracer lost {count} events ({reason:?})"));
-            }
+            Event::Write { path } => self.touch(path).written = true,
+            Event::Loss { reason, count } => self.s.warnings.push(loss_text(h.pid, reason, count)),
             Event::Unlink { .. }
             | Event::Symlink { .. }
             | Event::Mkdir { .. }
             | Event::Chdir { .. } => {}
         }
     }
-    let mut i = 0;
-    s.procs.retain(|_| {
-        i += 1;
-        !folded[i - 1]
-    });
-    if truncated > 0 {
-        s.warnings.push(format!(
-            "{truncated} events had paths too long to capture and were left out"
-        ));
+
+    /// The access record of a path, created on first sight.
+    fn touch(&mut self, p: &[u8]) -> &mut Access {
+        touch(&mut self.s.files, p, self.order)
     }
-    static_execs.sort();
-    static_execs.dedup();
-    for p in static_execs {
-        s.warnings.push(format!(
-            "{} is statically linked: the preload backend cannot see its file accesses (use --backend ptrace)",
-            String::from_utf8_lossy(&p)
-        ));
+
+    /// Every image is its own entry: a fork child under its new pid, an
+    /// exec'd image after the earlier one of the same pid; except a fork
+    /// image that only exec'd.
+    fn process_start(
+        &mut self,
+        proc: Proc,
+        cause: StartCause,
+        exe: &[u8],
+        exe_stat: Option<FileStat>,
+    ) {
+        let pid = proc.pid;
+        if let Some(f) = self.fork_images.get_mut(&proc.ppid) {
+            f.1 = true; // it started a process of its own
+        }
+        if cause == StartCause::Fork {
+            self.fork_images.insert(pid, (self.s.procs.len(), false));
+        } else if let Some((i, false)) = self.fork_images.remove(&pid) {
+            self.folded[i] = true;
+        }
+        self.last_image.insert(pid, self.s.procs.len());
+        self.s.procs.push(proc);
+        self.folded.push(false);
+        if let Some(st) = exe_stat
+            && st.is_regular()
+        {
+            let a = self.touch(exe);
+            if !a.written && a.read_as.is_none() {
+                a.read_as = Some(st);
+            }
+        }
     }
-    dropped.sort();
-    dropped.dedup();
-    for p in dropped {
-        s.warnings.push(format!(
-            "{} was started without the preload library (environment cleared, or set-user-ID): its file accesses are not recorded",
-            String::from_utf8_lossy(&p)
-        ));
+
+    fn open(&mut self, flags: i32, result: i32, stat: Option<FileStat>, path: &[u8]) {
+        if result < 0 || flags & libc::O_PATH != 0 {
+            return;
+        }
+        let Some(st) = stat else { return };
+        if !st.is_regular() {
+            return;
+        }
+        let acc = flags & O_ACCMODE;
+        // A file this open created, or emptied, had no earlier content for
+        // the run to read: it is not an input.
+        let created = flags & libc::O_EXCL != 0
+            || (flags & (libc::O_CREAT | libc::O_TRUNC) != 0 && st.size == 0);
+        let reads = (acc == libc::O_RDONLY || acc == libc::O_RDWR) && !created;
+        let writes = acc == libc::O_WRONLY || acc == libc::O_RDWR || flags & libc::O_TRUNC != 0;
+        let a = self.touch(path);
+        if reads && !a.written && a.read_as.is_none() {
+            a.read_as = Some(st);
+        }
+        if writes {
+            a.written = true;
+        }
     }
-    s
+
+    fn rename(&mut self, old: &[u8], new: &[u8]) {
+        let old_k = normalize(old, b"/");
+        let new_k = normalize(new, b"/");
+        self.touch(new).written = true;
+        // Whatever the run wrote below a renamed directory now lives under
+        // the new name.
+        let mut prefix = old_k.clone();
+        prefix.push(b'/');
+        let moved: Vec<Vec<u8>> = self
+            .s
+            .files
+            .iter()
+            .filter(|(k, a)| a.written && k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in moved {
+            let mut nk = new_k.clone();
+            nk.extend_from_slice(&k[old_k.len()..]);
+            if let Some(a) = self.s.files.get_mut(&k) {
+                a.written = false;
+            }
+            self.touch(&nk).written = true;
+        }
+        if let Some(a) = self.s.files.get_mut(&old_k) {
+            a.written = false;
+        }
+    }
+
+    /// Drops folded fork images and turns what could not be seen into
+    /// warnings.
+    fn finish(mut self) -> Summary {
+        let mut i = 0;
+        let folded = self.folded;
+        self.s.procs.retain(|_| {
+            i += 1;
+            !folded[i - 1]
+        });
+        if self.truncated > 0 {
+            self.s.warnings.push(format!(
+                "{} events had paths too long to capture and were left out",
+                self.truncated
+            ));
+        }
+        for p in sorted_unique(self.static_execs) {
+            self.s.warnings.push(format!(
+                "{} is statically linked: the preload backend cannot see its file accesses (use --backend ptrace)",
+                String::from_utf8_lossy(&p)
+            ));
+        }
+        for p in sorted_unique(self.dropped) {
+            self.s.warnings.push(format!(
+                "{} was started without the preload library (environment cleared, or set-user-ID): its file accesses are not recorded",
+                String::from_utf8_lossy(&p)
+            ));
+        }
+        self.s
+    }
+}
+
+fn sorted_unique(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The warning for events a producer says it lost.
+fn loss_text(pid: u32, reason: LossReason, count: u64) -> String {
+    match reason {
+        LossReason::ForeignAbi => format!(
+            "process {pid} made {count} 32-bit (ia32/x32) system calls, which roar does not decode: what they accessed is not recorded"
+        ),
+        LossReason::IoUring => format!(
+            "process {pid} used io_uring: files it reads or writes through the ring are not recorded"
+        ),
+        LossReason::RingBufferFull => {
+            format!("the kernel ring buffer was full: {count} events were lost")
+        }
+        LossReason::Unreadable => format!(
+            "{count} calls succeeded with an argument the tracer could not read: what they touched is not recorded"
+        ),
+        reason => format!("the tracer lost {count} events ({reason:?})"),
+    }
 }
 
 #[cfg(test)]

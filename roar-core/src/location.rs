@@ -3,7 +3,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result, io};
 
 pub const DIR: &str = ".roar";
 pub const DB: &str = "roar.db";
@@ -109,18 +109,18 @@ pub fn find(cwd: &Path) -> Option<Location> {
 
 /// Like [`find`], failing with a hint when there is no store.
 pub fn require(cwd: &Path) -> Result<Location> {
-    find(cwd).with_context(|| {
-        format!(
+    find(cwd).ok_or_else(|| {
+        Error::Invalid(format!(
             "no roar store in {} or any parent (run `roar init`, or set ROAR_DB)",
             cwd.display()
-        )
+        ))
     })
 }
 
 /// Creates `dir/.roar/` (idempotent) and ignores it in git.
 pub fn init(dir: &Path) -> Result<Location> {
     let roar = dir.join(DIR);
-    std::fs::create_dir_all(&roar).with_context(|| format!("cannot create {}", roar.display()))?;
+    std::fs::create_dir_all(&roar).map_err(io(format!("cannot create {}", roar.display())))?;
     if crate::git::toplevel(dir).is_some() {
         let gi = dir.join(".gitignore");
         let existing = std::fs::read_to_string(&gi).unwrap_or_default();
@@ -132,14 +132,13 @@ pub fn init(dir: &Path) -> Result<Location> {
                 .create(true)
                 .append(true)
                 .open(&gi)
-                .with_context(|| format!("cannot update {}", gi.display()))?;
+                .map_err(io(format!("cannot update {}", gi.display())))?;
             let sep = if existing.is_empty() || existing.ends_with('\n') {
                 ""
             } else {
                 "\n"
             };
-            writeln!(f, "{sep}.roar/")
-                .with_context(|| format!("cannot update {}", gi.display()))?;
+            writeln!(f, "{sep}.roar/").map_err(io(format!("cannot update {}", gi.display())))?;
         }
     }
     Ok(Location {
@@ -151,4 +150,32 @@ pub fn init(dir: &Path) -> Result<Location> {
 /// Where `roar init` without DIR, and `roar run` without a store, put it.
 pub fn default_root(cwd: &Path) -> PathBuf {
     crate::git::toplevel(cwd).unwrap_or_else(|| cwd.to_path_buf())
+}
+
+/// The store for `roar run` and `roar ingest`: the one [`find`] finds (with
+/// its directory created when `--db`/`ROAR_DB` names a new one), else a new
+/// one at [`default_root`]. The second value is true when it was created.
+pub fn find_or_init(cwd: &Path) -> Result<(Location, bool)> {
+    if let Some(l) = find(cwd) {
+        if explicit()
+            && let Some(dir) = l.db.parent()
+            && !dir.is_dir()
+        {
+            std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        }
+        return Ok((l, false));
+    }
+    Ok((init(&default_root(cwd))?, true))
+}
+
+/// [`find`] for a template or a tool that names the store without creating
+/// it: where it is, or where `roar run` would create it.
+pub fn find_or_default(cwd: &Path) -> Location {
+    find(cwd).unwrap_or_else(|| {
+        let root = default_root(cwd);
+        Location {
+            db: root.join(DIR).join(DB),
+            root,
+        }
+    })
 }

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
 use serde::Deserialize;
+
+use crate::error::{Error, Result, io};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,9 +37,13 @@ pub struct EnvConfig {
 pub fn load(roar_dir: &Path) -> Result<Config> {
     let path = roar_dir.join("config.toml");
     match std::fs::read_to_string(&path) {
-        Ok(text) => toml::from_str(&text)
-            .with_context(|| format!("{} is not a valid roar config", path.display())),
+        Ok(text) => toml::from_str(&text).map_err(|e| {
+            Error::Invalid(format!(
+                "{} is not a valid roar config: {e}",
+                path.display()
+            ))
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => Err(io(format!("cannot read {}", path.display()))(e)),
     }
 }

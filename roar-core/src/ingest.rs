@@ -11,7 +11,7 @@
 //!   before it and had not exited yet (fork, vfork, posix_spawn). An image
 //!   without a parent is the root of a tree: it was started from outside the
 //!   traced set. Each tree becomes one run, built by the same
-//!   [`run::collect`] that `roar run` uses.
+//!   [`collect`](crate::collect::collect) that `roar run` uses.
 //! * **Idempotent.** A tree is keyed by its root stream's file name (unique:
 //!   it holds 64 random bits) and recorded in the store together with its
 //!   run, in one transaction; a tree already there is skipped.
@@ -23,24 +23,53 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, bail};
-use dag::{NewRun, Store};
+use dag::{NewRun, OpenJdContext, RunId, Store};
 use tracer_wire::{Decoder, Event, StartCause};
 
+use crate::Observer;
+use crate::backend::preload::alive_with_trace_dir;
+use crate::collect::{Notes, collect};
+use crate::config::Config;
+use crate::error::{Result, io};
+use crate::location::Location;
 use crate::paths::normalize;
-use crate::{config, run};
+use crate::{config, location, recover};
 
 pub struct Options {
-    pub dir: Option<PathBuf>,
-    pub settle: f64,
+    /// The trace directory (absolute, or relative to the cwd).
+    pub dir: PathBuf,
+    /// A tree whose root has not exited, in another pid namespace, is left
+    /// for later while its streams changed in the last `settle`.
+    pub settle: Duration,
     pub label: Option<String>,
-    pub quiet: bool,
     /// Delete the stream files of every tree that is in the store.
     pub remove: bool,
+}
+
+/// What one ingest did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub dir: PathBuf,
+    /// The runs it recorded, in order.
+    pub recorded: Vec<Ingested>,
+    /// Trees already in the store.
+    pub seen: usize,
+    /// Trees still running, left for later.
+    pub pending: usize,
+    /// Streams that were empty or could not be read.
+    pub unreadable: usize,
+}
+
+/// One run made from one process tree.
+#[derive(Debug)]
+pub struct Ingested {
+    pub id: RunId,
+    pub processes: usize,
+    pub command: Vec<Vec<u8>>,
+    pub complete: bool,
 }
 
 /// One stream file: one process image.
@@ -173,38 +202,78 @@ fn find(up: &mut [usize], mut i: usize) -> usize {
     i
 }
 
-/// True when `pid` (in our own pid namespace) is alive and carries this
-/// trace directory in its environment.
-fn alive_here(pid: u32, dir: &Path) -> bool {
-    let mut marker = b"ROAR_TRACE_DIR=".to_vec();
-    marker.extend_from_slice(dir.as_os_str().as_bytes());
-    marker.push(0);
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|env| env.windows(marker.len()).any(|w| w == marker.as_slice()))
-}
-
-pub fn ingest(opts: Options) -> Result<()> {
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let dir = match opts
-        .dir
-        .or_else(|| std::env::var_os("ROAR_TRACE_DIR").map(PathBuf::from))
-    {
-        Some(d) if !d.as_os_str().is_empty() => cwd.join(d),
-        _ => bail!("name the trace directory to ingest (or set ROAR_TRACE_DIR)"),
-    };
-    let loc = run::locate(&cwd)?;
+/// Ingests every finished tree in `opts.dir` into the store found from
+/// the current directory (created when there is none).
+pub fn ingest(opts: Options, obs: &mut dyn Observer) -> Result<Report> {
+    let cwd = std::env::current_dir().map_err(io("cannot read the current directory"))?;
+    let dir = cwd.join(&opts.dir);
+    let (loc, created) = location::find_or_init(&cwd)?;
+    if created {
+        obs.note(&format!(
+            "initialised a new store in {}",
+            loc.roar_dir().display()
+        ));
+    }
     let cfg = config::load(&loc.roar_dir())?;
     let store = Store::open(&loc.db)?;
-    run::recover(&store);
+    recover::recover(&store);
+    let (mut images, unreadable) = scan(&dir)?;
+    // Stream contents apart from the images, so each tree can take its own.
+    let mut contents: Vec<Vec<u8>> = images
+        .iter_mut()
+        .map(|im| std::mem::take(&mut im.bytes))
+        .collect();
+    let mut report = Report {
+        dir: dir.clone(),
+        unreadable,
+        ..Report::default()
+    };
+    // In an OpenJD session's onExit (preload template): trees that ran in the
+    // session directory are that session's actions.
+    let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let ctx = Context {
+        store: &store,
+        loc: &loc,
+        cfg: &cfg,
+        dir: &dir,
+        openjd: crate::openjd::context(&vars, None, &loc.roar_dir()),
+        label: opts.label.clone(),
+        settle: opts.settle,
+        now: SystemTime::now(),
+        me: std::process::id(),
+        own_ns: own_namespace(),
+    };
+    // Trees now in the store, whose stream files --remove deletes.
+    let mut done: Vec<usize> = Vec::new();
+    for (root, members) in trees(&images) {
+        match ctx.tree(&images, root, &members, &mut contents)? {
+            Outcome::Seen => report.seen += 1,
+            Outcome::Pending => {
+                report.pending += 1;
+                continue;
+            }
+            Outcome::Marked => {}
+            Outcome::Recorded(r) => report.recorded.push(r),
+        }
+        done.extend(&members);
+    }
+    if opts.remove {
+        for i in done {
+            let _ = std::fs::remove_file(dir.join(&images[i].name));
+        }
+        // Only succeeds when nothing else is left in it.
+        let _ = std::fs::remove_dir(&dir);
+    }
+    Ok(report)
+}
 
-    let me = std::process::id();
-    let own_ns = own_namespace();
+/// Every process image in `dir`, and how many streams held none.
+fn scan(dir: &Path) -> Result<(Vec<Image>, usize)> {
+    let what = || format!("cannot read {}", dir.display());
     let mut images = Vec::new();
     let mut unreadable = 0usize;
-    for entry in
-        std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?
-    {
-        let entry = entry?;
+    for entry in std::fs::read_dir(dir).map_err(io(what()))? {
+        let entry = entry.map_err(io(what()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if !name.ends_with(".rwt") {
             continue;
@@ -223,13 +292,13 @@ pub fn ingest(opts: Options) -> Result<()> {
             None => unreadable += 1,
         }
     }
+    Ok((images, unreadable))
+}
 
-    // Stream contents apart from the images, so each tree can take its own.
-    let mut contents: Vec<Vec<u8>> = images
-        .iter_mut()
-        .map(|im| std::mem::take(&mut im.bytes))
-        .collect();
-    let parent = parents(&images);
+/// The process trees of `images`: each tree's root image (parentless,
+/// earliest) and its members, oldest root first.
+fn trees(images: &[Image]) -> Vec<(usize, Vec<usize>)> {
+    let parent = parents(images);
     let mut up: Vec<usize> = (0..images.len()).collect();
     for (i, p) in parent.iter().enumerate() {
         if let Some(p) = *p {
@@ -242,7 +311,6 @@ pub fn ingest(opts: Options) -> Result<()> {
         let r = find(&mut up, i);
         trees.entry(r).or_default().push(i);
     }
-    // The root image of each tree: parentless, earliest.
     let mut trees: Vec<(usize, Vec<usize>)> = trees
         .into_values()
         .map(|members| {
@@ -256,37 +324,59 @@ pub fn ingest(opts: Options) -> Result<()> {
         })
         .collect();
     trees.sort_by_key(|(root, _)| (images[*root].realtime_ns, images[*root].start));
+    trees
+}
 
-    // In an OpenJD session's onExit (preload template): trees that ran in the
-    // session directory are that session's actions.
-    let vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let openjd = crate::openjd::context(&vars, None, &loc.roar_dir());
-    let settle = Duration::from_secs_f64(opts.settle.max(0.0));
-    let now = SystemTime::now();
-    let (mut recorded, mut seen, mut pending) = (0usize, 0usize, 0usize);
-    // Trees now in the store, whose stream files --remove deletes.
-    let mut done: Vec<usize> = Vec::new();
-    for (root, members) in trees {
+/// What became of one tree.
+enum Outcome {
+    /// Already in the store.
+    Seen,
+    /// Still running: left for later.
+    Pending,
+    /// Noted as seen without a run (roar ingest's own process).
+    Marked,
+    Recorded(Ingested),
+}
+
+/// What every tree of one ingest shares.
+struct Context<'a> {
+    store: &'a Store,
+    loc: &'a Location,
+    cfg: &'a Config,
+    dir: &'a Path,
+    openjd: Option<OpenJdContext>,
+    label: Option<String>,
+    settle: Duration,
+    now: SystemTime,
+    me: u32,
+    own_ns: String,
+}
+
+impl Context<'_> {
+    fn tree(
+        &self,
+        images: &[Image],
+        root: usize,
+        members: &[usize],
+        contents: &mut [Vec<u8>],
+    ) -> Result<Outcome> {
         let r = &images[root];
-        if store.is_ingested(&r.name)? {
-            seen += 1;
-            done.extend(&members);
-            continue;
+        if self.store.is_ingested(&r.name)? {
+            return Ok(Outcome::Seen);
         }
         // roar ingest itself runs preloaded in an OpenJD session's onExit
         // (and `sh` may exec it): a tree of nothing but this process is
         // marked as seen, without a run. One that holds more (a script that
         // runs roar ingest, and did work of its own) is still running: a
         // later ingest records it, rather than this one dropping that work.
-        let own = |i: &usize| images[*i].pid == me && images[*i].ns == own_ns;
+        let own = |i: &usize| images[*i].pid == self.me && images[*i].ns == self.own_ns;
         if members.iter().any(own) {
             if members.iter().all(own) {
-                store.ingest_tree(&r.name, members.len(), crate::time::now_ms(), None)?;
-                done.extend(&members);
-            } else {
-                pending += 1;
+                self.store
+                    .ingest_tree(&r.name, members.len(), crate::time::now_ms(), None)?;
+                return Ok(Outcome::Marked);
             }
-            continue;
+            return Ok(Outcome::Pending);
         }
         // The root process's last image says whether the tree has ended.
         let last_root = members
@@ -296,47 +386,54 @@ pub fn ingest(opts: Options) -> Result<()> {
             .max_by_key(|&i| (images[i].start, i))
             .unwrap_or(root);
         let ended = images[last_root].exited.is_some();
-        if !ended {
-            let running = if r.ns == own_ns {
-                alive_here(r.pid, &dir)
-            } else {
-                members.iter().any(|&i| {
-                    now.duration_since(images[i].modified)
-                        .is_ok_and(|age| age < settle)
-                })
-            };
-            if running {
-                pending += 1;
-                continue;
-            }
-        }
-        let mut losses = Vec::new();
-        let mut warnings = Vec::new();
-        if !ended {
-            losses.push(format!(
-                "the tree's first process (pid {}) never recorded its exit: it was killed (SIGKILL) or its trace was cut short; recorded what the trace held",
-                r.pid
-            ));
-        }
-        if !crate::paths::as_path(&r.cwd).is_dir() {
-            warnings.push(format!(
-                "the tree ran in {}, which does not exist where roar ingest ran: files it wrote there are not recorded and files it read are not hashed; ingest where its volumes are mounted at the same paths",
-                String::from_utf8_lossy(&r.cwd)
-            ));
+        if !ended && self.running(images, r, members) {
+            return Ok(Outcome::Pending);
         }
         let streams: Vec<(String, Vec<u8>)> = members
             .iter()
             .map(|&i| (images[i].name.clone(), std::mem::take(&mut contents[i])))
             .collect();
-        let mut result = run::collect(
-            &store,
-            &loc,
-            &cfg,
-            &streams,
-            None,
-            &mut warnings,
-            &mut losses,
-        );
+        self.record(images, root, last_root, members, &streams)
+    }
+
+    /// Whether an unfinished tree may still be running: in our own pid
+    /// namespace while its root is alive, elsewhere while a stream changed
+    /// in the last `settle`.
+    fn running(&self, images: &[Image], r: &Image, members: &[usize]) -> bool {
+        if r.ns == self.own_ns {
+            return alive_with_trace_dir(r.pid, self.dir);
+        }
+        members.iter().any(|&i| {
+            self.now
+                .duration_since(images[i].modified)
+                .is_ok_and(|age| age < self.settle)
+        })
+    }
+
+    /// Records one tree as a run, with its key, in one transaction.
+    fn record(
+        &self,
+        images: &[Image],
+        root: usize,
+        last_root: usize,
+        members: &[usize],
+        streams: &[(String, Vec<u8>)],
+    ) -> Result<Outcome> {
+        let r = &images[root];
+        let mut notes = Notes::default();
+        if images[last_root].exited.is_none() {
+            notes.losses.push(format!(
+                "the tree's first process (pid {}) never recorded its exit: it was killed (SIGKILL) or its trace was cut short; recorded what the trace held",
+                r.pid
+            ));
+        }
+        if !crate::paths::as_path(&r.cwd).is_dir() {
+            notes.warnings.push(format!(
+                "the tree ran in {}, which does not exist where roar ingest ran: files it wrote there are not recorded and files it read are not hashed; ingest where its volumes are mounted at the same paths",
+                String::from_utf8_lossy(&r.cwd)
+            ));
+        }
+        let mut result = collect(self.store, self.loc, self.cfg, streams, None, &mut notes);
         if let Some(p) = result
             .processes
             .iter()
@@ -348,10 +445,10 @@ pub fn ingest(opts: Options) -> Result<()> {
         }
         let last = members.iter().map(|&i| images[i].last).max().unwrap_or(0);
         result.duration_ms = last.saturating_sub(r.start) / 1_000_000;
-        result.complete = losses.is_empty();
-        result.warnings = losses.into_iter().chain(warnings).collect();
+        result.complete = notes.losses.is_empty();
+        result.warnings = notes.losses.into_iter().chain(notes.warnings).collect();
         let new_run = NewRun {
-            label: opts.label.clone(),
+            label: self.label.clone(),
             command: r.argv.clone(),
             cwd: r.cwd.clone(),
             backend: "preload".into(),
@@ -360,79 +457,28 @@ pub fn ingest(opts: Options) -> Result<()> {
             git: None,
             env: Vec::new(),
             trace_dir: None,
-            roar_pid: me,
-            openjd: openjd
+            roar_pid: self.me,
+            openjd: self
+                .openjd
                 .clone()
                 .filter(|o| o.working_dir.as_deref() == Some(&r.cwd[..])),
         };
-        match store.ingest_tree(
+        let stored = self.store.ingest_tree(
             &r.name,
             members.len(),
             crate::time::now_ms(),
             Some((&new_run, &result)),
-        )? {
-            Some(Some(id)) => {
-                recorded += 1;
-                done.extend(&members);
-                if !opts.quiet {
-                    let cmd: Vec<OsString> = r
-                        .argv
-                        .iter()
-                        .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string())
-                        .collect();
-                    eprintln!(
-                        "roar: run {id} recorded from {} process{} ({}){}",
-                        members.len(),
-                        if members.len() == 1 { "" } else { "es" },
-                        cmd.iter()
-                            .map(|a| a.to_string_lossy())
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        if result.complete { "" } else { "; INCOMPLETE" }
-                    );
-                }
-            }
-            _ => {
-                seen += 1;
-                done.extend(&members);
-            }
-        }
+        )?;
+        Ok(match stored {
+            Some(Some(id)) => Outcome::Recorded(Ingested {
+                id,
+                processes: members.len(),
+                command: r.argv.clone(),
+                complete: result.complete,
+            }),
+            _ => Outcome::Seen,
+        })
     }
-    if opts.remove {
-        for i in done {
-            let _ = std::fs::remove_file(dir.join(&images[i].name));
-        }
-        // Only succeeds when nothing else is left in it.
-        let _ = std::fs::remove_dir(&dir);
-    }
-    if !opts.quiet {
-        let mut line = format!(
-            "roar: ingested {} from {}",
-            plural(recorded, "run"),
-            dir.display()
-        );
-        if seen > 0 {
-            line.push_str(&format!("; {} already ingested", plural(seen, "tree")));
-        }
-        if pending > 0 {
-            line.push_str(&format!(
-                "; {} still running, left for later",
-                plural(pending, "tree")
-            ));
-        }
-        if unreadable > 0 {
-            line.push_str(&format!(
-                "; {} empty or unreadable",
-                plural(unreadable, "stream")
-            ));
-        }
-        eprintln!("{line}");
-    }
-    Ok(())
-}
-
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! `ROAR_TIMING=1`: where a `roar run` spends its time, phase by phase, on
-//! stderr. The benchmarks read it to split roar's own fixed cost from the
+//! `ROAR_TIMING=1`: where a `roar run` spends its time, phase by phase
+//! (the CLI prints it on stderr). The benchmarks read it to split roar's own fixed cost from the
 //! time the traced command itself took.
 
 use std::time::{Duration, Instant};
@@ -36,10 +36,10 @@ impl Phases {
         self.traced = Some(d);
     }
 
-    /// One line: `roar: timing: open 1.20 ms, backend 40.10 ms, ...,
-    /// traced command 9.80 ms`.
-    pub fn report(&self) {
-        if self.on {
+    /// One line, when `ROAR_TIMING` asked for it: `timing: open 1.20 ms,
+    /// backend 40.10 ms, ..., traced command 9.80 ms`.
+    pub fn report(&self) -> Option<String> {
+        self.on.then(|| {
             let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
             let mut parts: Vec<String> = self
                 .marks
@@ -49,7 +49,7 @@ impl Phases {
             if let Some(t) = &self.traced {
                 parts.push(format!("traced command {:.2} ms", ms(t)));
             }
-            eprintln!("roar: timing: {}", parts.join(", "));
-        }
+            format!("timing: {}", parts.join(", "))
+        })
     }
 }

@@ -1,0 +1,210 @@
+//! The preload backend: the command runs with `libroar_preload.so` in
+//! `LD_PRELOAD` and `ROAR_TRACE_DIR` naming the run's trace directory; every
+//! process image the library is loaded into writes its own stream there.
+//! Nothing stands between roar and the command while it runs.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{Attached, Backend, Check, Finished, Kind, Prepared, Program, Waited};
+use crate::Observer;
+use crate::spawn::Child;
+
+pub const LIB_NAME: &str = "libroar_preload.so";
+
+/// Where roar looks for its preload library, in order. `ROAR_PRELOAD_LIB`
+/// overrides the search: when set, it is the only place looked at.
+pub fn candidates() -> Vec<PathBuf> {
+    let mut c = Vec::new();
+    if let Some(p) = std::env::var_os("ROAR_PRELOAD_LIB").filter(|p| !p.is_empty()) {
+        c.push(PathBuf::from(p));
+        return c;
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        c.push(dir.join(LIB_NAME));
+        c.push(dir.join("../lib/roar").join(LIB_NAME));
+        c.push(dir.join("../lib").join(LIB_NAME));
+    }
+    c
+}
+
+/// The library's absolute path, or a message saying where roar looked.
+pub fn find_library() -> Result<PathBuf, String> {
+    let c = candidates();
+    for p in &c {
+        if p.is_file() {
+            return Ok(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+        }
+    }
+    let looked: Vec<String> = c.iter().map(|p| p.display().to_string()).collect();
+    Err(format!(
+        "cannot find {LIB_NAME} (looked in: {}); reinstall roar or set ROAR_PRELOAD_LIB",
+        looked.join(", ")
+    ))
+}
+
+/// The command's environment: the caller's, plus the library in front of
+/// any LD_PRELOAD already set, plus where to write the trace.
+pub fn child_env(
+    vars: Vec<(OsString, OsString)>,
+    lib: &Path,
+    trace_dir: &Path,
+) -> Vec<(OsString, OsString)> {
+    let mut out: Vec<(OsString, OsString)> = Vec::with_capacity(vars.len() + 2);
+    let mut preload = lib.as_os_str().to_os_string();
+    for (k, v) in vars {
+        if k == "LD_PRELOAD" {
+            if !v.is_empty() {
+                preload.push(":");
+                preload.push(&v);
+            }
+        } else if k != "ROAR_TRACE_DIR" {
+            out.push((k, v));
+        }
+    }
+    out.push(("LD_PRELOAD".into(), preload));
+    out.push((
+        "ROAR_TRACE_DIR".into(),
+        trace_dir.as_os_str().to_os_string(),
+    ));
+    out
+}
+
+pub struct Preload;
+
+impl Kind for Preload {
+    fn name(&self) -> &'static str {
+        "preload"
+    }
+
+    fn open(&self, program: &Program, auto: bool) -> Result<(Box<dyn Backend>, String), String> {
+        let lib = find_library()?;
+        if auto && program.is_static {
+            return Err("the command is statically linked".into());
+        }
+        Ok((
+            Box::new(Ready { lib }),
+            "the command is dynamically linked, so preload".into(),
+        ))
+    }
+
+    fn check(&self) -> Check {
+        match find_library() {
+            Ok(lib) => Check::usable(
+                "preload",
+                format!(
+                    "library at {}; sees dynamically linked programs that keep LD_PRELOAD",
+                    lib.display()
+                ),
+            ),
+            Err(e) => Check::unusable("preload", vec![format!("library not found: {e}")], None),
+        }
+    }
+}
+
+/// The library, found.
+struct Ready {
+    lib: PathBuf,
+}
+
+impl Backend for Ready {
+    fn name(&self) -> &'static str {
+        "preload"
+    }
+
+    fn blind_spots(&self, program: &Program) -> Vec<String> {
+        if program.is_static {
+            vec![format!(
+                "{} is statically linked: the preload backend cannot see its file accesses (use --backend ptrace)",
+                program.path.display()
+            )]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn prepare(&self, trace_dir: &Path) -> std::io::Result<Box<dyn Prepared + '_>> {
+        Ok(Box::new(Run {
+            lib: &self.lib,
+            trace_dir: trace_dir.to_path_buf(),
+        }))
+    }
+}
+
+struct Run<'a> {
+    lib: &'a Path,
+    trace_dir: PathBuf,
+}
+
+impl Prepared for Run<'_> {
+    fn child_env(&self, env: Vec<(OsString, OsString)>) -> Vec<(OsString, OsString)> {
+        child_env(env, self.lib, &self.trace_dir)
+    }
+
+    fn attach(&self, _pid: libc::pid_t, _cwd: &[u8]) -> std::io::Result<Box<dyn Attached>> {
+        Ok(Box::new(Running {
+            trace_dir: self.trace_dir.clone(),
+        }))
+    }
+}
+
+struct Running {
+    trace_dir: PathBuf,
+}
+
+impl Attached for Running {
+    fn wait(&mut self, child: &Child, timeout: Option<Duration>, _: &mut dyn Observer) -> Waited {
+        Waited::child(child, timeout)
+    }
+
+    fn finish(self: Box<Self>) -> Finished {
+        Finished {
+            losses: Vec::new(),
+            lingering: still_running(&self.trace_dir),
+        }
+    }
+}
+
+/// Processes of this run still alive: any process whose environment still
+/// carries this run's trace directory (inherited from the command), found
+/// by scanning /proc so that a child that has not written its first record
+/// yet is not missed, and a reused pid is never mistaken for ours.
+fn still_running(trace_dir: &Path) -> Vec<u32> {
+    let marker = marker(trace_dir);
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| carries_trace_dir(*pid, &marker))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// True when process `pid` has `marker` (`ROAR_TRACE_DIR=<dir>\0`) in its
+/// environment.
+fn carries_trace_dir(pid: u32, marker: &[u8]) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.windows(marker.len()).any(|w| w == marker))
+}
+
+/// True when `pid` (in our own pid namespace) is alive and carries the trace
+/// directory `dir` in its environment.
+pub fn alive_with_trace_dir(pid: u32, dir: &Path) -> bool {
+    carries_trace_dir(pid, &marker(dir))
+}
+
+/// `ROAR_TRACE_DIR=<dir>` and the NUL that ends it in an environment block.
+fn marker(dir: &Path) -> Vec<u8> {
+    let mut m = b"ROAR_TRACE_DIR=".to_vec();
+    m.extend_from_slice(dir.as_os_str().as_bytes());
+    m.push(0);
+    m
+}
