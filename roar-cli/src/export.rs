@@ -298,83 +298,89 @@ fn prov_json(store: &Store, out: &mut dyn Write) -> Result<()> {
     ] {
         let mut rel = top.object_field(section)?;
         store.for_each_run(|r| -> Result<()> {
-            let act = run_id(&r);
-            let ins: Vec<(usize, &dag::FileRecord)> = r
-                .inputs
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| !f.filtered && f.hash.is_some())
-                .collect();
-            let outs: Vec<(usize, &dag::FileRecord)> = r
-                .outputs
-                .iter()
-                .enumerate()
-                .filter(|(_, f)| !f.filtered && f.hash.is_some())
-                .collect();
-            match section {
-                "used" => {
-                    for (i, f) in &ins {
-                        rel.field(
-                            format!("_:u{}.{i}", r.id).as_bytes(),
-                            &Json::obj(vec![
-                                ("prov:activity", Json::Str(act.clone())),
-                                ("prov:entity", Json::opt_str(f.hash.as_deref())),
-                                ("roar:path", Json::Bytes(f.path.clone())),
-                            ]),
-                        )?;
-                    }
-                }
-                "wasGeneratedBy" => {
-                    for (i, f) in &outs {
-                        let mut v = vec![
-                            ("prov:entity", Json::opt_str(f.hash.as_deref())),
-                            ("prov:activity", Json::Str(act.clone())),
-                        ];
-                        if let Some(d) = r.duration_ms {
-                            v.push((
-                                "prov:time",
-                                Json::Str(rfc3339(r.started_at_ms.saturating_add(d as i64))),
-                            ));
-                        }
-                        v.push(("roar:path", Json::Bytes(f.path.clone())));
-                        rel.field(format!("_:g{}.{i}", r.id).as_bytes(), &Json::obj(v))?;
-                    }
-                }
-                "wasDerivedFrom" => {
-                    for (o, fo) in &outs {
-                        for (i, fi) in &ins {
-                            if fo.hash == fi.hash {
-                                continue;
-                            }
-                            rel.field(
-                                format!("_:d{}.{o}.{i}", r.id).as_bytes(),
-                                &Json::obj(vec![
-                                    ("prov:generatedEntity", Json::opt_str(fo.hash.as_deref())),
-                                    ("prov:usedEntity", Json::opt_str(fi.hash.as_deref())),
-                                    ("prov:activity", Json::Str(act.clone())),
-                                    ("prov:generation", Json::Str(format!("_:g{}.{o}", r.id))),
-                                    ("prov:usage", Json::Str(format!("_:u{}.{i}", r.id))),
-                                ]),
-                            )?;
-                        }
-                    }
-                }
-                _ => {
-                    rel.field(
-                        format!("_:a{}", r.id).as_bytes(),
-                        &Json::obj(vec![
-                            ("prov:activity", Json::Str(act)),
-                            ("prov:agent", Json::Str(AGENT.into())),
-                        ]),
-                    )?;
-                }
-            }
+            prov_relations(section, &r, &mut rel)?;
             Ok(())
         })?;
         rel.end()?;
     }
     top.end()?;
     writeln!(out)?;
+    Ok(())
+}
+
+/// One run's records of a relation section of the PROV-JSON document.
+fn prov_relations(section: &str, r: &Run, rel: &mut Stream<'_>) -> std::io::Result<()> {
+    let act = run_id(r);
+    let ins: Vec<(usize, &dag::FileRecord)> = r
+        .inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.filtered && f.hash.is_some())
+        .collect();
+    let outs: Vec<(usize, &dag::FileRecord)> = r
+        .outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.filtered && f.hash.is_some())
+        .collect();
+    match section {
+        "used" => {
+            for (i, f) in &ins {
+                rel.field(
+                    format!("_:u{}.{i}", r.id).as_bytes(),
+                    &Json::obj(vec![
+                        ("prov:activity", Json::Str(act.clone())),
+                        ("prov:entity", Json::opt_str(f.hash.as_deref())),
+                        ("roar:path", Json::Bytes(f.path.clone())),
+                    ]),
+                )?;
+            }
+        }
+        "wasGeneratedBy" => {
+            for (i, f) in &outs {
+                let mut v = vec![
+                    ("prov:entity", Json::opt_str(f.hash.as_deref())),
+                    ("prov:activity", Json::Str(act.clone())),
+                ];
+                if let Some(d) = r.duration_ms {
+                    v.push((
+                        "prov:time",
+                        Json::Str(rfc3339(r.started_at_ms.saturating_add(d as i64))),
+                    ));
+                }
+                v.push(("roar:path", Json::Bytes(f.path.clone())));
+                rel.field(format!("_:g{}.{i}", r.id).as_bytes(), &Json::obj(v))?;
+            }
+        }
+        "wasDerivedFrom" => {
+            for (o, fo) in &outs {
+                for (i, fi) in &ins {
+                    if fo.hash == fi.hash {
+                        continue;
+                    }
+                    rel.field(
+                        format!("_:d{}.{o}.{i}", r.id).as_bytes(),
+                        &Json::obj(vec![
+                            ("prov:generatedEntity", Json::opt_str(fo.hash.as_deref())),
+                            ("prov:usedEntity", Json::opt_str(fi.hash.as_deref())),
+                            ("prov:activity", Json::Str(act.clone())),
+                            ("prov:generation", Json::Str(format!("_:g{}.{o}", r.id))),
+                            ("prov:usage", Json::Str(format!("_:u{}.{i}", r.id))),
+                        ]),
+                    )?;
+                }
+            }
+        }
+        _ => {
+            rel.field(
+                format!("_:a{}", r.id).as_bytes(),
+                &Json::obj(vec![
+                    ("prov:activity", Json::Str(act)),
+                    ("prov:agent", Json::Str(AGENT.into())),
+                ]),
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -86,9 +86,17 @@ const WRAPPED_ACTION: &str = "        - --
 ";
 
 pub fn template(mode: Mode, p: &Paths<'_>) -> String {
-    let roar = q(&p.roar.to_string_lossy());
     match mode {
-        Mode::Wrap => {
+        Mode::Wrap => wrap_template(p),
+        Mode::Preload => preload_template(p),
+    }
+}
+
+/// `--mode wrap`: every task through `roar run`, with the step as label.
+fn wrap_template(p: &Paths<'_>) -> String {
+    let roar = q(&p.roar.to_string_lossy());
+    {
+        {
             let params = parameters(
                 p,
                 "- name: RoarBackend
@@ -151,7 +159,15 @@ extensions: [EXPR, WRAP_ACTIONS, FEATURE_BUNDLE_1]
                 exit = env_hook("exit"),
             )
         }
-        Mode::Preload => {
+    }
+}
+
+/// `--mode preload`: the library exported to every later action through
+/// `openjd_env`, the traces ingested in `onExit`.
+fn preload_template(p: &Paths<'_>) -> String {
+    let roar = q(&p.roar.to_string_lossy());
+    {
+        {
             let params = parameters(
                 p,
                 "- name: RoarTraceRoot

@@ -1,13 +1,14 @@
 //! `roar reproduce`: the recorded runs that rebuild a file, in dependency order, as a list or
 //! as a POSIX shell script.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::Result;
-use dag::{Node, Run, Store};
+use dag::{Node, Run, RunId, Store};
 
 use crate::json::Json;
 use crate::lineage::{self, PathState};
@@ -70,17 +71,20 @@ fn git_note(r: &Run) -> String {
     }
 }
 
+/// What rebuilds the target: its runs in order and the sources they rest on.
+struct Plan {
+    target: lineage::Target,
+    /// What is rebuilt, for messages.
+    what: String,
+    order: Vec<RunId>,
+    runs: HashMap<RunId, Run>,
+    sources: Vec<(Vec<u8>, Option<String>)>,
+}
+
 pub fn reproduce(store: &Store, arg: &OsStr, script: bool, json: bool, cwd: &Path) -> Result<()> {
     let target = lineage::resolve(store, arg, cwd)?;
     let lin = store.lineage(&target.start)?;
-    let runs = lineage::load_runs(store, &lin)?;
-    let order = lin.runs_in_order();
-    let cwd_b = cwd.as_os_str().as_bytes();
-    let what = match &target.path {
-        Some((p, _, _)) => String::from_utf8_lossy(p).into_owned(),
-        None => format!("the inputs of run {}", arg.to_string_lossy()),
-    };
-    let sources: Vec<(Vec<u8>, Option<String>)> = lin
+    let sources = lin
         .sources()
         .into_iter()
         .filter_map(|n| match &lin.graph[n] {
@@ -88,18 +92,40 @@ pub fn reproduce(store: &Store, arg: &OsStr, script: bool, json: bool, cwd: &Pat
             Node::Run(_) => None,
         })
         .collect();
-    let mut out = std::io::stdout().lock();
-    if let Some((p, PathState::Unrecorded, _)) = &target.path {
+    let plan = Plan {
+        what: match &target.path {
+            Some((p, _, _)) => String::from_utf8_lossy(p).into_owned(),
+            None => format!("the inputs of run {}", arg.to_string_lossy()),
+        },
+        runs: lineage::load_runs(store, &lin)?,
+        order: lin.runs_in_order(),
+        target,
+        sources,
+    };
+    if let Some((p, PathState::Unrecorded, _)) = &plan.target.path {
         eprintln!(
             "roar: {}: its current content was never recorded; these runs rebuild its newest recorded version",
             String::from_utf8_lossy(p)
         );
     }
+    let mut out = std::io::stdout().lock();
     if json {
-        let run_objs = order
+        writeln!(out, "{}", plan.json().to_pretty())?;
+    } else if script {
+        out.write_all(&plan.script())?;
+    } else {
+        plan.text(&mut out, cwd.as_os_str().as_bytes())?;
+    }
+    Ok(())
+}
+
+impl Plan {
+    fn json(&self) -> Json {
+        let run_objs = self
+            .order
             .iter()
             .map(|id| {
-                let r = &runs[id];
+                let r = &self.runs[id];
                 let mut obj = run_json(r, false);
                 if let Json::Obj(o) = &mut obj {
                     let mut line = b"cd ".to_vec();
@@ -111,47 +137,43 @@ pub fn reproduce(store: &Store, arg: &OsStr, script: bool, json: bool, cwd: &Pat
                 obj
             })
             .collect();
-        let doc = Json::obj(vec![
+        let sources = self
+            .sources
+            .iter()
+            .map(|(p, h)| {
+                Json::obj(vec![
+                    ("path", Json::Bytes(p.clone())),
+                    ("hash", Json::opt_str(h.as_deref())),
+                ])
+            })
+            .collect();
+        Json::obj(vec![
             (
                 "path",
-                match &target.path {
+                match &self.target.path {
                     Some((p, _, _)) => Json::Bytes(p.clone()),
                     None => Json::Null,
                 },
             ),
             ("runs", Json::Arr(run_objs)),
-            (
-                "sources",
-                Json::Arr(
-                    sources
-                        .iter()
-                        .map(|(p, h)| {
-                            Json::obj(vec![
-                                ("path", Json::Bytes(p.clone())),
-                                ("hash", Json::opt_str(h.as_deref())),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-        ]);
-        writeln!(out, "{}", doc.to_pretty())?;
-        return Ok(());
+            ("sources", Json::Arr(sources)),
+        ])
     }
-    if !script {
+
+    fn text(&self, out: &mut dyn Write, cwd: &[u8]) -> std::io::Result<()> {
         let st = Style::detect();
+        let n = self.order.len();
         writeln!(
             out,
             "{}",
             st.bold(&format!(
-                "{} run{} rebuild {}",
-                order.len(),
-                if order.len() == 1 { "" } else { "s" },
-                display_rel(what.as_bytes(), cwd_b)
+                "{n} run{} rebuild {}",
+                if n == 1 { "" } else { "s" },
+                display_rel(self.what.as_bytes(), cwd)
             ))
         )?;
-        for id in &order {
-            let r = &runs[id];
+        for id in &self.order {
+            let r = &self.runs[id];
             writeln!(
                 out,
                 "{}  {}",
@@ -165,64 +187,68 @@ pub fn reproduce(store: &Store, arg: &OsStr, script: bool, json: bool, cwd: &Pat
                 String::from_utf8_lossy(&sh_command(&r.command))
             )?;
         }
-        if !sources.is_empty() {
+        if !self.sources.is_empty() {
             writeln!(out, "{}", st.bold("from sources no run produced:"))?;
-            for (p, h) in &sources {
+            for (p, h) in &self.sources {
                 writeln!(
                     out,
                     "    {}  {}",
-                    display_rel(p, cwd_b),
+                    display_rel(p, cwd),
                     st.dim(&lineage::short(h.as_deref()))
                 )?;
             }
         }
-        return Ok(());
+        Ok(())
     }
 
-    let mut s: Vec<u8> = Vec::new();
-    s.extend_from_slice(b"#!/bin/sh\n");
-    s.extend(
-        comment(&format!(
-            "Rebuilds {what} from its recorded lineage ({} runs).",
-            order.len()
-        ))
-        .bytes(),
-    );
-    s.extend(comment("Written by `roar reproduce --script`. It checks nothing out: the sources must already be in place.").bytes());
-    s.extend_from_slice(b"set -eu\n\n");
-    if !sources.is_empty() {
-        s.extend_from_slice(b"for f in");
-        for (p, _) in &sources {
-            s.push(b' ');
-            s.extend(sh_quote(p));
-        }
-        s.extend_from_slice(
-            b"; do\n    [ -e \"$f\" ] || { echo \"reproduce: missing source: $f\" >&2; exit 1; }\ndone\n",
-        );
-    }
-    for id in &order {
-        let r = &runs[id];
-        s.push(b'\n');
+    /// A POSIX shell script that checks the sources are there, then runs
+    /// every run in order, stopping at the first failure.
+    fn script(&self) -> Vec<u8> {
+        let mut s: Vec<u8> = Vec::new();
+        s.extend_from_slice(b"#!/bin/sh\n");
         s.extend(
             comment(&format!(
-                "{}, recorded {}, {}",
-                lineage::run_title(r),
-                rfc3339(r.started_at_ms),
-                git_note(r)
+                "Rebuilds {} from its recorded lineage ({} runs).",
+                self.what,
+                self.order.len()
             ))
             .bytes(),
         );
-        if r.exit_code != Some(0) {
-            s.extend(comment("note: this run did not exit 0 when it was recorded").bytes());
+        s.extend(comment("Written by `roar reproduce --script`. It checks nothing out: the sources must already be in place.").bytes());
+        s.extend_from_slice(b"set -eu\n\n");
+        if !self.sources.is_empty() {
+            s.extend_from_slice(b"for f in");
+            for (p, _) in &self.sources {
+                s.push(b' ');
+                s.extend(sh_quote(p));
+            }
+            s.extend_from_slice(
+                b"; do\n    [ -e \"$f\" ] || { echo \"reproduce: missing source: $f\" >&2; exit 1; }\ndone\n",
+            );
         }
-        s.extend_from_slice(b"cd ");
-        s.extend(sh_quote(&r.cwd));
-        s.push(b'\n');
-        s.extend(sh_command(&r.command));
-        s.push(b'\n');
+        for id in &self.order {
+            let r = &self.runs[id];
+            s.push(b'\n');
+            s.extend(
+                comment(&format!(
+                    "{}, recorded {}, {}",
+                    lineage::run_title(r),
+                    rfc3339(r.started_at_ms),
+                    git_note(r)
+                ))
+                .bytes(),
+            );
+            if r.exit_code != Some(0) {
+                s.extend(comment("note: this run did not exit 0 when it was recorded").bytes());
+            }
+            s.extend_from_slice(b"cd ");
+            s.extend(sh_quote(&r.cwd));
+            s.push(b'\n');
+            s.extend(sh_command(&r.command));
+            s.push(b'\n');
+        }
+        s
     }
-    out.write_all(&s)?;
-    Ok(())
 }
 
 #[cfg(test)]
