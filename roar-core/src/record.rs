@@ -25,7 +25,7 @@ use crate::paths::{is_under, to_bytes};
 use crate::spawn::{self, Child, Ended, SpawnError};
 use crate::timing::Phases;
 use crate::words::signal_name;
-use crate::{elf, env, git, recover};
+use crate::{env, git, recover};
 
 /// What to record.
 pub struct Request {
@@ -51,6 +51,11 @@ pub struct Recorded {
     pub stored: std::result::Result<(), dag::StoreError>,
     pub trace_dir: PathBuf,
     pub phases: Phases,
+    /// The store, still open. Closing the last connection checkpoints and
+    /// deletes the WAL (an fsync, and the next run creates it again: 2 to
+    /// 10 ms on ext4), so a short-lived caller should exit without dropping
+    /// it, as `roar run` does; the data is already committed.
+    pub store: Store,
 }
 
 /// Records one run of `req.command`.
@@ -109,6 +114,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
         stored,
         trace_dir: begun.trace_dir,
         phases,
+        store: opened.store,
     })
 }
 
@@ -133,7 +139,7 @@ pub fn open(obs: &mut dyn Observer) -> Result<Opened> {
     }
     let cfg = config::load(&loc.roar_dir()).map_err(Error::before_start)?;
     let store = Store::open(&loc.db).map_err(|e| Error::setup(SETUP_FAILED, e.to_string()))?;
-    recover::recover(&store);
+    recover::recover(&store, &loc.roar_dir());
     let mut warnings = Vec::new();
     // The OpenJD runtime deletes the session directory when the session ends.
     if let Some(wd) = std::env::var_os("OPENJD_SESSION_WORKING_DIR")
@@ -158,10 +164,7 @@ pub fn open(obs: &mut dyn Observer) -> Result<Opened> {
 fn choose(req: &Request, obs: &mut dyn Observer) -> Result<(Box<dyn Backend>, Program, String)> {
     let path =
         spawn::resolve(&req.command[0]).map_err(|e| Error::setup(e.exit_code(), e.to_string()))?;
-    let program = Program {
-        is_static: elf::is_static(&path),
-        path,
-    };
+    let program = Program::new(path);
     let (backend, reason) = backend::choose(&req.backend, &program, obs)?;
     if let Some(t) = backend.load_time()
         && std::env::var_os("ROAR_EBPF_TIMING").is_some()
@@ -215,6 +218,7 @@ fn begin(opened: &Opened, req: &Request, backend: &str, reason: String) -> Resul
         openjd: crate::openjd::context(&vars, req.label.as_deref(), &opened.loc.roar_dir()),
     };
     let id = opened.store.begin_run(&new_run).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&trace_dir);
         Error::setup(
             SETUP_FAILED,
             format!("cannot record the run in {}: {e}", opened.loc.db.display()),
@@ -394,8 +398,11 @@ fn store(
     result.complete = notes.losses.is_empty();
     result.warnings = notes.losses.into_iter().chain(notes.warnings).collect();
     let stored = store.finish_run(begun.id, result);
-    if stored.is_ok() {
-        let _ = std::fs::remove_dir_all(&begun.trace_dir);
+    match &stored {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&begun.trace_dir);
+        }
+        Err(e) => recover::note_reason(&begun.trace_dir, &e.to_string()),
     }
     stored
 }
