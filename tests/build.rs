@@ -23,6 +23,7 @@ const FIXTURES: &[(&str, &[&str], &str)] = &[
     // -no-pie keeps the path below 4 GiB, where a 32-bit call can name it.
     ("ia32_open", &["-static", "-no-pie"], "IA32_OPEN"),
     ("deny_bpf", &[], "DENY_BPF"),
+    ("setuid_euid", &[], "SETUID_EUID"),
 ];
 
 fn main() {

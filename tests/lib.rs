@@ -292,3 +292,49 @@ pub fn send_signal(pid: u32, signal: &str) {
         .success();
     assert!(ok, "kill -{signal} {pid} failed");
 }
+
+/// True when the tests run as root (CI does).
+pub fn is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| v.split_whitespace().nth(1).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A directory `nobody` may write, holding a copy of roar and its preload
+/// library it can run (the build tree may be under a private home).
+pub fn nobody_dir() -> (TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
+    let roar = dir.path().join("roar");
+    fs::copy(roar_bin(), &roar).unwrap();
+    fs::copy(preload_lib(), dir.path().join("libroar_preload.so")).unwrap();
+    for f in [&roar, &dir.path().join("libroar_preload.so")] {
+        fs::set_permissions(f, PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    (dir, roar)
+}
+
+/// `roar ARGS` as `nobody` in `dir`, with CAP_BPF + CAP_PERFMON ambient
+/// when `caps`.
+pub fn as_nobody(dir: &Path, roar: &Path, caps: bool, args: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    if caps {
+        c.args(["--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon"]);
+    }
+    c.arg("--")
+        .arg(roar)
+        .args(args)
+        .current_dir(dir)
+        .env("HOME", dir)
+        .env("ROAR_DB", dir.join("roar.db"))
+        .env_remove("ROAR_BACKEND")
+        .env_remove("ROAR_PRELOAD_LIB");
+    c
+}

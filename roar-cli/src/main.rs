@@ -300,7 +300,7 @@ fn open_store() -> Result<dag::Store> {
 fn open_located() -> Result<(location::Location, dag::Store)> {
     let loc = location::require(&cwd()?)?;
     let store = dag::Store::open(&loc.db)?;
-    recover::recover(&store);
+    recover::recover(&store, &loc.roar_dir());
     Ok((loc, store))
 }
 

@@ -45,6 +45,8 @@ pub struct Summary {
     pub files: BTreeMap<Vec<u8>, Access>,
     pub warnings: Vec<String>,
     pub records: u64,
+    /// Timestamp of the last record.
+    pub last_ns: u64,
 }
 
 struct Item<'a> {
@@ -86,6 +88,7 @@ pub fn analyze(streams: &[(String, Vec<u8>)]) -> Summary {
         s: Summary {
             warnings,
             records: items.len() as u64,
+            last_ns: items.last().map_or(0, |it| it.ts),
             ..Summary::default()
         },
         ..Analyzer::default()
@@ -156,6 +159,8 @@ struct Analyzer {
     truncated: u64,
     static_execs: Vec<Vec<u8>>,
     dropped: Vec<Vec<u8>>,
+    /// Set-user-ID programs the kernel ran without their privileges.
+    unprivileged: Vec<Vec<u8>>,
 }
 
 impl Analyzer {
@@ -203,6 +208,9 @@ impl Analyzer {
                         self.static_execs.push(path.to_vec());
                     } else if flags & (exec_flags::PRELOAD_DROPPED | exec_flags::SETUID) != 0 {
                         self.dropped.push(path.to_vec());
+                    }
+                    if flags & exec_flags::PRIVILEGE_DROPPED != 0 {
+                        self.unprivileged.push(path.to_vec());
                     }
                 }
             }
@@ -359,6 +367,11 @@ impl Analyzer {
                 String::from_utf8_lossy(&p)
             ));
         }
+        for p in sorted_unique(self.unprivileged) {
+            self.s
+                .warnings
+                .push(unprivileged(&String::from_utf8_lossy(&p)));
+        }
         for p in sorted_unique(self.dropped) {
             self.s.warnings.push(format!(
                 "{} was started without the preload library (environment cleared, or set-user-ID): its file accesses are not recorded",
@@ -367,6 +380,14 @@ impl Analyzer {
         }
         self.s
     }
+}
+
+/// The warning for a set-user-ID program that ran without its privileges
+/// because it was traced.
+fn unprivileged(program: &str) -> String {
+    format!(
+        "{program} is set-user-ID or set-group-ID, and under ptrace the kernel runs it without those privileges: it may have failed or done something else than it would untraced (the ebpf and preload backends do not change it)"
+    )
 }
 
 fn sorted_unique(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {

@@ -39,6 +39,32 @@ pub struct Program {
     pub path: PathBuf,
     /// Statically linked: LD_PRELOAD cannot reach it.
     pub is_static: bool,
+    /// Set-user-ID or set-group-ID to ids roar does not run as: executing
+    /// it raises privileges (the loader then ignores LD_PRELOAD, and a
+    /// traced exec keeps the caller's ids).
+    pub raises_privileges: bool,
+}
+
+impl Program {
+    /// What `path` is, for the backends.
+    pub fn new(path: PathBuf) -> Program {
+        Program {
+            is_static: crate::elf::is_static(&path),
+            raises_privileges: raises_privileges(&path),
+            path,
+        }
+    }
+}
+
+/// True when executing `path` would give the process other ids than ours.
+fn raises_privileges(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(path) else {
+        return false;
+    };
+    // SAFETY: geteuid and getegid have no preconditions.
+    let (euid, egid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    (md.mode() & 0o4000 != 0 && md.uid() != euid) || (md.mode() & 0o2000 != 0 && md.gid() != egid)
 }
 
 /// One way of tracing, before it is used for a run.

@@ -216,7 +216,7 @@ pub fn ingest(opts: Options, obs: &mut dyn Observer) -> Result<Report> {
     }
     let cfg = config::load(&loc.roar_dir())?;
     let store = Store::open(&loc.db)?;
-    recover::recover(&store);
+    recover::recover(&store, &loc.roar_dir());
     let (mut images, unreadable) = scan(&dir)?;
     // Stream contents apart from the images, so each tree can take its own.
     let mut contents: Vec<Vec<u8>> = images

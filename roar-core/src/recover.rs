@@ -10,11 +10,20 @@ use dag::Store;
 use crate::collect::{Notes, collect, read_trace};
 use crate::{config, location};
 
-/// Finishes every unfinished run of `store` whose roar is gone.
-pub fn recover(store: &Store) {
+/// How old an unclaimed trace directory must be before it is removed: a
+/// roar that has just created its directory holds its lock a moment later.
+const UNCLAIMED_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Finishes every unfinished run of `store` whose roar is gone, and removes
+/// trace directories in `roar_dir/traces` that no run owns (a roar killed
+/// before its run's row was written, or whose row could not be written).
+pub fn recover(store: &Store, roar_dir: &Path) {
     let Ok(runs) = store.unfinished_runs() else {
         return;
     };
+    let owned: std::collections::HashSet<Vec<u8>> =
+        runs.iter().filter_map(|r| r.trace_dir.clone()).collect();
+    sweep(&roar_dir.join("traces"), &owned);
     for run in runs {
         let Some(dir) = run
             .trace_dir
@@ -26,23 +35,128 @@ pub fn recover(store: &Store) {
         let Ok(Some(lock)) = try_lock_dir(&dir) else {
             continue; // gone, or still running
         };
-        let Some(loc) = location::find(&dir) else {
-            continue;
+        finish(store, run.id, &dir, lock);
+    }
+}
+
+/// Why a run's roar could not finish it, when it knew: written into the
+/// trace directory (a full disk, a store that refused the write), so that
+/// recovery says so rather than "roar was killed".
+const REASON_FILE: &str = ".unfinished";
+
+/// Notes in `trace_dir` why its run could not be stored.
+pub fn note_reason(trace_dir: &Path, reason: &str) {
+    let _ = std::fs::write(trace_dir.join(REASON_FILE), reason);
+}
+
+/// Finishes run `id` from its trace in `dir`, unless a process of the run
+/// is still alive: then it is left for a later roar, so that nothing the
+/// run still does is cut off and its trace is not deleted under it.
+fn finish(store: &Store, id: dag::RunId, dir: &Path, lock: std::fs::File) {
+    let Some(loc) = location::find(dir) else {
+        return;
+    };
+    let cause = match std::fs::read_to_string(dir.join(REASON_FILE)) {
+        Ok(r) => format!(
+            "roar could not store the run when it ended ({}); recorded what its trace held",
+            r.trim()
+        ),
+        Err(_) => "roar was killed before the run ended; recorded what its trace held".to_string(),
+    };
+    let mut notes = Notes {
+        losses: vec![cause],
+        warnings: Vec::new(),
+    };
+    let streams = read_trace(dir, &mut notes);
+    let summary = crate::analysis::analyze(&streams);
+    if still_alive(dir, &summary) {
+        return;
+    }
+    let cfg = config::load(&loc.roar_dir()).unwrap_or_default();
+    let mut result = collect(store, &loc, &cfg, &streams, None, &mut notes);
+    // The trace holds how the command (its first process) ended, and when
+    // its last record was written.
+    if let Some(root) = summary.procs.first() {
+        if let Some(p) = result.processes.iter().find(|p| p.pid == root.pid) {
+            result.exit_code = p.exit_code;
+            result.signal = p.signal;
+        }
+        result.duration_ms = summary.last_ns.saturating_sub(root.started_ns) / 1_000_000;
+    }
+    result.complete = false;
+    result.warnings = notes.losses.into_iter().chain(notes.warnings).collect();
+    if store.finish_run(id, &result).is_ok() {
+        drop(lock);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// True when a process of the run whose partial trace is `summary` is still
+/// alive: one that carries the trace directory in its environment
+/// (preload), or one the trace saw start and not end whose pid is alive
+/// and was started when the trace says (eBPF, and anything the command left
+/// running).
+fn still_alive(dir: &Path, summary: &crate::analysis::Summary) -> bool {
+    if crate::backend::preload::any_alive_with_trace_dir(dir) {
+        return true;
+    }
+    let offset = boottime_minus_monotonic_ns();
+    summary
+        .procs
+        .iter()
+        .filter(|p| p.status.is_none())
+        .any(|p| {
+            started_at_ns(p.pid)
+                .is_some_and(|s| s.abs_diff(p.started_ns.saturating_add(offset)) < 2_000_000_000)
+        })
+}
+
+/// When process `pid` started, in CLOCK_BOOTTIME nanoseconds (field 22 of
+/// /proc/PID/stat, in clock ticks); None when it is gone or a zombie (dead,
+/// not yet reaped: where pid 1 does not reap orphans, that is forever).
+fn started_at_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the last ')'.
+    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    let ticks: u64 = fields.nth(18)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * (1_000_000_000 / hz))
+}
+
+/// CLOCK_BOOTTIME minus CLOCK_MONOTONIC (time spent suspended), to compare
+/// trace timestamps with process start times.
+fn boottime_minus_monotonic_ns() -> u64 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
         };
-        let cfg = config::load(&loc.roar_dir()).unwrap_or_default();
-        let mut notes = Notes {
-            losses: vec![
-                "roar was killed before the run ended; recorded what its trace held".to_string(),
-            ],
-            warnings: Vec::new(),
-        };
-        let streams = read_trace(&dir, &mut notes);
-        let mut result = collect(store, &loc, &cfg, &streams, None, &mut notes);
-        result.complete = false;
-        result.warnings = notes.losses.into_iter().chain(notes.warnings).collect();
-        if store.finish_run(run.id, &result).is_ok() {
-            drop(lock);
-            let _ = std::fs::remove_dir_all(&dir);
+        // SAFETY: clock_gettime writes the timespec we pass.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    read(libc::CLOCK_BOOTTIME).saturating_sub(read(libc::CLOCK_MONOTONIC))
+}
+
+/// Removes the `run-*` directories below `traces` that no unfinished run
+/// owns, once they are old enough and their lock is free.
+fn sweep(traces: &Path, owned: &std::collections::HashSet<Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(traces) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let unclaimed = e.file_name().as_encoded_bytes().starts_with(b"run-")
+            && !owned.contains(&crate::paths::to_bytes(&path))
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > UNCLAIMED_AGE));
+        if unclaimed && let Ok(Some(_lock)) = try_lock_dir(&path) {
+            let _ = std::fs::remove_dir_all(&path);
         }
     }
 }

@@ -769,8 +769,12 @@ fn fixtures_behave_untraced() {
 
 // ---- Robustness: what happens when things go wrong -------------------------
 
-/// `roar` killed with SIGKILL mid-run: the next roar command finishes the run
-/// from its trace, marked incomplete, with what the command had written.
+/// `roar` killed with SIGKILL mid-run. Under preload and eBPF the command
+/// lives on: its run stays unfinished and its trace is kept while any of
+/// its processes runs. Once they end (under ptrace at once: the kernel ends
+/// the tracees with their tracer), the next roar command finishes the run
+/// from its trace, marked incomplete, with what the command had written
+/// and, where the trace holds it (preload), how it ended.
 #[test]
 fn roar_killed_leaves_an_honest_partial_record() {
     for &backend in BACKENDS {
@@ -786,25 +790,46 @@ fn roar_killed_leaves_an_honest_partial_record() {
                 "--",
                 "sh",
                 "-c",
-                "cat in.txt > out.txt; sleep 30",
+                "cat in.txt > out.txt; echo $$ > cmd.pid; sleep 1.5; exit 3",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !sb.join("out.txt").exists() || sb.read("out.txt").is_empty() {
+        while !sb.join("cmd.pid").exists() || sb.read("cmd.pid").is_empty() {
             assert!(
                 Instant::now() < deadline,
-                "[{backend}] the command never wrote out.txt"
+                "[{backend}] the command never wrote cmd.pid"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
         std::thread::sleep(Duration::from_millis(100));
         child.kill().unwrap();
         child.wait().unwrap();
-        // The orphaned `sleep` keeps running in the background; it is harmless.
+        let pid: u32 = String::from_utf8_lossy(&sb.read("cmd.pid"))
+            .trim()
+            .parse()
+            .unwrap();
+        // Under preload and eBPF the command lives on without roar; its run
+        // is not finished while it runs (ptrace's tracees die with roar).
+        if backend != "ptrace" {
+            assert!(running(pid), "[{backend}] pid {pid} lives on");
+            let run = sb.show_json("latest");
+            assert_eq!(run["finished"], false, "[{backend}] {run:#}");
+            let traces = std::fs::read_dir(sb.join(".roar/traces")).unwrap().count();
+            assert_eq!(
+                traces, 1,
+                "[{backend}] the trace stays while the command runs"
+            );
+        }
+        let gone = Instant::now() + Duration::from_secs(20);
+        while running(pid) {
+            assert!(Instant::now() < gone, "[{backend}] pid {pid} did not end");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let run = sb.show_json("latest");
+        assert_eq!(run["finished"], true, "[{backend}] {run:#}");
         assert_eq!(run["complete"], false, "[{backend}] {run:#}");
         let outs = in_sandbox(&sb, &run["outputs"]);
         assert!(
@@ -818,7 +843,19 @@ fn roar_killed_leaves_an_honest_partial_record() {
         );
         let warnings = run["warnings"].to_string();
         assert!(warnings.contains("killed"), "[{backend}] {run:#}");
+        if backend == "preload" {
+            // The library in the command recorded how it ended.
+            assert_eq!(run["exit_code"], 3, "[{backend}] {run:#}");
+        }
     }
+}
+
+/// True while process `pid` exists and is not a zombie.
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+    })
 }
 
 /// A store that is not a roar store is named, left byte-identical, and
@@ -992,4 +1029,30 @@ fn waited_child_is_not_reported() {
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let run = sb.show_json("latest");
     assert_eq!(run["complete"], true, "{run:#}");
+}
+
+/// Trace directories no run owns (a roar killed before it wrote its run's
+/// row, or whose row could not be written) are removed by the next roar
+/// command once they are a minute old; a fresh one may belong to a roar
+/// starting right now and stays.
+#[test]
+fn unowned_trace_directories_are_cleaned_up() {
+    let sb = Sandbox::new();
+    let out = sb.run("preload", &["true"]);
+    assert!(out.status.success(), "{out:?}");
+    let traces = sb.join(".roar/traces");
+    for name in ["run-1-1-0", "run-2-2-0"] {
+        std::fs::create_dir_all(traces.join(name)).unwrap();
+        std::fs::write(traces.join(name).join(".lock"), "").unwrap();
+    }
+    let old = Command::new("touch")
+        .args(["-d", "2 minutes ago"])
+        .arg(traces.join("run-1-1-0"))
+        .status()
+        .unwrap();
+    assert!(old.success());
+    let out = output(sb.roar().args(["log"]));
+    assert!(out.status.success(), "{out:?}");
+    assert!(!traces.join("run-1-1-0").exists(), "the old one is gone");
+    assert!(traces.join("run-2-2-0").exists(), "the fresh one stays");
 }

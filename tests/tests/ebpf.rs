@@ -12,18 +12,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use tests::{Sandbox, output, parse_json, roar_bin};
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|v| v.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
+use tests::{Sandbox, as_nobody, is_root, nobody_dir, output, parse_json, roar_bin};
 
 fn doctor(cmd: &mut Command) -> Value {
     let out = output(cmd.args(["doctor", "--json"]));
@@ -266,35 +255,6 @@ fn bpf_refused_by_the_kernel_is_named_with_its_errno() {
 
 fn libc_eperm() -> i64 {
     1
-}
-
-/// A directory `nobody` may write, holding a copy of roar it can run (the
-/// build tree may be under a private home).
-fn nobody_dir() -> (tempfile::TempDir, std::path::PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o777)).unwrap();
-    let roar = dir.path().join("roar");
-    std::fs::copy(roar_bin(), &roar).unwrap();
-    std::fs::set_permissions(&roar, PermissionsExt::from_mode(0o755)).unwrap();
-    (dir, roar)
-}
-
-/// `roar ARGS` as `nobody` in `dir`, with CAP_BPF + CAP_PERFMON ambient
-/// when `caps`.
-fn as_nobody(dir: &Path, roar: &Path, caps: bool, args: &[&str]) -> Command {
-    let mut c = Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
-    if caps {
-        c.args(["--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon"]);
-    }
-    c.arg("--")
-        .arg(roar)
-        .args(args)
-        .current_dir(dir)
-        .env("HOME", dir)
-        .env("ROAR_DB", dir.join("roar.db"));
-    c
 }
 
 #[test]

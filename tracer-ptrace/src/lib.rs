@@ -255,6 +255,30 @@ fn stat(p: &[u8]) -> Option<FileStat> {
     })
 }
 
+/// True when the program `tid` just exec'd is set-user-ID or set-group-ID
+/// and the kernel did not give it those ids: a traced exec keeps the
+/// caller's credentials unless the tracer could trace the new ones.
+fn privileges_dropped(tid: pid_t) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(md) = std::fs::metadata(proc_path(tid, "exe")) else {
+        return false;
+    };
+    let (suid, sgid) = (md.mode() & 0o4000 != 0, md.mode() & 0o2000 != 0);
+    if !suid && !sgid {
+        return false;
+    }
+    let status = std::fs::read_to_string(proc_path(tid, "status")).unwrap_or_default();
+    // "Uid:\treal\teffective\tsaved\tfs"
+    let effective = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().nth(1)?.parse::<u32>().ok())
+    };
+    (suid && effective("Uid:").is_some_and(|e| e != md.uid()))
+        || (sgid && effective("Gid:").is_some_and(|e| e != md.gid()))
+}
+
 /// The path an fd of `tid` names, when it names one (not a pipe or socket).
 fn fd_path(tid: pid_t, fd: i32) -> Option<Vec<u8>> {
     readlink(&proc_path(tid, &format!("fd/{fd}"))).filter(|p| p.starts_with(b"/"))
@@ -522,12 +546,17 @@ impl Tracer {
         let exe_stat = stat(exe_link.as_bytes());
         let cwd = self.cwd_of(tid, tid);
         let path = if path.is_empty() { exe.clone() } else { path };
+        let exec_flags = if privileges_dropped(tid) {
+            tracer_wire::exec_flags::PRIVILEGE_DROPPED
+        } else {
+            0
+        };
         self.emit(
             tid,
             flags,
             &Event::Exec {
                 result: 0,
-                flags: 0,
+                flags: exec_flags,
                 path: &path,
                 argv: Args(&argv),
             },

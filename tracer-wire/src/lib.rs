@@ -108,6 +108,10 @@ pub mod exec_flags {
     pub const PRELOAD_DROPPED: u32 = 1 << 1;
     /// The target is set-user-ID or set-group-ID: the loader ignores LD_PRELOAD.
     pub const SETUID: u32 = 1 << 2;
+    /// The target is set-user-ID or set-group-ID, but the kernel did not
+    /// raise its privileges because it is being traced (ptrace): it runs
+    /// as the caller, and may fail or behave differently.
+    pub const PRIVILEGE_DROPPED: u32 = 1 << 3;
 }
 
 /// Why records were lost.

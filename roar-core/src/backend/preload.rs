@@ -117,14 +117,19 @@ impl Backend for Ready {
     }
 
     fn blind_spots(&self, program: &Program) -> Vec<String> {
+        let mut blind = Vec::new();
         if program.is_static {
-            vec![format!(
+            blind.push(format!(
                 "{} is statically linked: the preload backend cannot see its file accesses (use --backend ptrace)",
                 program.path.display()
-            )]
-        } else {
-            Vec::new()
+            ));
+        } else if program.raises_privileges {
+            blind.push(format!(
+                "{} is set-user-ID or set-group-ID: the dynamic loader ignores LD_PRELOAD for it, so the preload backend sees nothing it does (as root, --backend ebpf sees it)",
+                program.path.display()
+            ));
         }
+        blind
     }
 
     fn prepare(&self, trace_dir: &Path) -> std::io::Result<Box<dyn Prepared + '_>> {
@@ -193,6 +198,12 @@ fn still_running(trace_dir: &Path) -> Vec<u32> {
 fn carries_trace_dir(pid: u32, marker: &[u8]) -> bool {
     std::fs::read(format!("/proc/{pid}/environ"))
         .is_ok_and(|env| env.windows(marker.len()).any(|w| w == marker))
+}
+
+/// True when any process (in our pid namespace) carries the trace directory
+/// `dir` in its environment.
+pub fn any_alive_with_trace_dir(dir: &Path) -> bool {
+    !still_running(dir).is_empty()
 }
 
 /// True when `pid` (in our own pid namespace) is alive and carries the trace

@@ -21,6 +21,11 @@ impl Kind for Ptrace {
     }
 
     fn open(&self, _: &Program, _auto: bool) -> Result<(Box<dyn Backend>, String), String> {
+        // `auto` reaches ptrace only for what preload cannot run seen: a
+        // static command, or no library. A dynamic set-user-ID command
+        // never gets here under auto: preload runs it with its privileges
+        // (unseen, warned), which ptrace cannot. Every traced exec that
+        // lost its privileges is flagged by the tracer.
         Ok((Box::new(Ready), "so ptrace".into()))
     }
 
