@@ -274,7 +274,7 @@ pub(crate) fn pgpass_lookup(
         }
         let m = |f: &str, v: &str| f == "*" || f == v;
         if m(&fields[0], host) && m(&fields[1], port) && m(&fields[2], db) && m(&fields[3], user) {
-            return Some(fields.pop()?);
+            return fields.pop();
         }
     }
     None

@@ -9,22 +9,12 @@ use crate::rows::{WriteError, write};
 use crate::{RemoteConfig, RemoteError, RetryPolicy, schema};
 
 /// How a push behaves.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PushOptions {
     pub limits: Limits,
     pub retry: RetryPolicy,
     /// Bounds each connection attempt (default: the URL's `connect_timeout`, else 10 s).
     pub connect_timeout: Option<Duration>,
-}
-
-impl Default for PushOptions {
-    fn default() -> Self {
-        PushOptions {
-            limits: Limits::default(),
-            retry: RetryPolicy::default(),
-            connect_timeout: None,
-        }
-    }
 }
 
 impl PushOptions {

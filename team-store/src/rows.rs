@@ -306,8 +306,9 @@ struct Cols {
     oj_envs: Vec<String>,
 }
 
-/// Column arrays of the child tables.
+/// Column arrays of the child tables, one tuple field per column.
 #[derive(Default)]
+#[allow(clippy::type_complexity)]
 struct Children {
     arg: (Vec<String>, Vec<i32>, Vec<Vec<u8>>),
     env: (Vec<String>, Vec<i32>, Vec<String>, Vec<Option<String>>),
