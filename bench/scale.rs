@@ -214,9 +214,12 @@ fn generate(dir: &Path, total_runs: usize) -> Result<(), Box<dyn std::error::Err
         }
         println!("project: {} tracked files", files.len());
     }
-    // Heads, exactly as migration 0002 computes them.
+    // Identities as migration 0010 gives them (uuid, order key, finishing order); then heads,
+    // exactly as migration 0002 computes them.
     tx.execute_batch(
-        "DELETE FROM path_heads;
+        "UPDATE runs SET uuid = '00000000-0000-7000-8000-' || printf('%012x', id),
+                         order_key = started_at_ms * 1000 + id, finished_seq = id;
+         DELETE FROM path_heads;
          INSERT OR REPLACE INTO path_heads (path, run_id, artifact_id)
          SELECT o.path, o.run_id, o.artifact_id FROM run_outputs AS o
          WHERE o.filtered = 0 AND o.run_id =

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # graphviz: the DOT export test renders with the real `dot`.
-pkgs=(build-essential pkg-config strace git graphviz)
+# postgresql: the team-store tests start a throwaway PostgreSQL 15 server themselves.
+pkgs=(build-essential pkg-config strace git graphviz postgresql)
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)

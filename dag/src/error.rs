@@ -21,6 +21,31 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A run pulled from another store: it is that store's record and cannot be changed here.
+    #[error(
+        "run {id} ({uuid}) was recorded by store {origin_store} and pulled here; it is read-only"
+    )]
+    ReadOnlyRun {
+        id: i64,
+        uuid: String,
+        origin_store: String,
+    },
+    /// The same run id arrived with other content: one of the two stores is damaged or lying.
+    /// Nothing was written.
+    #[error(
+        "run {uuid} conflicts: {ours} holds it with other content than {theirs}; nothing was written"
+    )]
+    Conflict {
+        uuid: String,
+        /// Where the stored copy is (e.g. "this store, run 12, recorded by store X on host H").
+        ours: String,
+        /// Where the incoming copy came from.
+        theirs: String,
+    },
+    /// A run given to [`Store::insert_pulled`](crate::Store::insert_pulled) that cannot be a
+    /// pulled run (unfinished, no uuid, or recorded by this very store).
+    #[error("cannot insert run {uuid:?}: {reason}")]
+    BadForeignRun { uuid: String, reason: String },
     /// A run reference that cannot be parsed.
     #[error("bad run reference: {0}")]
     BadRef(String),

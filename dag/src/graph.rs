@@ -7,8 +7,10 @@
 //!
 //! A run is downstream of another only through content: a run that read a path is linked to the
 //! newest earlier run that wrote *the bytes it read*, never merely to a run that wrote a file of
-//! the same name. Every such link goes from a lower run id to a higher one, so the graph is
-//! acyclic by construction.
+//! the same name. Earlier means a lower `(order_key, id)`: within one store that is id order;
+//! runs pulled from other stores keep their place in time (start time) although their local
+//! ids are newer. Every link goes from a lower key to a higher one, so the graph is acyclic by
+//! construction.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -84,22 +86,24 @@ pub enum Start {
 pub struct Lineage {
     pub graph: DiGraph<Node, Edge>,
     pub root: NodeIndex,
+    /// `(order_key, id)` of every run in the graph.
+    order: HashMap<RunId, (i64, RunId)>,
 }
 
 impl Lineage {
     /// Run ids, each after every run that produced something it read.
     pub fn runs_in_order(&self) -> Vec<RunId> {
-        // Producers always have lower ids than the runs that read their output.
-        let mut runs: Vec<RunId> = self
+        // Producers always have a lower (order_key, id) than the runs that read their output.
+        let mut runs: Vec<(i64, RunId)> = self
             .graph
             .node_weights()
             .filter_map(|n| match n {
-                Node::Run(id) => Some(*id),
+                Node::Run(id) => Some(self.order.get(id).copied().unwrap_or((i64::MIN, *id))),
                 Node::Artifact { .. } => None,
             })
             .collect();
         runs.sort_unstable();
-        runs
+        runs.into_iter().map(|(_, id)| id).collect()
     }
 
     /// The run node that wrote an artifact node, with the path it wrote it at.
@@ -191,7 +195,8 @@ impl Store {
                 .prepare_cached(&format!(
                     "SELECT l.run_id, l.artifact_id, a.hash, COALESCE(l.size, a.size) \
                      FROM {table} AS l LEFT JOIN artifacts AS a ON a.id = l.artifact_id \
-                     WHERE l.path = ?1 ORDER BY l.run_id DESC LIMIT 1"
+                     JOIN runs AS r ON r.id = l.run_id \
+                     WHERE l.path = ?1 ORDER BY r.order_key DESC, r.id DESC LIMIT 1"
                 ))?
                 .query_row([path], |r| {
                     Ok(Link {
@@ -215,6 +220,7 @@ impl Store {
             conn: &tx,
             graph: DiGraph::new(),
             runs: HashMap::new(),
+            order: HashMap::new(),
             artifacts: HashMap::new(),
             queue: VecDeque::new(),
         };
@@ -227,9 +233,9 @@ impl Store {
                 if exists.is_none() {
                     return Err(StoreError::NoSuchRun(id.to_string()));
                 }
-                w.run_node(*id)
+                w.run_node(*id)?
             }
-            Start::Artifact { version, path } => w.artifact_node(version, path, RunId::MAX)?,
+            Start::Artifact { version, path } => w.artifact_node(version, path, None)?,
         };
         while let Some(run) = w.queue.pop_front() {
             let inputs: Vec<Link> = tx
@@ -248,13 +254,14 @@ impl Store {
                 .collect::<Result<_, _>>()?;
             let run_node = w.runs[&run];
             for input in inputs {
-                let a = w.artifact_node(&input.version, &input.path, run)?;
+                let a = w.artifact_node(&input.version, &input.path, Some(run))?;
                 w.graph.add_edge(a, run_node, Edge::Read(input.path));
             }
         }
         Ok(Lineage {
             graph: w.graph,
             root,
+            order: w.order,
         })
     }
 
@@ -408,38 +415,50 @@ struct Walk<'c> {
     conn: &'c Connection,
     graph: DiGraph<Node, Edge>,
     runs: HashMap<RunId, NodeIndex>,
+    order: HashMap<RunId, (i64, RunId)>,
     artifacts: HashMap<ArtifactKey, NodeIndex>,
     queue: VecDeque<RunId>,
 }
 
 impl Walk<'_> {
-    fn run_node(&mut self, id: RunId) -> NodeIndex {
+    fn run_node(&mut self, id: RunId) -> Result<NodeIndex, StoreError> {
         if let Some(&n) = self.runs.get(&id) {
-            return n;
+            return Ok(n);
         }
+        let key: i64 = self
+            .conn
+            .prepare_cached("SELECT order_key FROM runs WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?;
         let n = self.graph.add_node(Node::Run(id));
         self.runs.insert(id, n);
+        self.order.insert(id, (key, id));
         self.queue.push_back(id);
-        n
+        Ok(n)
     }
 
-    /// The node for `version` as read by run `reader` (or asked about, with `RunId::MAX`),
-    /// linked to the newest earlier run that wrote exactly that content.
+    /// The node for `version` as read by run `reader` (or asked about, with `None`), linked
+    /// to the newest earlier run (by `(order_key, id)`) that wrote exactly that content.
     fn artifact_node(
         &mut self,
         version: &Version,
         path: &[u8],
-        reader: RunId,
+        reader: Option<RunId>,
     ) -> Result<NodeIndex, StoreError> {
+        let (before_key, before_id) = match reader {
+            Some(r) => self.order[&r],
+            None => (i64::MAX, RunId::MAX),
+        };
         let producer: Option<(RunId, Vec<u8>)> = match version.artifact {
             Some(a) => self
                 .conn
                 .prepare_cached(
-                    "SELECT run_id, path FROM run_outputs \
-                     WHERE artifact_id = ?1 AND run_id < ?2 AND filtered = 0 \
-                     ORDER BY run_id DESC LIMIT 1",
+                    "SELECT o.run_id, o.path FROM run_outputs AS o JOIN runs AS r ON r.id = o.run_id \
+                     WHERE o.artifact_id = ?1 AND o.filtered = 0 AND (r.order_key, r.id) < (?2, ?3) \
+                     ORDER BY r.order_key DESC, r.id DESC LIMIT 1",
                 )?
-                .query_row(params![a, reader], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(params![a, before_key, before_id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?,
             None => None,
         };
@@ -462,7 +481,7 @@ impl Walk<'_> {
         });
         self.artifacts.insert(key, n);
         if let Some((run, wrote_at)) = producer {
-            let r = self.run_node(run);
+            let r = self.run_node(run)?;
             self.graph.add_edge(r, n, Edge::Wrote(wrote_at));
         }
         Ok(n)

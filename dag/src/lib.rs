@@ -11,6 +11,12 @@
 //! `user_version` is the highest of them; a file that is not SQLite, or is somebody else's SQLite database, is reported and
 //! never modified.
 //!
+//! Every store has a random UUID and every run a UUIDv7, so runs can move between stores (the
+//! team store pushes and pulls them; see [`Store::pending_push`] and [`Store::insert_pulled`]).
+//! A pulled run keeps its identity and origin, gets a local id, and is read-only here. Since
+//! local ids then no longer follow time across stores, lineage and path heads order runs by
+//! their `order_key` (start time, kept increasing within a store), then id.
+//!
 //! Paths, argv elements and working directories are raw bytes (`Vec<u8>`) throughout, so that
 //! names which are not UTF-8 round-trip exactly. This crate never prints; it only returns data
 //! and [`StoreError`]s.
@@ -30,7 +36,8 @@ mod store;
 pub use error::StoreError;
 pub use graph::{ArtifactId, ArtifactInfo, Edge, Lineage, Link, LinkKind, Node, Start, Version};
 pub use model::{
-    FileKey, FileRecord, GitInfo, NewRun, OpenJdContext, ProcessRecord, Run, RunId, RunResult,
+    FileKey, FileRecord, GitInfo, Inserted, NewRun, OpenJdContext, Origin, Pending, ProcessRecord,
+    RemoteMark, Run, RunId, RunResult,
 };
 pub use paths::absolute_normal;
 pub use petgraph::graph::NodeIndex;

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_heads.sql")),
     (3, include_str!("../migrations/0003_ingest.sql")),
     (4, include_str!("../migrations/0004_backend_reason.sql")),
+    (10, include_str!("../migrations/0010_identity.sql")),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = {
     let mut max = 0;
@@ -41,17 +42,22 @@ const APPLICATION_ID: i64 = 0x726F_6172;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 const RUN_COLUMNS: &str = "id, label, cwd, backend, backend_reason, started_at_ms, git_commit, git_branch, \
-     git_dirty, git_remote, exit_code, signal, duration_ms, complete, finished, trace_dir, roar_pid";
+     git_dirty, git_remote, exit_code, signal, duration_ms, complete, finished, trace_dir, roar_pid, \
+     uuid, COALESCE(origin_store, (SELECT value FROM store_meta WHERE key = 'store_uuid')) AS origin, \
+     origin_store IS NOT NULL AS pulled, origin_host, order_key";
 
 /// An open roar store. One per thread: the connection is `Send` but not `Sync`.
 pub struct Store {
     pub(crate) conn: Connection,
+    /// Recorded as the origin host of runs begun through this handle.
+    host: Option<String>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("path", &self.conn.path())
+            .field("host", &self.host)
             .finish()
     }
 }
@@ -129,7 +135,12 @@ impl Store {
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 Err(e) => return Err(e),
-                Ok(()) => return Ok(Store { conn }),
+                Ok(()) => {
+                    return Ok(Store {
+                        conn,
+                        host: this_host(),
+                    });
+                }
             }
         }
     }
@@ -138,7 +149,24 @@ impl Store {
     pub fn open_in_memory() -> Result<Store, StoreError> {
         let conn = Connection::open_in_memory()?;
         migrate(&conn)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            host: this_host(),
+        })
+    }
+
+    /// Names the host that runs begun from now on are recorded on (default: this machine's
+    /// host name). Tests use it to play several machines on one.
+    pub fn set_host(&mut self, host: Option<String>) {
+        self.host = host;
+    }
+
+    /// This store's identity: a random UUID made when the store was created.
+    pub fn store_id(&self) -> Result<String, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM store_meta WHERE key = 'store_uuid'")?
+            .query_row([], |r| r.get(0))?)
     }
 
     fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
@@ -161,7 +189,7 @@ impl Store {
     /// mid-run leaves an unfinished (and therefore incomplete) record.
     pub fn begin_run(&self, run: &NewRun) -> Result<RunId, StoreError> {
         let tx = self.write_tx()?;
-        let id = insert_run(&tx, run)?;
+        let id = insert_run(&tx, run, &Identity::local(run, self.host.as_deref()))?;
         tx.commit()?;
         Ok(id)
     }
@@ -186,7 +214,7 @@ impl Store {
         }
         let id = match run {
             Some((new, result)) => {
-                let id = insert_run(&tx, new)?;
+                let id = insert_run(&tx, new, &Identity::local(new, self.host.as_deref()))?;
                 write_result(&tx, id, result)?;
                 Some(id)
             }
@@ -197,6 +225,13 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![tree, id, streams as i64, now_ms])?;
+        if let Some(id) = id {
+            tx.prepare_cached(
+                "UPDATE runs SET finished_seq = \
+                 (SELECT COALESCE(MAX(finished_seq), 0) + 1 FROM runs) WHERE id = ?1",
+            )?
+            .execute([id])?;
+        }
         tx.commit()?;
         Ok(Some(id))
     }
@@ -210,14 +245,55 @@ impl Store {
     }
 }
 
-fn insert_run(tx: &Connection, run: &NewRun) -> Result<RunId, StoreError> {
+/// Who recorded a run and where it sits in time: made here for a local run, carried over for a
+/// pulled one.
+struct Identity<'a> {
+    uuid: String,
+    /// `None`: this store.
+    origin_store: Option<&'a str>,
+    origin_host: Option<&'a str>,
+    /// `None`: a local run, whose key is its start time kept above the store's previous run.
+    order_key: Option<i64>,
+}
+
+impl<'a> Identity<'a> {
+    fn local(run: &NewRun, host: Option<&'a str>) -> Identity<'a> {
+        Identity {
+            uuid: run_uuid(run.started_at_ms).to_string(),
+            origin_store: None,
+            origin_host: host,
+            order_key: None,
+        }
+    }
+}
+
+/// A UUIDv7 whose timestamp is the run's start time, so that uuids sort roughly by start.
+fn run_uuid(started_at_ms: i64) -> uuid::Uuid {
+    let ms = u64::try_from(started_at_ms).unwrap_or(0);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, ms / 1000, (ms % 1000) as u32 * 1_000_000);
+    uuid::Uuid::new_v7(ts)
+}
+
+/// The host name of this machine (of its UTS namespace), as `hostname` prints it.
+fn this_host() -> Option<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+fn insert_run(tx: &Connection, run: &NewRun, ident: &Identity<'_>) -> Result<RunId, StoreError> {
     {
         let git = run.git.as_ref();
+        // A local run's order key is its start time in microseconds, raised to stay above the
+        // previous local run's, so that local id order and key order always agree.
         tx.prepare_cached(
             "INSERT INTO runs (label, cwd, backend, started_at_ms, git_commit, git_branch, \
-             git_dirty, git_remote, trace_dir, roar_pid, backend_reason, seq) \
+             git_dirty, git_remote, trace_dir, roar_pid, backend_reason, seq, \
+             uuid, origin_store, origin_host, order_key) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, \
-             (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs))",
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM runs), ?12, ?13, ?14, \
+             COALESCE(?15, MAX(?4 * 1000, \
+               COALESCE((SELECT MAX(order_key) FROM runs WHERE origin_store IS NULL), 0) + 1)))",
         )?
         .execute(params![
             run.label,
@@ -231,6 +307,10 @@ fn insert_run(tx: &Connection, run: &NewRun) -> Result<RunId, StoreError> {
             run.trace_dir,
             run.roar_pid,
             run.backend_reason,
+            ident.uuid,
+            ident.origin_store,
+            ident.origin_host,
+            ident.order_key,
         ])?;
         let id = tx.last_insert_rowid();
         {
@@ -268,9 +348,19 @@ impl Store {
     ///
     /// Processes and file links replace any recorded before (finishing twice is not an error);
     /// `result.warnings` are appended after those added with [`Store::add_warning`].
+    ///
+    /// A run pulled from another store is refused ([`StoreError::ReadOnlyRun`]).
     pub fn finish_run(&self, id: RunId, result: &RunResult) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
+        require_own(&tx, id)?;
         write_result(&tx, id, result)?;
+        // Push sends local runs in the order they were finished; finishing again gives the run
+        // a new place, so a push sends it again (and the team store sees whether it changed).
+        tx.prepare_cached(
+            "UPDATE runs SET finished_seq = \
+             (SELECT COALESCE(MAX(finished_seq), 0) + 1 FROM runs) WHERE id = ?1",
+        )?
+        .execute([id])?;
         tx.commit()?;
         Ok(())
     }
@@ -335,7 +425,7 @@ impl Store {
     /// the command runs, after the run row was written).
     pub fn set_git(&self, id: RunId, git: &GitInfo) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
-        require_run(&tx, id)?;
+        require_own(&tx, id)?;
         tx.prepare_cached(
             "UPDATE runs SET git_commit = ?2, git_branch = ?3, git_dirty = ?4, git_remote = ?5 \
              WHERE id = ?1",
@@ -348,7 +438,7 @@ impl Store {
     /// Appends a warning to a run, finished or not.
     pub fn add_warning(&self, id: RunId, warning: &str) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
-        require_run(&tx, id)?;
+        require_own(&tx, id)?;
         insert_warning(&tx, id, warning)?;
         tx.commit()?;
         Ok(())
@@ -499,7 +589,8 @@ impl Store {
         }
         let path = absolute_normal(Path::new(r), cwd);
         tx.prepare_cached(
-            "SELECT run_id FROM run_outputs WHERE path = ?1 ORDER BY run_id DESC LIMIT 1",
+            "SELECT o.run_id FROM run_outputs AS o JOIN runs AS r ON r.id = o.run_id \
+             WHERE o.path = ?1 ORDER BY r.order_key DESC, r.id DESC LIMIT 1",
         )?
         .query_row([path.as_os_str().as_bytes()], |row| row.get(0))
         .optional()?
@@ -598,6 +689,23 @@ fn require_run(conn: &Connection, id: RunId) -> Result<(), StoreError> {
     exists.ok_or_else(|| StoreError::NoSuchRun(id.to_string()))
 }
 
+/// The run exists and was recorded here: pulled runs are another store's record.
+fn require_own(conn: &Connection, id: RunId) -> Result<(), StoreError> {
+    let found: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached("SELECT origin_store, uuid FROM runs WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    match found {
+        None => Err(StoreError::NoSuchRun(id.to_string())),
+        Some((None, _)) => Ok(()),
+        Some((Some(origin_store), uuid)) => Err(StoreError::ReadOnlyRun {
+            id,
+            uuid: uuid.unwrap_or_default(),
+            origin_store,
+        }),
+    }
+}
+
 fn insert_warning(conn: &Connection, id: RunId, text: &str) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO warnings (run_id, seq, text) \
@@ -642,7 +750,9 @@ fn insert_links(
 }
 
 /// Makes `id` the head of every path it wrote, unless a newer run already wrote the path.
-/// (Finishing a run twice drops its head on paths it no longer claims.)
+/// (Finishing a run twice drops its head on paths it no longer claims.) Newer means a greater
+/// `(order_key, id)`: a pulled run arrives with a high local id but keeps its place in time, so
+/// an old run pulled today does not displace a newer local head.
 fn update_heads(conn: &Connection, id: RunId) -> Result<(), StoreError> {
     conn.prepare_cached(
         "DELETE FROM path_heads WHERE run_id = ?1 AND path NOT IN \
@@ -653,7 +763,9 @@ fn update_heads(conn: &Connection, id: RunId) -> Result<(), StoreError> {
         "INSERT INTO path_heads (path, run_id, artifact_id) \
          SELECT path, run_id, artifact_id FROM run_outputs WHERE run_id = ?1 AND filtered = 0 \
          ON CONFLICT (path) DO UPDATE SET run_id = excluded.run_id, \
-           artifact_id = excluded.artifact_id WHERE excluded.run_id >= path_heads.run_id",
+           artifact_id = excluded.artifact_id \
+         WHERE (SELECT order_key, id FROM runs WHERE id = excluded.run_id) \
+            >= (SELECT order_key, id FROM runs WHERE id = path_heads.run_id)",
     )?
     .execute([id])?;
     Ok(())
@@ -669,6 +781,13 @@ fn run_from_row(row: &Row<'_>) -> rusqlite::Result<Run> {
     let git_dirty: Option<bool> = row.get("git_dirty")?;
     Ok(Run {
         id: row.get("id")?,
+        uuid: row.get("uuid")?,
+        origin: crate::model::Origin {
+            store: row.get("origin")?,
+            host: row.get("origin_host")?,
+        },
+        pulled: row.get("pulled")?,
+        order_key: row.get("order_key")?,
         seq: 0,
         label: row.get("label")?,
         command: Vec::new(),
@@ -797,6 +916,8 @@ fn u64_to_sql(v: u64) -> i64 {
 fn u64_from_sql(v: i64) -> u64 {
     v as u64
 }
+
+mod exchange;
 
 #[cfg(test)]
 mod tests;

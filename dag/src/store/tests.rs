@@ -103,8 +103,17 @@ fn full_run_round_trips() {
     store.finish_run(id, &result).unwrap();
 
     let run = store.run(id).unwrap();
+    assert_eq!(run.uuid.len(), 36);
+    assert_eq!(&run.uuid[14..15], "7", "a UUIDv7");
+    assert_eq!(run.origin.store, store.store_id().unwrap());
+    assert!(!run.pulled);
+    assert_eq!(run.order_key, new.started_at_ms * 1000);
     let expected = Run {
         id,
+        uuid: run.uuid.clone(),
+        origin: run.origin.clone(),
+        pulled: false,
+        order_key: run.order_key,
         seq: 1,
         label: new.label.clone(),
         command: new.command.clone(),
