@@ -17,6 +17,7 @@ mod export;
 mod json;
 mod lineage;
 mod openjd;
+mod remote;
 mod reproduce;
 mod run;
 mod show;
@@ -60,6 +61,12 @@ enum Cmd {
         /// No summary line.
         #[arg(short, long)]
         quiet: bool,
+        /// Push the run to the team store when it is recorded (never failing the run).
+        #[arg(long)]
+        push: bool,
+        /// The team store (postgresql://...); naming one pushes the run there.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
         /// The command and its arguments, passed on verbatim.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
         command: Vec<OsString>,
@@ -139,6 +146,28 @@ enum Cmd {
         /// Delete the stream files of trees that are in the store (and DIR, once empty).
         #[arg(long)]
         remove: bool,
+        /// Push the runs to the team store (never failing the ingest).
+        #[arg(long)]
+        push: bool,
+        /// The team store (postgresql://...); naming one pushes there.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+    },
+    /// Send finished runs to the team store (PostgreSQL); idempotent.
+    Push {
+        /// postgresql://[user@]host[:port]/db[?sslmode=...] (else ROAR_REMOTE, else [remote] url).
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Bring the other stores' runs from the team store into this one; idempotent.
+    Pull {
+        /// postgresql://[user@]host[:port]/db[?sslmode=...] (else ROAR_REMOTE, else [remote] url).
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        #[arg(short, long)]
+        quiet: bool,
     },
     /// Which backends work on this machine, and exactly why not.
     Doctor {
@@ -168,6 +197,8 @@ enum OpenjdCmd {
         name: String,
         #[arg(long, default_value = "false")]
         record: String,
+        #[arg(long)]
+        remote: Option<String>,
         #[arg(long, env = "ROAR_BACKEND", default_value = "auto")]
         backend: String,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
@@ -190,12 +221,16 @@ fn main() {
             label,
             timeout,
             quiet,
+            push,
+            remote,
             command,
         } => run::run(run::Options {
             backend,
             label,
             timeout,
             quiet,
+            push,
+            remote,
             command,
         })
         .map(|never| match never {}),
@@ -211,13 +246,19 @@ fn main() {
             label,
             quiet,
             remove,
+            push,
+            remote,
         } => run::ingest(run::IngestOptions {
             dir,
             settle,
             label,
             quiet,
             remove,
+            push,
+            remote,
         }),
+        Cmd::Push { remote, quiet } => remote::push(remote.as_deref(), quiet),
+        Cmd::Pull { remote, quiet } => remote::pull(remote.as_deref(), quiet),
         Cmd::Doctor { json } => doctor::doctor(json),
         Cmd::Openjd {
             cmd: OpenjdCmd::Template { mode },
@@ -228,6 +269,7 @@ fn main() {
                     phase,
                     name,
                     record,
+                    remote,
                     backend,
                     command,
                 },
@@ -235,6 +277,7 @@ fn main() {
             phase,
             name,
             record: record == "true",
+            remote,
             backend,
             command,
         })
@@ -297,7 +340,7 @@ fn open_store() -> Result<dag::Store> {
 }
 
 /// The store found from the cwd, open, with runs of dead roars recovered.
-fn open_located() -> Result<(location::Location, dag::Store)> {
+pub(crate) fn open_located() -> Result<(location::Location, dag::Store)> {
     let loc = location::require(&cwd()?)?;
     let store = dag::Store::open(&loc.db)?;
     recover::recover(&store, &loc.roar_dir());

@@ -69,6 +69,13 @@ fn parameters(p: &Paths<'_>, extra: &str) -> String {
             p.db.display()
         )),
     );
+    text.push_str(
+        "- name: RoarRemote
+  type: STRING
+  description: \"A team store (postgresql://...) every recorded run is pushed to when it ends; empty: ROAR_REMOTE from the worker's environment or [remote] in the store's config. A push never fails a task.\"
+  default: \"\"
+",
+    );
     text.push_str(extra);
     text
 }
@@ -122,6 +129,7 @@ fn wrap_template(p: &Paths<'_>) -> String {
         - --phase={phase}
         - --name={{{{WrappedEnv.Name}}}}
         - --record={{{{Param.RoarRecordEnvironments}}}}
+        - --remote={{{{Param.RoarRemote}}}}
         - --db={{{{Param.RoarDb}}}}
         - {fallback}
         - --backend={{{{Param.RoarBackend}}}}
@@ -149,6 +157,7 @@ extensions: [EXPR, WRAP_ACTIONS, FEATURE_BUNDLE_1]
         command: {roar}
         args:
         - run
+        - --remote={{{{Param.RoarRemote}}}}
         - --db={{{{Param.RoarDb}}}}
         - {fallback}
         - --backend={{{{Param.RoarBackend}}}}
@@ -209,6 +218,7 @@ specificationVersion: environment-2023-09
         command: {roar}
         args:
         - ingest
+        - --remote={{{{Param.RoarRemote}}}}
         - --db={{{{Param.RoarDb}}}}
         - {fallback}
         - --settle=0
@@ -227,6 +237,8 @@ pub struct EnvAction {
     pub phase: String,
     pub name: String,
     pub record: bool,
+    /// The team store recorded actions are pushed to (empty: none named).
+    pub remote: Option<String>,
     pub backend: String,
     pub command: Vec<OsString>,
 }
@@ -248,6 +260,8 @@ pub fn env_action(a: EnvAction) -> Result<std::convert::Infallible> {
             label: Some(format!("{} ({})", a.name, a.phase)),
             timeout: None,
             quiet: false,
+            push: false,
+            remote: a.remote,
             command: a.command,
         });
     }

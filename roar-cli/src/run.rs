@@ -24,6 +24,10 @@ pub struct Options {
     pub label: Option<String>,
     pub timeout: Option<f64>,
     pub quiet: bool,
+    /// Push the run to the team store afterwards.
+    pub push: bool,
+    /// The team store (`--remote`); naming one pushes there.
+    pub remote: Option<String>,
     pub command: Vec<OsString>,
 }
 
@@ -35,8 +39,15 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         command: opts.command,
     };
     let rec = record(&req, &mut Stderr)?;
+    let pushed = rec.stored.as_ref().ok().and_then(|()| {
+        let o = &rec.opened;
+        crate::remote::after_record(&o.store, &o.cfg, opts.remote.as_deref(), opts.push)
+    });
     match &rec.stored {
-        Ok(()) if !opts.quiet => eprintln!("{}", summary(&rec)),
+        Ok(()) if !opts.quiet => match pushed {
+            Some(p) => eprintln!("{}; {p}", summary(&rec)),
+            None => eprintln!("{}", summary(&rec)),
+        },
         Ok(()) => {}
         Err(e) => eprintln!(
             "roar: could not store run {} ({e}); its trace stays in {}",
@@ -79,6 +90,8 @@ pub struct IngestOptions {
     pub label: Option<String>,
     pub quiet: bool,
     pub remove: bool,
+    pub push: bool,
+    pub remote: Option<String>,
 }
 
 pub fn ingest(opts: IngestOptions) -> Result<()> {
@@ -98,6 +111,11 @@ pub fn ingest(opts: IngestOptions) -> Result<()> {
         },
         &mut Stderr,
     )?;
+    let pushed = if report.recorded.is_empty() {
+        None
+    } else {
+        push_ingested(opts.push, opts.remote.as_deref())?
+    };
     if opts.quiet {
         return Ok(());
     }
@@ -140,5 +158,13 @@ pub fn ingest(opts: IngestOptions) -> Result<()> {
         ));
     }
     eprintln!("{line}");
+    crate::remote::say(pushed);
     Ok(())
+}
+
+/// The push after an ingest that recorded runs, when one is asked for.
+fn push_ingested(push: bool, remote: Option<&str>) -> Result<Option<String>> {
+    let (loc, store) = crate::open_located()?;
+    let cfg = roar_core::config::load(&loc.roar_dir())?;
+    Ok(crate::remote::after_record(&store, &cfg, remote, push))
 }

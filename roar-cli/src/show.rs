@@ -82,8 +82,15 @@ pub fn run_json(r: &Run, all: bool) -> Json {
             ),
         ])
     });
+    let origin = Json::obj(vec![
+        ("store", Json::Str(r.origin.store.clone())),
+        ("host", Json::opt_str(r.origin.host.as_deref())),
+        ("pulled", Json::Bool(r.pulled)),
+    ]);
     Json::obj(vec![
         ("id", Json::Int(r.id)),
+        ("uuid", Json::Str(r.uuid.clone())),
+        ("origin", origin),
         ("ref", Json::Str(format!("@{}", r.seq))),
         ("label", Json::opt_str(r.label.as_deref())),
         ("command", bytes_list(&r.command)),

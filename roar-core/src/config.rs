@@ -1,4 +1,5 @@
-//! `.roar/config.toml`: the project's filter and environment allow-list.
+//! `.roar/config.toml`: the project's filter, environment allow-list and
+//! team store.
 
 use std::path::Path;
 
@@ -13,6 +14,30 @@ pub struct Config {
     pub filter: FilterConfig,
     #[serde(default)]
     pub env: EnvConfig,
+    #[serde(default)]
+    pub remote: RemoteConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteConfig {
+    /// The team store, a `postgresql://` URL (a password belongs in
+    /// PGPASSWORD or ~/.pgpass, not here).
+    pub url: Option<String>,
+    /// When runs go there without `roar push`.
+    #[serde(default)]
+    pub push: PushWhen,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PushWhen {
+    /// Only `roar push` (and `--push`) sends runs.
+    #[default]
+    Manual,
+    /// Every `roar run` and `roar ingest` pushes what it recorded, giving up
+    /// within a few seconds when the remote is down (the next push sends it).
+    AfterRun,
 }
 
 #[derive(Debug, Default, Deserialize)]

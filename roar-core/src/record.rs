@@ -51,11 +51,12 @@ pub struct Recorded {
     pub stored: std::result::Result<(), dag::StoreError>,
     pub trace_dir: PathBuf,
     pub phases: Phases,
-    /// The store, still open. Closing the last connection checkpoints and
-    /// deletes the WAL (an fsync, and the next run creates it again: 2 to
-    /// 10 ms on ext4), so a short-lived caller should exit without dropping
-    /// it, as `roar run` does; the data is already committed.
-    pub store: Store,
+    /// The store (still open), where it is and its config. Closing the last
+    /// connection checkpoints and deletes the WAL (an fsync, and the next
+    /// run creates it again: 2 to 10 ms on ext4), so a short-lived caller
+    /// should exit without dropping it, as `roar run` does; the data is
+    /// already committed.
+    pub opened: Opened,
 }
 
 /// Records one run of `req.command`.
@@ -114,7 +115,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
         stored,
         trace_dir: begun.trace_dir,
         phases,
-        store: opened.store,
+        opened,
     })
 }
 

@@ -1,0 +1,102 @@
+//! `roar push`, `roar pull`, and the push after `roar run` and `roar ingest`:
+//! which team store, and what moved. The work is `team_store`'s.
+
+use anyhow::Result;
+use roar_core::config::{Config, PushWhen};
+use team_store::{PullOptions, PushOptions, RemoteConfig};
+
+use crate::run::Stderr;
+
+/// The team store's URL: `--remote` (when not empty), else `ROAR_REMOTE`,
+/// else `[remote] url`.
+pub fn url(flag: Option<&str>, cfg: &Config) -> Option<String> {
+    flag.filter(|u| !u.is_empty())
+        .map(str::to_owned)
+        .or_else(|| std::env::var("ROAR_REMOTE").ok().filter(|u| !u.is_empty()))
+        .or_else(|| cfg.remote.url.clone().filter(|u| !u.is_empty()))
+}
+
+fn remote(flag: Option<&str>, cfg: &Config) -> Result<RemoteConfig> {
+    let url = url(flag, cfg).ok_or_else(|| {
+        anyhow::anyhow!(
+            "no team store named: give --remote postgresql://..., set ROAR_REMOTE, or [remote] url in .roar/config.toml"
+        )
+    })?;
+    Ok(RemoteConfig::parse(&url)?)
+}
+
+/// `roar push`.
+pub fn push(flag: Option<&str>, quiet: bool) -> Result<()> {
+    let (loc, store) = crate::open_located()?;
+    let cfg = roar_core::config::load(&loc.roar_dir())?;
+    let remote = remote(flag, &cfg)?;
+    let r = team_store::push(&store, &remote, &PushOptions::default())?;
+    if !quiet {
+        let mut line = format!(
+            "roar: pushed {} to {} ({:.2} s",
+            roar_core::words::count(r.sent as usize, "run"),
+            remote.redacted(),
+            r.elapsed.as_secs_f64()
+        );
+        if r.already_there > 0 {
+            line.push_str(&format!("; {} already there", r.already_there));
+        }
+        if r.retries > 0 {
+            line.push_str(&format!("; {} retried", r.retries));
+        }
+        eprintln!("{line})");
+    }
+    Ok(())
+}
+
+/// `roar pull`.
+pub fn pull(flag: Option<&str>, quiet: bool) -> Result<()> {
+    let (loc, store) = crate::open_located()?;
+    let cfg = roar_core::config::load(&loc.roar_dir())?;
+    let remote = remote(flag, &cfg)?;
+    let r = team_store::pull(&store, &remote, &PullOptions::default())?;
+    if !quiet {
+        eprintln!(
+            "roar: pulled {} from {} ({:.2} s; {} already here or recorded here)",
+            roar_core::words::count(r.received as usize, "run"),
+            remote.redacted(),
+            r.elapsed.as_secs_f64(),
+            r.skipped
+        );
+    }
+    Ok(())
+}
+
+/// After `roar run` or `roar ingest` recorded: pushes when asked (`--push`,
+/// a `--remote` named on the command line, or `[remote] push =
+/// "after-run"`), within a few seconds, never failing the command. Returns
+/// what to add to the summary line, if anything.
+pub fn after_record(
+    store: &dag::Store,
+    cfg: &Config,
+    flag: Option<&str>,
+    asked: bool,
+) -> Option<String> {
+    let named = flag.is_some_and(|u| !u.is_empty());
+    if !(asked || named || cfg.remote.push == PushWhen::AfterRun) {
+        return None;
+    }
+    let remote = match remote(flag, cfg) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("not pushed: {e:#}")),
+    };
+    Some(
+        match team_store::push(store, &remote, &PushOptions::after_run()) {
+            Ok(r) => format!("pushed to {} ({} sent)", remote.redacted(), r.sent),
+            Err(e) => format!("not pushed ({e}); the next push sends it"),
+        },
+    )
+}
+
+/// Says `note` once on stderr, when there is one.
+pub fn say(note: Option<String>) {
+    use roar_core::Observer;
+    if let Some(n) = note {
+        Stderr.note(&n);
+    }
+}
