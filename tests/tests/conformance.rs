@@ -241,6 +241,16 @@ const EXIT_CODE: Fixture = Fixture {
     ..fixture()
 };
 
+/// An exec whose argument vector is longer than a page (every link line,
+/// `configure`, `xargs`), then more work: nothing after it may be lost.
+const LONG_ARGV: Fixture = Fixture {
+    setup: &[Setup::File("in.txt", "after a long exec\n")],
+    cmd: &["sh", "-c", "/bin/true $(seq 1 3000); cat in.txt > out.txt"],
+    inputs: &["in.txt"],
+    outputs: &["out.txt"],
+    ..fixture()
+};
+
 // ---------------------------------------------------------------------------
 // The checks.
 
@@ -275,6 +285,7 @@ fixture_tests! {
     symlink_read => SYMLINK_READ;
     static_exe => STATIC_EXE;
     exit_code => EXIT_CODE;
+    long_argv => LONG_ARGV;
 }
 
 /// Runs `f` under every backend, reporting all failing backends at once.

@@ -640,8 +640,8 @@ impl Converter {
                 } else {
                     dpath(s[3])
                 };
-                let argv = s[2].to_vec();
-                if r.flags & RE_F_ARGV_TRUNCATED != 0 {
+                let (argv, cut) = whole_args(s[2]);
+                if cut || r.flags & RE_F_ARGV_TRUNCATED != 0 {
                     hflags |= FLAG_ARGV_TRUNCATED;
                 }
                 emit(
@@ -859,6 +859,18 @@ impl Converter {
     }
 }
 
+/// The argument vector the kernel side read, as whole NUL-terminated
+/// arguments: one longer than the kernel's buffer arrives cut inside an
+/// argument, without its final NUL; the cut argument is dropped (the record
+/// is flagged), so the argv is never malformed.
+fn whole_args(raw: &[u8]) -> (Vec<u8>, bool) {
+    if raw.is_empty() || raw.last() == Some(&0) {
+        return (raw.to_vec(), false);
+    }
+    let keep = raw.iter().rposition(|b| *b == 0).map_or(0, |i| i + 1);
+    (raw[..keep].to_vec(), true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -942,6 +954,14 @@ mod tests {
         }
         assert_eq!(recs[0].header.flags, 0);
         assert_eq!(recs[1].header.flags, FLAG_PATH_TRUNCATED);
+    }
+
+    #[test]
+    fn an_argv_cut_inside_an_argument_keeps_the_whole_ones() {
+        assert_eq!(whole_args(b"cc\0-o\0x\0"), (b"cc\0-o\0x\0".to_vec(), false));
+        assert_eq!(whole_args(b"cc\0-o\0very-lo"), (b"cc\0-o\0".to_vec(), true));
+        assert_eq!(whole_args(b"nonul"), (Vec::new(), true));
+        assert_eq!(whole_args(b""), (Vec::new(), false));
     }
 
     #[test]
