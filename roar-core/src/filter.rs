@@ -21,6 +21,9 @@ const SYSTEM: &[&str] = &[
     "/nix/store",
     "/snap",
 ];
+/// Below the system prefixes, where users keep their own data: never hidden
+/// as system files (the config's `ignore` still can).
+const USER_DATA: &[&str] = &["/dev/shm"];
 /// Tool installs below the home directory.
 const HOME_TOOLS: &[&str] = &[
     ".pyenv",
@@ -47,7 +50,10 @@ const COMPONENTS: &[&str] = &[
 pub struct Filter {
     root: Vec<u8>,
     hidden: Vec<Vec<u8>>,
+    /// The config's own `ignore` prefixes (also in `hidden`).
+    ignored: Vec<Vec<u8>>,
     kept: Vec<Vec<u8>>,
+    user_data: Vec<Vec<u8>>,
 }
 
 impl Filter {
@@ -72,10 +78,16 @@ impl Filter {
             .iter()
             .map(|s| s.trim_end_matches('/').as_bytes().to_vec())
             .collect();
+        let user_data = USER_DATA.iter().map(|s| s.as_bytes().to_vec()).collect();
         Filter {
             root: root.to_vec(),
             hidden,
+            ignored: ignore
+                .iter()
+                .map(|s| s.trim_end_matches('/').as_bytes().to_vec())
+                .collect(),
             kept,
+            user_data,
         }
     }
 
@@ -95,6 +107,9 @@ impl Filter {
         }
         if is_under(path, &self.root) {
             return false;
+        }
+        if self.user_data.iter().any(|u| is_under(path, u)) {
+            return self.ignored.iter().any(|h| is_under(path, h));
         }
         self.hidden.iter().any(|h| is_under(path, h))
     }
@@ -121,5 +136,10 @@ mod tests {
         assert!(!f.hides(b"/etc/app/conf"));
         assert!(!f.hides(b"/tmp/proj/x"));
         assert!(!f.hides(b"/data/raw.csv"));
+        assert!(!f.hides(b"/dev/shm/scratch.bin"), "user data in /dev/shm");
+        assert!(f.hides(b"/dev/null"));
+        let g = Filter::new(b"/p", None, &["/dev/shm/cache".into()], &[]);
+        assert!(g.hides(b"/dev/shm/cache/x"), "unless the config ignores it");
+        assert!(!g.hides(b"/dev/shm/other"));
     }
 }

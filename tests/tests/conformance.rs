@@ -1067,3 +1067,31 @@ fn unowned_trace_directories_are_cleaned_up() {
     assert!(!traces.join("run-1-1-0").exists(), "the old one is gone");
     assert!(traces.join("run-2-2-0").exists(), "the fresh one stays");
 }
+
+/// Files in /dev/shm are where people put scratch data: recorded with
+/// hashes like any other file, not hidden as system files.
+#[test]
+fn dev_shm_files_are_user_files() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        sb.write("in.txt", "to shm\n");
+        let shm = format!("/dev/shm/roar-test-{}-{backend}.txt", std::process::id());
+        let out = sb.run(
+            backend,
+            &[
+                "sh",
+                "-c",
+                &format!("cat in.txt > {shm}; cat {shm} > back.txt"),
+            ],
+        );
+        let _ = std::fs::remove_file(&shm);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        let outs: Vec<&Value> = run["outputs"].as_array().unwrap().iter().collect();
+        assert!(
+            outs.iter()
+                .any(|f| f["path"] == shm.as_str() && f["hash"].is_string()),
+            "[{backend}] {shm} is an output with a hash: {run:#}"
+        );
+    }
+}
