@@ -32,8 +32,16 @@ pub struct Proc {
 pub struct Access {
     /// Identity of the file when first read, if the first access was a read.
     pub read_as: Option<FileStat>,
-    /// The run wrote or created content at this path.
+    /// The run opened it for writing, or put content at this path.
     pub written: bool,
+    /// The content certainly changed: created, truncated, renamed or linked
+    /// into place, written through a copy call.
+    pub changed: bool,
+    /// The file's identity when the run first opened it for writing without
+    /// creating or truncating it: if it is the same at the end, nothing was
+    /// written (a lock file, `exec 3>>f`), and a read in between read the
+    /// original content (`sort -o f f`).
+    pub opened_as: Option<FileStat>,
     /// Order of first access, for stable output.
     pub first_seen: u64,
 }
@@ -143,10 +151,25 @@ fn merge<'a>(streams: &'a [(String, Vec<u8>)], warnings: &mut Vec<String>) -> Ve
     items
 }
 
+/// How much older than the run's first record a file created by it may
+/// look: file times come from a coarse clock.
+const CLOCK_SLACK_NS: i64 = 2_000_000_000;
+
+impl Access {
+    /// Content was put at this path.
+    fn put(&mut self) {
+        self.written = true;
+        self.changed = true;
+    }
+}
+
 /// The state of one pass over a run's records.
 #[derive(Default)]
 struct Analyzer {
     s: Summary,
+    /// Wall-clock time of the run's first process start, to tell files it
+    /// created from ones that were there.
+    run_start_ns: Option<i64>,
     order: u64,
     last_image: HashMap<u32, usize>,
     /// Fork images not yet replaced by an exec: pid -> (index, did
@@ -184,8 +207,9 @@ impl Analyzer {
                 exe_stat,
                 argv,
                 cwd,
-                ..
+                realtime_ns,
             } => {
+                self.run_start_ns.get_or_insert(realtime_ns as i64);
                 let proc = Proc {
                     pid: h.pid,
                     ppid,
@@ -240,15 +264,15 @@ impl Analyzer {
             }
             Event::Link { result, new, .. } => {
                 if result == 0 {
-                    self.touch(new).written = true;
+                    self.touch(new).put();
                 }
             }
             Event::Truncate { result, path, .. } => {
                 if result == 0 {
-                    self.touch(path).written = true;
+                    self.touch(path).put();
                 }
             }
-            Event::Write { path } => self.touch(path).written = true,
+            Event::Write { path } => self.touch(path).put(),
             Event::Loss { reason, count } => self.s.warnings.push(loss_text(h.pid, reason, count)),
             Event::Unlink { .. }
             | Event::Symlink { .. }
@@ -309,19 +333,33 @@ impl Analyzer {
             || (flags & (libc::O_CREAT | libc::O_TRUNC) != 0 && st.size == 0);
         let reads = (acc == libc::O_RDONLY || acc == libc::O_RDWR) && !created;
         let writes = acc == libc::O_WRONLY || acc == libc::O_RDWR || flags & libc::O_TRUNC != 0;
+        // An empty file that O_CREAT opened and that is older than the run
+        // was there before (a lock file): opening it changed nothing.
+        let made_now = flags & (libc::O_EXCL | libc::O_TRUNC) != 0
+            || (created
+                && self
+                    .run_start_ns
+                    .is_none_or(|t| st.mtime_ns >= t - CLOCK_SLACK_NS));
         let a = self.touch(path);
-        if reads && !a.written && a.read_as.is_none() {
+        // A read sees the run's own writes, unless nothing was written yet.
+        let original = !a.written || (!a.changed && a.opened_as == Some(st));
+        if reads && original && a.read_as.is_none() {
             a.read_as = Some(st);
         }
         if writes {
             a.written = true;
+            if made_now {
+                a.changed = true;
+            } else if !a.changed && a.opened_as.is_none() {
+                a.opened_as = Some(st);
+            }
         }
     }
 
     fn rename(&mut self, old: &[u8], new: &[u8]) {
         let old_k = normalize(old, b"/");
         let new_k = normalize(new, b"/");
-        self.touch(new).written = true;
+        self.touch(new).put();
         // Whatever the run wrote below a renamed directory now lives under
         // the new name.
         let mut prefix = old_k.clone();
@@ -336,13 +374,21 @@ impl Analyzer {
         for k in moved {
             let mut nk = new_k.clone();
             nk.extend_from_slice(&k[old_k.len()..]);
-            if let Some(a) = self.s.files.get_mut(&k) {
-                a.written = false;
-            }
-            self.touch(&nk).written = true;
+            let (changed, opened_as) = match self.s.files.get_mut(&k) {
+                Some(a) => {
+                    a.written = false;
+                    (std::mem::take(&mut a.changed), a.opened_as.take())
+                }
+                None => (true, None),
+            };
+            let to = self.touch(&nk);
+            to.written = true;
+            to.changed |= changed;
+            to.opened_as = to.opened_as.or(opened_as);
         }
         if let Some(a) = self.s.files.get_mut(&old_k) {
             a.written = false;
+            a.changed = false;
         }
     }
 

@@ -146,7 +146,8 @@ fn hidden(path: &[u8], size: u64) -> FileRecord {
 }
 
 /// Which accessed paths are inputs and outputs: outputs are written paths
-/// that are regular files now; inputs are paths first read. roar's own
+/// that are regular files now and whose content changed (a file only opened
+/// for writing is not one); inputs are paths whose original content was read. roar's own
 /// files are neither.
 fn candidates(
     files: &std::collections::BTreeMap<Vec<u8>, Access>,
@@ -168,6 +169,10 @@ fn candidates(
         if acc.written
             && let Ok(md) = std::fs::symlink_metadata(as_path(path))
             && md.is_file()
+            && (acc.changed
+                || acc
+                    .opened_as
+                    .is_none_or(|o| hashing::key_of_stat(&o) != hashing::file_key(&md)))
         {
             if hides {
                 out.outputs.push(hidden(path, md.len()));

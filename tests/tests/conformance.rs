@@ -251,6 +251,37 @@ const LONG_ARGV: Fixture = Fixture {
     ..fixture()
 };
 
+/// Files only opened for writing are not outputs: a log opened for append
+/// and never written (`exec 3>>f`), an empty lock file that was there before
+/// (opened read-write with O_CREAT, as lock helpers do).
+const OPENED_NOT_WRITTEN: Fixture = Fixture {
+    setup: &[
+        Setup::File("in.txt", "data\n"),
+        Setup::File("app.log", "old log line\n"),
+        Setup::Sh(": > .lock && touch -d '1 hour ago' .lock app.log"),
+    ],
+    cmd: &[
+        "sh",
+        "-c",
+        "exec 3>>app.log; python3 -c \"import os; os.close(os.open('.lock', os.O_RDWR | os.O_CREAT))\"; cat in.txt > out.txt",
+    ],
+    inputs: &["in.txt"],
+    outputs: &["out.txt"],
+    ..fixture()
+};
+
+/// `sort -o f f`: the first open is for writing (no O_TRUNC), then the
+/// original content is read: f is an input (hashed as read, or null with a
+/// warning) and an output.
+const SORT_IN_PLACE: Fixture = Fixture {
+    setup: &[Setup::File("f.txt", "b\na\n")],
+    cmd: &["sort", "-o", "f.txt", "f.txt"],
+    inputs: &["f.txt"],
+    outputs: &["f.txt"],
+    rewritten: &[("f.txt", "b\na\n")],
+    ..fixture()
+};
+
 // ---------------------------------------------------------------------------
 // The checks.
 
@@ -286,6 +317,8 @@ fixture_tests! {
     static_exe => STATIC_EXE;
     exit_code => EXIT_CODE;
     long_argv => LONG_ARGV;
+    opened_not_written => OPENED_NOT_WRITTEN;
+    sort_in_place => SORT_IN_PLACE;
 }
 
 /// Runs `f` under every backend, reporting all failing backends at once.
