@@ -17,10 +17,16 @@ pub enum StoreError {
     /// No run matches the given reference or id.
     #[error("no such run: {0}")]
     NoSuchRun(String),
+    // No `#[source]` on the two below: their message already holds the
+    // cause, and a chain would print it twice ("X: X").
     #[error("store database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
     #[error("store I/O error: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+    /// The store could not be opened or set up; `reason` says why, in words
+    /// (read-only, a read-only file system, a full disk).
+    #[error("cannot open the store {}: {reason}", path.display())]
+    Open { path: PathBuf, reason: String },
     /// A run pulled from another store: it is that store's record and cannot be changed here.
     #[error(
         "run {id} ({uuid}) was recorded by store {origin_store} and pulled here; it is read-only"
@@ -49,4 +55,32 @@ pub enum StoreError {
     /// A run reference that cannot be parsed.
     #[error("bad run reference: {0}")]
     BadRef(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e)
+    }
+}
+
+impl From<std::io::Error> for StoreError {
+    fn from(e: std::io::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+/// What a SQLite failure means for a user, in words, when its code says.
+pub(crate) fn plain(e: &rusqlite::Error) -> Option<&'static str> {
+    use rusqlite::ErrorCode;
+    Some(match e.sqlite_error_code()? {
+        ErrorCode::ReadOnly => {
+            "it is read-only to this user (roar writes the database, and its write-ahead log beside it in the same directory)"
+        }
+        ErrorCode::CannotOpen => {
+            "it cannot be opened or created (a read-only file system, or a directory this user may not write)"
+        }
+        ErrorCode::DiskFull => "the disk is full",
+        ErrorCode::PermissionDenied => "permission denied",
+        _ => return None,
+    })
 }

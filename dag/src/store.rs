@@ -94,11 +94,21 @@ impl Store {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
+        let opened = |e: StoreError| match &e {
+            StoreError::Sqlite(se) => match crate::error::plain(se) {
+                Some(reason) => StoreError::Open {
+                    path: path.to_path_buf(),
+                    reason: reason.into(),
+                },
+                None => e,
+            },
+            _ => e,
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| opened(e.into()))?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
 
         // Read-only checks first: reading the header and schema never writes to the file.
-        let probe = probe(&conn).map_err(|e| classify(path, e))?;
+        let probe = probe(&conn).map_err(|e| opened(classify(path, e)))?;
         if probe.application_id == APPLICATION_ID {
             if probe.user_version > SCHEMA_VERSION {
                 return Err(StoreError::TooNew {
@@ -134,7 +144,7 @@ impl Store {
                 {
                     std::thread::sleep(Duration::from_millis(5));
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(opened(e)),
                 Ok(()) => {
                     return Ok(Store {
                         conn,

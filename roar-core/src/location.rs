@@ -154,7 +154,7 @@ pub fn default_root(cwd: &Path) -> PathBuf {
 
 /// The store for `roar run` and `roar ingest`: the one [`find`] finds (with
 /// its directory created when `--db`/`ROAR_DB` names a new one), else a new
-/// one at [`default_root`]. The second value is true when it was created.
+/// one at [`default_root`]. The second value is true when the store is new.
 pub fn find_or_init(cwd: &Path) -> Result<(Location, bool)> {
     if let Some(l) = find(cwd) {
         if explicit()
@@ -163,7 +163,8 @@ pub fn find_or_init(cwd: &Path) -> Result<(Location, bool)> {
         {
             std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
         }
-        return Ok((l, false));
+        let created = !l.db.exists();
+        return Ok((l, created));
     }
     Ok((init(&default_root(cwd))?, true))
 }

@@ -1128,3 +1128,67 @@ fn dev_shm_files_are_user_files() {
         );
     }
 }
+
+/// A store this user may not write: `roar run` starts nothing (125) and
+/// says once, with the path, what is wrong; a store in a directory that
+/// does not exist is created by `roar run` and said, and named by `log`.
+#[test]
+fn unusable_stores_are_named_once() {
+    if !tests::is_root() {
+        eprintln!("skipped: needs root to play a user who may not write the store");
+        return;
+    }
+    let (dir, roar) = tests::nobody_dir();
+    let d = dir.path();
+    let db = d.join("store/roar.db");
+    std::fs::create_dir(d.join("store")).unwrap();
+    let out = output(
+        Command::new(&roar)
+            .args(["init"])
+            .env("ROAR_DB", &db)
+            .current_dir(d),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let out = output(
+        tests::as_nobody(d, &roar, false, &["run", "--", "touch", "ran.txt"]).env("ROAR_DB", &db),
+    );
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(!d.join("ran.txt").exists(), "nothing started");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        said.matches(db.to_str().unwrap()).count(),
+        1,
+        "the path, once: {said}"
+    );
+    assert!(said.contains("read-only"), "{said}");
+    assert_eq!(
+        said.matches("readonly").count(),
+        0,
+        "no raw SQLite text: {said}"
+    );
+
+    let missing = d.join("not/there/roar.db");
+    let out = output(
+        Command::new(&roar)
+            .args(["log"])
+            .env("ROAR_DB", &missing)
+            .current_dir(d),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(missing.to_str().unwrap()),
+        "{out:?}"
+    );
+    let out = output(
+        Command::new(&roar)
+            .args(["run", "--", "true"])
+            .env("ROAR_DB", &missing)
+            .current_dir(d),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("initialised a new store"),
+        "{out:?}"
+    );
+    assert!(missing.is_file());
+}
