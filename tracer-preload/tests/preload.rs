@@ -61,11 +61,6 @@ const HOOKS: &[&str] = &[
     "wait4",
     "wait3",
     "waitid",
-    "close",
-    "close_range",
-    "closefrom",
-    "dup2",
-    "dup3",
 ];
 
 #[test]
