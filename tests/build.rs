@@ -23,6 +23,8 @@ const FIXTURES: &[(&str, &[&str], &str)] = &[
     // -no-pie keeps the path below 4 GiB, where a 32-bit call can name it.
     ("ia32_open", &["-static", "-no-pie"], "IA32_OPEN"),
     ("deny_bpf", &[], "DENY_BPF"),
+    ("own_fds", &[], "OWN_FDS"),
+    ("busy_streams", &["-pthread"], "BUSY_STREAMS"),
 ];
 
 fn main() {
