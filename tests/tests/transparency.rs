@@ -161,3 +161,26 @@ fn busy_streams_stay_whole() {
     }
     check(sb.roar().args(["show", "latest"]));
 }
+
+/// Under `ulimit -f 1` (1 KiB files) a stream cannot grow: the program runs
+/// exactly as unwrapped (the old library's writes beyond the limit killed
+/// it with SIGXFSZ), and the run says that records were lost.
+#[test]
+fn a_small_file_size_limit_costs_records_not_the_program() {
+    let sb = Sandbox::new();
+    sb.write("in.txt", "input\n");
+    let (native, ran, ingested) = three_ways(
+        &sb,
+        &[
+            "sh",
+            "-c",
+            "ulimit -f 1 && for i in $(seq 30); do : > out-$i.txt; cat in.txt >> out-$i.txt; done; echo done",
+        ],
+    );
+    assert!(native.status.success());
+    assert_eq!(native.stdout, b"done\n");
+    for run in [&ran, &ingested] {
+        assert_eq!(run["complete"], false, "{run:#}");
+        assert!(run["warnings"].to_string().contains("lost"), "{run:#}");
+    }
+}

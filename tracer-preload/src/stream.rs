@@ -71,8 +71,11 @@ const PAGE: u64 = 4096;
 /// What a fresh stream allocates: one page holds ProcessStart and Exit of a
 /// short process, so most streams never grow.
 const FIRST_CAP: u64 = PAGE;
-/// Largest single growth step.
-const MAX_STEP: u64 = 64 << 20;
+/// Kept free at the end of the allocated space for a Loss record, so that a
+/// stream that cannot grow (full disk, RLIMIT_FSIZE) still says it lost records.
+const RESERVE: u64 = 64;
+/// Largest single growth step (the allocated tail is memory on tmpfs).
+const MAX_STEP: u64 = 16 << 20;
 
 /// [`Live::state`] values. Zero (a fresh or wiped page) means no stream.
 const NONE: u32 = 0;
@@ -299,8 +302,13 @@ fn create_file(live: &Live, cause: StartCause) -> bool {
     // ProcessStart goes in with a plain write: the first write fault on a
     // fresh file's mapping is slow on some filesystems (ext4 journals the
     // time update), after a write it is not.
-    let cap = (len + 1024).next_multiple_of(PAGE).max(FIRST_CAP);
+    let limit = sys::fsize_limit();
+    let cap = (len + 1024)
+        .next_multiple_of(PAGE)
+        .max(FIRST_CAP)
+        .min(limit);
     let ok = len > 0
+        && len <= cap
         && sys::pwrite(fd, rec.get(..len as usize).unwrap_or(&[]), 0)
         && allocate(fd, path.as_slice_nul(), 0, cap);
     let map = if ok {
@@ -410,6 +418,10 @@ pub unsafe fn init(dir: &[u8], argc: c_int, argv: *const *const c_char) -> bool 
     let Some(live) = live() else { return false };
     live.state.store(CREATING, Ordering::Relaxed);
     if !create(live, StartCause::Exec) {
+        // Tracing stays off: leave nothing behind.
+        LIVE.store(core::ptr::null_mut(), Ordering::Release);
+        // SAFETY: the page mapped above; no hook can see it (ACTIVE is off).
+        unsafe { sys::munmap(page, PAGE as usize) };
         return false;
     }
     ACTIVE.store(true, Ordering::Release);
@@ -587,9 +599,8 @@ fn write_record(live: &Live, buf: &mut [u8], len: usize) {
         slot.copy_from_slice(&seq.to_le_bytes());
     }
     let Some(rec) = buf.get(..len) else { return };
-    if !append(live, rec) {
+    if !append(live, rec, false) {
         live.lost.fetch_add(1, Ordering::Relaxed);
-        return;
     }
     let lost = live.lost.swap(0, Ordering::Relaxed);
     if lost > 0 {
@@ -603,16 +614,18 @@ fn write_record(live: &Live, buf: &mut [u8], len: usize) {
             if let Some(slot) = small.get_mut(8..16) {
                 slot.copy_from_slice(&seq.to_le_bytes());
             }
-            if !small.get(..l).is_some_and(|r| append(live, r)) {
+            if !small.get(..l).is_some_and(|r| append(live, r, true)) {
                 live.lost.fetch_add(lost + 1, Ordering::Relaxed);
             }
         }
     }
 }
 
-/// Reserves room for `rec` at the write offset and copies it there.
-fn append(live: &Live, rec: &[u8]) -> bool {
+/// Reserves room for `rec` at the write offset and copies it there; only a
+/// Loss record may use the last [`RESERVE`] bytes.
+fn append(live: &Live, rec: &[u8], loss: bool) -> bool {
     let len = rec.len() as u64;
+    let keep = if loss { 0 } else { RESERVE };
     let mut backoff = Backoff::new();
     loop {
         live.inflight.fetch_add(1, Ordering::SeqCst);
@@ -626,9 +639,9 @@ fn append(live: &Live, rec: &[u8]) -> bool {
         let off = live.off.load(Ordering::Relaxed);
         let committed = live.committed.load(Ordering::Acquire);
         let end = off + len;
-        if end > committed {
+        if end + keep > committed {
             live.inflight.fetch_sub(1, Ordering::Release);
-            if !grow(live, end, &mut backoff) {
+            if !grow(live, end + keep, &mut backoff) {
                 return false;
             }
             continue;
@@ -716,7 +729,14 @@ fn grow_locked(live: &Live, need: u64) -> bool {
         return true;
     }
     let step = committed.max(FIRST_CAP).saturating_mul(3).min(MAX_STEP);
-    let new = need.max(committed + step).next_multiple_of(PAGE);
+    // Growing past RLIMIT_FSIZE would raise SIGXFSZ in the program: a loss instead.
+    let new = need
+        .max(committed + step)
+        .next_multiple_of(PAGE)
+        .min(sys::fsize_limit());
+    if new < need {
+        return false;
+    }
     let path = live_path(live);
     let fd = sys::openat(
         libc::AT_FDCWD,
@@ -806,6 +826,11 @@ pub fn seal() {
     if live.committed.load(Ordering::Relaxed).saturating_sub(off) < PAGE {
         return;
     }
+    // Not from a signal handler that interrupted this thread inside a hook:
+    // it may be holding `inflight`, which seal would wait for.
+    let Some(_guard) = crate::Guard::enter() else {
+        return;
+    };
     if live
         .growing
         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)

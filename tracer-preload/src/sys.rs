@@ -323,6 +323,26 @@ pub fn getrandom(buf: &mut [u8]) -> bool {
     r == buf.len() as isize
 }
 
+/// Soft `RLIMIT_FSIZE` (`u64::MAX` when unlimited or unknown): a file grown
+/// beyond it raises SIGXFSZ.
+pub fn fsize_limit() -> u64 {
+    let mut lim = libc::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is writable; a null new limit means "only read".
+    let r = unsafe {
+        sc!(
+            libc::SYS_prlimit64,
+            0,
+            libc::RLIMIT_FSIZE,
+            0usize,
+            &mut lim as *mut libc::rlimit64
+        )
+    };
+    if r == 0 { lim.rlim_cur } else { u64::MAX }
+}
+
 /// Terminates the process without libc (fallback if libc's exit vanished).
 pub fn exit_group(code: c_int) -> ! {
     loop {
