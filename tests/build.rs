@@ -24,6 +24,8 @@ const FIXTURES: &[(&str, &[&str], &str)] = &[
     ("ia32_open", &["-static", "-no-pie"], "IA32_OPEN"),
     ("deny_bpf", &[], "DENY_BPF"),
     ("setuid_euid", &[], "SETUID_EUID"),
+    ("own_fds", &[], "OWN_FDS"),
+    ("busy_streams", &["-pthread"], "BUSY_STREAMS"),
 ];
 
 fn main() {

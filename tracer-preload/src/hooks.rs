@@ -1,7 +1,6 @@
 //! The exported libc interposers, grouped by what they observe.
 
 pub mod exec;
-pub mod fd;
 pub mod fs;
 pub mod process;
 

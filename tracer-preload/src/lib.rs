@@ -20,15 +20,18 @@
 //!   off or this thread is already inside a hook ([`Guard`]) — records the
 //!   call and restores the `errno` the real call left.
 //! * **No heap, no locks, no std I/O, no panics.** Records are encoded on
-//!   the stack and written with one raw `write` syscall to an `O_APPEND`
-//!   fd ([`stream`]); all helper I/O is raw syscalls ([`sys`]) that cannot
-//!   re-enter hooks or touch `errno`.
-//! * **The stream fd is protected.** It lives at a high fd number,
-//!   close-on-exec, and `close`/`dup2`/`dup3`/`close_range`/`closefrom`
-//!   steer around it, so programs that close every fd stay traced.
+//!   the stack and copied into a shared mapping of the stream file at an
+//!   offset reserved with a compare-and-swap ([`stream`]); all helper I/O is
+//!   raw syscalls ([`sys`]) that cannot re-enter hooks or touch `errno`.
+//! * **No fd.** The library holds no file descriptor while the program runs
+//!   its own code (fds are opened close-on-exec inside the library and closed
+//!   before it returns), so the program's fd table, fd numbers, `close`
+//!   results and `RLIMIT_NOFILE` headroom are exactly what they are without
+//!   it, and nothing the program does with fds can send a record into one of
+//!   its files.
 //! * **vfork.** A vfork child shares memory with its parent, so exec hooks
 //!   record and clear the re-entry guard before calling the real exec, and
-//!   nothing but the (atomic, shared) sequence counter is touched there.
+//!   the child appends to its parent's stream through the shared state.
 //!
 //! Limits: static binaries, raw `syscall()`, io_uring and libc-internal
 //! calls are invisible (exec of a static binary is flagged); `execl*`
@@ -204,11 +207,6 @@ real_symbols!(
     wait4,
     wait3,
     waitid,
-    close,
-    close_range,
-    closefrom,
-    dup2,
-    dup3,
     __libc_start_main,
 );
 
@@ -239,6 +237,15 @@ unsafe extern "C" fn constructor(
         }
     }
     e.restore();
+}
+
+/// Runs after the program's own destructors and atexit handlers.
+#[used]
+#[unsafe(link_section = ".fini_array")]
+static DESTRUCTOR: unsafe extern "C" fn() = destructor;
+
+unsafe extern "C" fn destructor() {
+    stream::seal();
 }
 
 unsafe extern "C" fn atfork_child() {

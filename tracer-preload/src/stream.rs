@@ -1,13 +1,39 @@
 //! The per-process-image stream file and the record writer.
 //!
-//! State is a handful of atomics: the stream fd, the sequence counter, the
-//! lost-record counter. A record is encoded on the caller's stack and
-//! written with one `write` on an `O_APPEND` fd, so records of concurrent
-//! threads never interleave and no lock is needed.
+//! The library holds no file descriptor while the program runs its own
+//! code: the stream is a `MAP_SHARED` mapping of its file, and the fd that
+//! creates or grows it is opened close-on-exec inside the library and closed
+//! before the library returns. So the program can close, reuse, count and
+//! list its fds exactly as it would without the library, and nothing it does
+//! with fds can point a record at one of its files.
+//!
+//! Writers take no lock: a record is encoded on the caller's stack, its
+//! place is reserved with a compare-and-swap on the write offset, and its
+//! bytes are copied into the mapping, the magic last (a writer killed midway
+//! leaves a slot the decoder skips by its length). The file is allocated
+//! ahead of the offset with `fallocate` (a full disk fails a reservation
+//! instead of raising SIGBUS on a page fault), in steps that grow with it;
+//! the allocated tail is zeros, which the decoder takes as the end. Growing
+//! is done by one thread at a time (a flag, not a lock: a thread that needs
+//! the space meanwhile waits briefly, then counts the record as lost), and
+//! ahead of need, so others rarely wait.
+//!
+//! The state of the stream lives in [`Live`], on a private anonymous page
+//! marked `MADV_WIPEONFORK`: a forked child, however it was made (`fork()`
+//! runs [`after_fork_child`], a raw `clone` does not), finds the page zeroed
+//! and opens a stream of its own before its first record, while a vfork
+//! child, which shares its parent's memory, appends to its parent's stream
+//! as it always did (its records carry its own pid). The mappings are
+//! `MADV_DONTFORK`: a forked child never holds its parent's stream. An exec
+//! drops the mapping with the image; the new image's constructor opens a new
+//! stream.
+//!
+//! At exec and exit, [`seal`] cuts the file to its length when a page or
+//! more of zeros would be left; a record written after that grows it again.
 
 use core::cell::UnsafeCell;
 use core::ffi::{c_char, c_int};
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
 
 use tracer_wire::{Args, Event, FileStat, Header, LossReason, StartCause};
 
@@ -15,24 +41,18 @@ use crate::sys::{self, Buf};
 
 /// True once the constructor found `ROAR_TRACE_DIR` and opened a stream.
 pub static ACTIVE: AtomicBool = AtomicBool::new(false);
-/// The (high-numbered) stream fd, -1 when none.
-pub static FD: AtomicI32 = AtomicI32::new(-1);
-/// Next sequence number of the current stream.
-static SEQ: AtomicU64 = AtomicU64::new(0);
-/// Records whose write failed and that no Loss record reported yet.
-static LOST_WRITES: AtomicU64 = AtomicU64::new(0);
-/// Pid that owns the current stream (set by the constructor and the fork
-/// handler; a vfork child sees its parent's value).
-pub static OWNER_PID: AtomicU32 = AtomicU32::new(0);
-/// A vfork child that had the stream fd replaced under it stores its pid
-/// here so it stops writing to the fd number; the parent's pid never
-/// matches, so the shared value is harmless to the parent.
-pub static CLOBBERED_PID: AtomicU32 = AtomicU32::new(0);
+/// The [`Live`] page, set once by the constructor.
+static LIVE: AtomicPtr<Live> = AtomicPtr::new(core::ptr::null_mut());
+/// The kernel zeroes [`Live`] in forked children (Linux 4.14+). Without it
+/// a child made by a raw `clone` cannot be told from a vfork child, so the
+/// mappings stay inherited (such a child writes into its parent's stream,
+/// as it did before, rather than fault on a mapping it lacks).
+static WIPED_ON_FORK: AtomicBool = AtomicBool::new(false);
 /// argc/argv as the constructor got them, for the fork child's ProcessStart.
 static ARGC: AtomicI32 = AtomicI32::new(0);
 static ARGV: AtomicPtr<*const c_char> = AtomicPtr::new(core::ptr::null_mut());
 
-/// `ROAR_TRACE_DIR`, copied once by the constructor and read-only after.
+/// `ROAR_TRACE_DIR` made absolute, copied once by the constructor and read-only after.
 struct TraceDir(UnsafeCell<Buf<4096>>);
 // SAFETY: written only by the constructor before ACTIVE is set (Release);
 // readers load ACTIVE (Acquire) first and never write.
@@ -46,6 +66,89 @@ struct Namespace(UnsafeCell<Buf<64>>);
 // SAFETY: as for TraceDir.
 unsafe impl Sync for Namespace {}
 static NAMESPACE: Namespace = Namespace(UnsafeCell::new(Buf::new()));
+
+const PAGE: u64 = 4096;
+/// What a fresh stream allocates: one page holds ProcessStart and Exit of a
+/// short process, so most streams never grow.
+const FIRST_CAP: u64 = PAGE;
+/// Kept free at the end of the allocated space for a Loss record, so that a
+/// stream that cannot grow (full disk, RLIMIT_FSIZE) still says it lost records.
+const RESERVE: u64 = 64;
+/// Largest single growth step (the allocated tail is memory on tmpfs).
+const MAX_STEP: u64 = 16 << 20;
+
+/// [`Live::state`] values. Zero (a fresh or wiped page) means no stream.
+const NONE: u32 = 0;
+const CREATING: u32 = 1;
+const READY: u32 = 2;
+const OFF: u32 = 3;
+
+/// The stream of this address space. All zeros is a valid value: no stream.
+#[repr(C)]
+struct Live {
+    state: AtomicU32,
+    /// Pid whose stream this is (a vfork child sees its parent's).
+    owner: AtomicU32,
+    /// Next sequence number.
+    seq: AtomicU64,
+    /// Records that could not be written and that no Loss record reported yet.
+    lost: AtomicU64,
+    /// Write offset: bytes reserved so far.
+    off: AtomicU64,
+    /// Bytes of the file that are allocated and mapped; writers stay below.
+    committed: AtomicU64,
+    /// Length of the mapping at `map` (at least `committed`).
+    mapped: AtomicU64,
+    map: AtomicPtr<u8>,
+    /// One thread grows or seals at a time.
+    growing: AtomicBool,
+    /// [`seal`] is waiting for writers to leave before cutting the file.
+    closing: AtomicBool,
+    /// Writers between their check of `closing` and the end of their copy.
+    inflight: AtomicU32,
+    /// When the file's mtime was last set (monotonic ns).
+    touched_ns: AtomicU64,
+    /// The stream file, to check that a transient fd still names it.
+    dev: AtomicU64,
+    ino: AtomicU64,
+    /// File name inside the trace dir; written while `CREATING`, read-only once `READY`.
+    name: UnsafeCell<Buf<128>>,
+}
+
+// SAFETY: `name` is written only by the one thread that moved `state` to
+// CREATING, before it stores READY (Release); readers load READY (Acquire).
+unsafe impl Sync for Live {}
+
+const _: () = assert!(size_of::<Live>() <= PAGE as usize);
+
+fn live() -> Option<&'static Live> {
+    let p = LIVE.load(Ordering::Acquire);
+    // SAFETY: a non-null LIVE points to the page the constructor mapped and
+    // never unmaps; all-zero bytes are a valid Live.
+    (!p.is_null()).then(|| unsafe { &*p })
+}
+
+/// Bounded waiting: a few yields, then short sleeps, about 100 ms in all.
+struct Backoff(u32);
+
+impl Backoff {
+    fn new() -> Self {
+        Backoff(0)
+    }
+    /// Waits a little; false once waited long enough.
+    fn wait(&mut self) -> bool {
+        if self.0 >= 2_000 {
+            return false;
+        }
+        self.0 += 1;
+        if self.0 < 64 {
+            sys::sched_yield();
+        } else {
+            sys::sleep_us(50);
+        }
+        true
+    }
+}
 
 /// Fills `out` with the first 12 hex digits of the boot id and the pid namespace inode, each
 /// `0` when /proc cannot tell (no /proc mounted).
@@ -87,36 +190,27 @@ fn namespace_id(out: &mut Buf<64>) {
     }
 }
 
-/// Lowest fd number the stream fd is moved to.
-fn high_fd_floor() -> usize {
-    let soft = sys::nofile_soft_limit().unwrap_or(1024);
-    soft.saturating_sub(16).clamp(3, 900) as usize
-}
-
-/// Moves `fd` to a high number (close-on-exec) and returns the new fd.
-pub fn move_high(fd: c_int) -> c_int {
-    let r = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_fd_floor());
-    if r < 0 {
-        return fd;
-    }
-    sys::close(fd);
-    r as c_int
-}
-
-/// Copies `fd` to a free high number (close-on-exec), leaving `fd` open.
-pub fn move_high_keep(fd: c_int) -> c_int {
-    let r = sys::fcntl(fd, libc::F_DUPFD_CLOEXEC, high_fd_floor());
-    if r < 0 { -1 } else { r as c_int }
-}
-
-/// Opens a fresh stream file in the trace directory.
-fn open_stream_file() -> Option<c_int> {
+/// `$ROAR_TRACE_DIR/<name>`, NUL-terminated.
+fn stream_path(name: &[u8]) -> Buf<4300> {
     // SAFETY: see TraceDir: only read after the constructor finished
     // writing it (or by the constructor itself).
     let dir = unsafe { &*TRACE_DIR.0.get() };
-    let mut name = Buf::<4200>::new();
-    name.push(dir.as_slice());
-    name.push(b"/");
+    let mut path = Buf::<4300>::new();
+    path.push(dir.as_slice());
+    path.push(b"/");
+    path.push(name);
+    path.c_str();
+    path
+}
+
+fn live_path(live: &Live) -> Buf<4300> {
+    // SAFETY: READY (checked by every caller) makes `name` read-only.
+    stream_path(unsafe { &*live.name.get() }.as_slice())
+}
+
+/// A fresh stream name: `<pid>.<mono_ns>.<rand>.<boot>-<pidns>.rwt`.
+fn new_name(name: &mut Buf<128>) {
+    *name = Buf::new();
     name.push_u64(sys::getpid() as u64, 10);
     name.push(b".");
     name.push_u64(sys::clock_ns(libc::CLOCK_MONOTONIC), 10);
@@ -137,12 +231,144 @@ fn open_stream_file() -> Option<c_int> {
     // SAFETY: see Namespace: written only by the constructor, before any stream is opened.
     name.push(unsafe { &*NAMESPACE.0.get() }.as_slice());
     name.push(b".rwt");
-    if name.truncated {
-        return None;
+}
+
+/// Allocates `[from, to)` of the stream file (and extends it to `to`).
+fn allocate(fd: c_int, path: &[u8], from: u64, to: u64) -> bool {
+    let r = sys::fallocate(fd, from, to - from);
+    if r == 0 {
+        return true;
     }
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_APPEND | libc::O_CLOEXEC;
-    let fd = sys::openat(libc::AT_FDCWD, name.c_str(), flags, 0o644);
-    (fd >= 0).then_some(fd as c_int)
+    // Filesystems without fallocate (NFSv3, some FUSE): a sparse extension.
+    // The file is exactly `from` long here and only one thread grows it, so
+    // this cannot cut anything off.
+    (r == -(libc::EOPNOTSUPP as isize) || r == -(libc::ENOSYS as isize))
+        && sys::truncate(path, to) == 0
+}
+
+/// Maps `[0, len)` of the file on `fd` for writing.
+fn map_file(fd: c_int, len: u64) -> *mut u8 {
+    let p = sys::mmap(
+        len as usize,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_SHARED,
+        fd,
+    );
+    if !p.is_null() && WIPED_ON_FORK.load(Ordering::Relaxed) {
+        // SAFETY: the mapping just made.
+        unsafe { sys::madvise(p, len as usize, libc::MADV_DONTFORK) };
+    }
+    p
+}
+
+/// True if `fd` is still the stream file (another thread of the program may
+/// have closed our transient fd and opened one of its own files under the
+/// same number).
+fn is_stream_file(fd: c_int, live: &Live) -> bool {
+    sys::fstat(fd).is_some_and(|st| {
+        st.st_dev == live.dev.load(Ordering::Relaxed)
+            && st.st_ino == live.ino.load(Ordering::Relaxed)
+    })
+}
+
+/// Creates this address space's stream and writes its ProcessStart. The
+/// caller moved `state` to CREATING; this leaves it READY or OFF.
+fn create(live: &Live, cause: StartCause) -> bool {
+    let ok = create_file(live, cause);
+    live.state
+        .store(if ok { READY } else { OFF }, Ordering::Release);
+    ok
+}
+
+fn create_file(live: &Live, cause: StartCause) -> bool {
+    // SAFETY: this thread moved `state` to CREATING, so it alone touches `name`.
+    let name = unsafe { &mut *live.name.get() };
+    new_name(name);
+    if name.truncated {
+        return false;
+    }
+    let path = stream_path(name.as_slice());
+    if path.truncated {
+        return false;
+    }
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+    let fd = sys::openat(libc::AT_FDCWD, path.as_slice_nul(), flags, 0o644);
+    if fd < 0 {
+        return false;
+    }
+    let fd = fd as c_int;
+    let mut rec = [0u8; 32768];
+    let len = process_start(cause, sys::getppid(), &mut rec) as u64;
+    // ProcessStart goes in with a plain write: the first write fault on a
+    // fresh file's mapping is slow on some filesystems (ext4 journals the
+    // time update), after a write it is not.
+    let limit = sys::fsize_limit();
+    let cap = (len + 1024)
+        .next_multiple_of(PAGE)
+        .max(FIRST_CAP)
+        .min(limit);
+    let ok = len > 0
+        && len <= cap
+        && sys::pwrite(fd, rec.get(..len as usize).unwrap_or(&[]), 0)
+        && allocate(fd, path.as_slice_nul(), 0, cap);
+    let map = if ok {
+        map_file(fd, cap)
+    } else {
+        core::ptr::null_mut()
+    };
+    let st = sys::fstat(fd);
+    sys::close(fd);
+    let (Some(st), false) = (st, map.is_null()) else {
+        if !map.is_null() {
+            // SAFETY: our mapping, never published.
+            unsafe { sys::munmap(map, cap as usize) };
+        }
+        sys::unlink(path.as_slice_nul());
+        return false;
+    };
+    live.dev.store(st.st_dev, Ordering::Relaxed);
+    live.ino.store(st.st_ino, Ordering::Relaxed);
+    live.owner.store(sys::getpid(), Ordering::Relaxed);
+    live.seq.store(1, Ordering::Relaxed);
+    live.lost.store(0, Ordering::Relaxed);
+    live.off.store(len, Ordering::Relaxed);
+    live.mapped.store(cap, Ordering::Relaxed);
+    live.map.store(map, Ordering::SeqCst);
+    live.growing.store(false, Ordering::Relaxed);
+    live.closing.store(false, Ordering::Relaxed);
+    live.inflight.store(0, Ordering::Relaxed);
+    live.touched_ns
+        .store(sys::clock_ns(libc::CLOCK_MONOTONIC), Ordering::Relaxed);
+    live.committed.store(cap, Ordering::Release);
+    true
+}
+
+/// The stream of this address space, made first if this is a forked child
+/// that has none yet.
+fn ready() -> Option<&'static Live> {
+    let live = live()?;
+    let mut backoff = Backoff::new();
+    loop {
+        match live.state.load(Ordering::Acquire) {
+            READY => return Some(live),
+            NONE => {
+                // A child of a raw clone: no fork handler ran.
+                if live
+                    .state
+                    .compare_exchange(NONE, CREATING, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return create(live, StartCause::Fork).then_some(live);
+                }
+            }
+            CREATING => {
+                if !backoff.wait() {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// Constructor part: remembers the trace dir and argv, opens the stream and
@@ -158,6 +384,13 @@ pub unsafe fn init(dir: &[u8], argc: c_int, argv: *const *const c_char) -> bool 
     {
         // SAFETY: nobody reads TRACE_DIR before ACTIVE is set below.
         let d = unsafe { &mut *TRACE_DIR.0.get() };
+        // Absolute, so a fork child or a grown stream still finds it after a chdir.
+        if dir.first() != Some(&b'/') {
+            let mut cwd = [0u8; 4096];
+            let n = sys::getcwd(&mut cwd).unwrap_or(0);
+            d.push(cwd.get(..n).unwrap_or(&[]));
+            d.push(b"/");
+        }
         d.push(dir);
         if d.truncated {
             return false;
@@ -169,14 +402,29 @@ pub unsafe fn init(dir: &[u8], argc: c_int, argv: *const *const c_char) -> bool 
     }
     ARGC.store(argc, Ordering::Relaxed);
     ARGV.store(argv.cast_mut(), Ordering::Relaxed);
-    let Some(fd) = open_stream_file() else {
+    let page = sys::mmap(
+        PAGE as usize,
+        libc::PROT_READ | libc::PROT_WRITE,
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+        -1,
+    );
+    if page.is_null() {
         return false;
-    };
-    FD.store(move_high(fd), Ordering::Relaxed);
-    SEQ.store(0, Ordering::Relaxed);
-    OWNER_PID.store(sys::getpid(), Ordering::Relaxed);
+    }
+    // SAFETY: the page just mapped.
+    let wiped = unsafe { sys::madvise(page, PAGE as usize, libc::MADV_WIPEONFORK) };
+    WIPED_ON_FORK.store(wiped, Ordering::Relaxed);
+    LIVE.store(page.cast(), Ordering::Release);
+    let Some(live) = live() else { return false };
+    live.state.store(CREATING, Ordering::Relaxed);
+    if !create(live, StartCause::Exec) {
+        // Tracing stays off: leave nothing behind.
+        LIVE.store(core::ptr::null_mut(), Ordering::Release);
+        // SAFETY: the page mapped above; no hook can see it (ACTIVE is off).
+        unsafe { sys::munmap(page, PAGE as usize) };
+        return false;
+    }
     ACTIVE.store(true, Ordering::Release);
-    process_start(StartCause::Exec, sys::getppid());
     true
 }
 
@@ -185,27 +433,25 @@ pub fn after_fork_child() {
     if !ACTIVE.load(Ordering::Acquire) {
         return;
     }
-    let old = FD.load(Ordering::Relaxed);
-    match open_stream_file() {
-        Some(fd) => {
-            // Reuse the inherited high fd number so nothing else moves.
-            if old >= 0 && sys::dup3(fd, old, libc::O_CLOEXEC) >= 0 {
-                sys::close(fd);
-            } else {
-                FD.store(move_high(fd), Ordering::Relaxed);
-            }
+    let Some(live) = live() else { return };
+    // A fork child's memory is its own. Without MADV_WIPEONFORK the page
+    // is a copy of the parent's, and so are the mappings: drop both.
+    if !WIPED_ON_FORK.load(Ordering::Relaxed) && live.state.load(Ordering::Acquire) == READY {
+        let map = live.map.load(Ordering::Relaxed);
+        if !map.is_null() {
+            // SAFETY: the parent's stream mapping, inherited; this
+            // single-threaded child never writes to it again.
+            unsafe { sys::munmap(map, live.mapped.load(Ordering::Relaxed) as usize) };
         }
-        None => {
-            // Writing into the parent's stream would break its sequence.
-            ACTIVE.store(false, Ordering::Release);
-            return;
-        }
+        live.state.store(NONE, Ordering::Relaxed);
     }
-    SEQ.store(0, Ordering::Relaxed);
-    LOST_WRITES.store(0, Ordering::Relaxed);
-    CLOBBERED_PID.store(0, Ordering::Relaxed);
-    OWNER_PID.store(sys::getpid(), Ordering::Relaxed);
-    process_start(StartCause::Fork, sys::getppid());
+    if live
+        .state
+        .compare_exchange(NONE, CREATING, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        create(live, StartCause::Fork);
+    }
 }
 
 /// Joins a NULL-terminated argv into NUL-separated bytes, whole arguments
@@ -261,7 +507,9 @@ pub fn stat_fd(fd: c_int) -> Option<FileStat> {
     sys::fstat(fd).as_ref().map(to_filestat)
 }
 
-fn process_start(cause: StartCause, ppid: u32) {
+/// Encodes this image's ProcessStart (sequence 0) into `out`; its length,
+/// 0 if even a Loss record does not fit.
+fn process_start(cause: StartCause, ppid: u32, out: &mut [u8]) -> usize {
     let mut exe = Buf::<4096>::new();
     exe.len = sys::readlink(b"/proc/self/exe\0", &mut exe.bytes).unwrap_or(0);
     let exe_stat = sys::fstatat(libc::AT_FDCWD, b"/proc/self/exe\0", 0)
@@ -286,7 +534,29 @@ fn process_start(cause: StartCause, ppid: u32) {
         argv: Args(argv.as_slice()),
         cwd: cwd.as_slice(),
     };
-    emit_with::<32768>(&ev, flags);
+    encode_or_loss(&ev, flags, out).unwrap_or(0)
+}
+
+fn header(flags: u32) -> Header {
+    Header {
+        seq: 0,
+        ts_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
+        pid: sys::getpid(),
+        tid: sys::gettid(),
+        flags,
+    }
+}
+
+/// Encodes `ev` with sequence 0, or a RecordTooLarge Loss record in its place.
+fn encode_or_loss(ev: &Event<'_>, flags: u32, out: &mut [u8]) -> Option<usize> {
+    let h = header(flags);
+    tracer_wire::encode(&h, ev, out).ok().or_else(|| {
+        let loss = Event::Loss {
+            reason: LossReason::RecordTooLarge,
+            count: 1,
+        };
+        tracer_wire::encode(&h, &loss, out).ok()
+    })
 }
 
 /// Encodes and writes an event with at most one path. Buffers are sized
@@ -312,75 +582,279 @@ pub fn emit_with<const N: usize>(ev: &Event<'_>, flags: u32) {
     if !ACTIVE.load(Ordering::Acquire) {
         return;
     }
+    let Some(live) = ready() else { return };
     let mut buf = [0u8; N];
-    let pid = sys::getpid();
-    if CLOBBERED_PID.load(Ordering::Relaxed) == pid {
-        return;
-    }
-    let header = Header {
-        seq: 0,
-        ts_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
-        pid,
-        tid: sys::gettid(),
-        flags,
-    };
-    match tracer_wire::encode(&header, ev, &mut buf) {
-        Ok(len) => write_record(&mut buf, len),
-        Err(_) => {
-            let loss = Event::Loss {
-                reason: LossReason::RecordTooLarge,
-                count: 1,
-            };
-            if let Ok(len) = tracer_wire::encode(&header, &loss, &mut buf) {
-                write_record(&mut buf, len);
-            }
-        }
+    if let Some(len) = encode_or_loss(ev, flags, &mut buf) {
+        write_record(live, &mut buf, len);
     }
 }
 
-/// Stamps the sequence number into an encoded record and writes it.
-fn write_record(buf: &mut [u8], len: usize) {
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+/// Stamps the next sequence number into an encoded record and appends it;
+/// reports earlier losses after it.
+fn write_record(live: &Live, buf: &mut [u8], len: usize) {
+    let seq = live.seq.fetch_add(1, Ordering::Relaxed);
     // The header's seq field is bytes 8..16 (see tracer_wire::encode);
     // stamping it here keeps the counter gap-free even when encoding fails.
     if let Some(slot) = buf.get_mut(8..16) {
         slot.copy_from_slice(&seq.to_le_bytes());
     }
     let Some(rec) = buf.get(..len) else { return };
-    let fd = FD.load(Ordering::Relaxed);
-    if sys::write(fd, rec) != len as isize {
-        LOST_WRITES.fetch_add(1, Ordering::Relaxed);
-        return;
+    if !append(live, rec, false) {
+        live.lost.fetch_add(1, Ordering::Relaxed);
     }
-    let lost = LOST_WRITES.swap(0, Ordering::Relaxed);
+    let lost = live.lost.swap(0, Ordering::Relaxed);
     if lost > 0 {
-        let header = Header {
-            seq: 0,
-            ts_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
-            pid: sys::getpid(),
-            tid: sys::gettid(),
-            flags: 0,
-        };
         let loss = Event::Loss {
             reason: LossReason::WriteFailed,
             count: lost,
         };
         let mut small = [0u8; 128];
-        if let Ok(l) = tracer_wire::encode(&header, &loss, &mut small) {
-            let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+        if let Ok(l) = tracer_wire::encode(&header(0), &loss, &mut small) {
+            let seq = live.seq.fetch_add(1, Ordering::Relaxed);
             if let Some(slot) = small.get_mut(8..16) {
                 slot.copy_from_slice(&seq.to_le_bytes());
             }
-            if let Some(rec) = small.get(..l)
-                && sys::write(fd, rec) != l as isize
-            {
-                LOST_WRITES.fetch_add(lost + 1, Ordering::Relaxed);
+            if !small.get(..l).is_some_and(|r| append(live, r, true)) {
+                live.lost.fetch_add(lost + 1, Ordering::Relaxed);
             }
         }
     }
 }
 
-/// True if `fd` is the stream fd (hooks protect it from the program).
-pub fn is_stream_fd(fd: c_int) -> bool {
-    fd >= 0 && ACTIVE.load(Ordering::Acquire) && FD.load(Ordering::Relaxed) == fd
+/// Reserves room for `rec` at the write offset and copies it there; only a
+/// Loss record may use the last [`RESERVE`] bytes.
+fn append(live: &Live, rec: &[u8], loss: bool) -> bool {
+    let len = rec.len() as u64;
+    let keep = if loss { 0 } else { RESERVE };
+    let mut backoff = Backoff::new();
+    loop {
+        live.inflight.fetch_add(1, Ordering::SeqCst);
+        if live.closing.load(Ordering::SeqCst) {
+            live.inflight.fetch_sub(1, Ordering::Release);
+            if !backoff.wait() {
+                return false;
+            }
+            continue;
+        }
+        let off = live.off.load(Ordering::Relaxed);
+        let committed = live.committed.load(Ordering::Acquire);
+        let end = off + len;
+        if end + keep > committed {
+            live.inflight.fetch_sub(1, Ordering::Release);
+            if !grow(live, end + keep, &mut backoff) {
+                return false;
+            }
+            continue;
+        }
+        if live
+            .off
+            .compare_exchange_weak(off, end, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            live.inflight.fetch_sub(1, Ordering::Release);
+            continue;
+        }
+        // Any mapping published before `committed` covered `end` covers the slot.
+        let base = live.map.load(Ordering::SeqCst);
+        // SAFETY: [off, end) lies below `committed`, inside the mapping and
+        // the allocated file, and was reserved by this thread alone.
+        unsafe { store(base.add(off as usize), rec) };
+        live.inflight.fetch_sub(1, Ordering::Release);
+        if committed - end < committed / 4 {
+            grow_ahead(live, committed + 1);
+        }
+        touch(live);
+        return true;
+    }
+}
+
+/// Copies a record into its slot, its first two bytes (the magic) last: a
+/// slot whose writer died midway has a zero magic, and if the rest of its
+/// header made it, the decoder skips it by its length.
+///
+/// # Safety
+/// `dst` must be valid for writes of `rec.len()` bytes nobody else writes.
+unsafe fn store(dst: *mut u8, rec: &[u8]) {
+    let n = rec.len();
+    if n < 8 {
+        return;
+    }
+    let src = rec.as_ptr();
+    // SAFETY: dst and src are valid for n bytes (caller) and do not overlap
+    // (one is the stack, the other the mapping).
+    unsafe {
+        core::ptr::copy_nonoverlapping(src.add(2), dst.add(2), 6);
+        fence(Ordering::Release);
+        core::ptr::copy_nonoverlapping(src.add(8), dst.add(8), n - 8);
+        fence(Ordering::Release);
+        core::ptr::copy_nonoverlapping(src, dst, 2);
+    }
+}
+
+/// Makes `[0, need)` writable; false if that failed or took too long.
+fn grow(live: &Live, need: u64, backoff: &mut Backoff) -> bool {
+    if live.committed.load(Ordering::Acquire) >= need {
+        return true;
+    }
+    if live
+        .growing
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        // Another thread is growing (or sealing): let it finish.
+        return backoff.wait();
+    }
+    let ok = grow_locked(live, need);
+    live.growing.store(false, Ordering::Release);
+    ok
+}
+
+/// Grows before the space runs out, unless another thread already is.
+fn grow_ahead(live: &Live, need: u64) {
+    if live
+        .growing
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        grow_locked(live, need);
+        live.growing.store(false, Ordering::Release);
+    }
+}
+
+/// Allocates and maps the file up to at least `need`. Only the thread
+/// holding `growing` calls this.
+fn grow_locked(live: &Live, need: u64) -> bool {
+    let committed = live.committed.load(Ordering::Relaxed);
+    if committed >= need {
+        return true;
+    }
+    let step = committed.max(FIRST_CAP).saturating_mul(3).min(MAX_STEP);
+    // Growing past RLIMIT_FSIZE would raise SIGXFSZ in the program: a loss instead.
+    let new = need
+        .max(committed + step)
+        .next_multiple_of(PAGE)
+        .min(sys::fsize_limit());
+    if new < need {
+        return false;
+    }
+    let path = live_path(live);
+    let fd = sys::openat(
+        libc::AT_FDCWD,
+        path.as_slice_nul(),
+        libc::O_RDWR | libc::O_CLOEXEC,
+        0,
+    );
+    if fd < 0 {
+        return false;
+    }
+    let fd = fd as c_int;
+    let ok = is_stream_file(fd, live)
+        && allocate(fd, path.as_slice_nul(), committed, new)
+        && map_at_least(live, fd, new);
+    sys::close(fd);
+    if ok {
+        live.committed.store(new, Ordering::Release);
+    }
+    ok
+}
+
+/// Makes the mapping cover `[0, len)`: grown where it is if there is room,
+/// else a new one (the old one is unmapped once no writer can be using it).
+fn map_at_least(live: &Live, fd: c_int, len: u64) -> bool {
+    let mapped = live.mapped.load(Ordering::Relaxed);
+    if len <= mapped {
+        return true;
+    }
+    let old = live.map.load(Ordering::Relaxed);
+    // SAFETY: `old`/`mapped` describe our current mapping; growing it in
+    // place keeps every address a writer may hold valid.
+    if unsafe { sys::mremap_in_place(old, mapped as usize, len as usize) } {
+        live.mapped.store(len, Ordering::Relaxed);
+        return true;
+    }
+    let new = map_file(fd, len);
+    if new.is_null() {
+        return false;
+    }
+    if !is_stream_file(fd, live) {
+        // SAFETY: our mapping, never published.
+        unsafe { sys::munmap(new, len as usize) };
+        return false;
+    }
+    live.map.store(new, Ordering::SeqCst);
+    live.mapped.store(len, Ordering::Relaxed);
+    // A writer loads the mapping after raising `inflight`: if none is in
+    // flight now, every later one sees the new mapping. Otherwise the old
+    // one stays until exec or exit.
+    if live.inflight.load(Ordering::SeqCst) == 0 {
+        // SAFETY: no writer holds the old mapping (above) and it is no
+        // longer published.
+        unsafe { sys::munmap(old, mapped as usize) };
+    }
+    true
+}
+
+/// Keeps the file's mtime recent while records arrive (`roar ingest` waits
+/// for streams from other pid namespaces to settle by it, and a write
+/// through a mapping updates it only on the first write to each page).
+fn touch(live: &Live) {
+    let now = sys::clock_ns(libc::CLOCK_MONOTONIC);
+    let last = live.touched_ns.load(Ordering::Relaxed);
+    if now.wrapping_sub(last) < 1_000_000_000
+        || live
+            .touched_ns
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return;
+    }
+    sys::touch(live_path(live).as_slice_nul());
+}
+
+/// Cuts the stream file to what was written, when a page or more of zeros
+/// would be left, before an exec or at exit. Best effort: the zeros are a
+/// valid end too. Only the stream's own process does it (a vfork child
+/// exec'ing must not cut its parent's stream).
+pub fn seal() {
+    let Some(live) = live() else { return };
+    if live.state.load(Ordering::Acquire) != READY
+        || live.owner.load(Ordering::Relaxed) != sys::getpid()
+    {
+        return;
+    }
+    let off = live.off.load(Ordering::Relaxed);
+    if live.committed.load(Ordering::Relaxed).saturating_sub(off) < PAGE {
+        return;
+    }
+    // Not from a signal handler that interrupted this thread inside a hook:
+    // it may be holding `inflight`, which seal would wait for.
+    let Some(_guard) = crate::Guard::enter() else {
+        return;
+    };
+    if live
+        .growing
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    live.closing.store(true, Ordering::SeqCst);
+    let mut backoff = Backoff::new();
+    let mut drained = true;
+    while live.inflight.load(Ordering::SeqCst) != 0 {
+        if !backoff.wait() {
+            drained = false;
+            break;
+        }
+    }
+    if drained {
+        // No writer is between its check and its copy, and new ones wait:
+        // the offset is final and nothing is written beyond it meanwhile.
+        let end = live.off.load(Ordering::Relaxed);
+        if sys::truncate(live_path(live).as_slice_nul(), end) == 0 {
+            live.committed.store(end, Ordering::Release);
+        }
+    }
+    live.closing.store(false, Ordering::SeqCst);
+    live.growing.store(false, Ordering::Release);
 }

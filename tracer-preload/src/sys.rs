@@ -121,11 +121,6 @@ pub fn clock_ns(clock: libc::clockid_t) -> u64 {
         .wrapping_add(ts.tv_nsec as u64)
 }
 
-pub fn write(fd: c_int, buf: &[u8]) -> isize {
-    // SAFETY: buf is valid for buf.len() bytes.
-    unsafe { sc!(libc::SYS_write, fd, buf.as_ptr(), buf.len()) }
-}
-
 pub fn close(fd: c_int) -> isize {
     // SAFETY: closing an fd touches no memory.
     unsafe { sc!(libc::SYS_close, fd) }
@@ -145,19 +140,106 @@ pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> isize {
     unsafe { sc!(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), off) }
 }
 
-pub fn fcntl(fd: c_int, cmd: c_int, arg: usize) -> isize {
-    // SAFETY: the commands we use take an integer argument.
-    unsafe { sc!(libc::SYS_fcntl, fd, cmd, arg) }
+/// `pwrite` of all of `buf` at `off` (one call; short writes count as failure).
+pub fn pwrite(fd: c_int, buf: &[u8], off: u64) -> bool {
+    // SAFETY: buf is valid for reads of buf.len() bytes.
+    let r = unsafe { sc!(libc::SYS_pwrite64, fd, buf.as_ptr(), buf.len(), off) };
+    r == buf.len() as isize
 }
 
-pub fn dup3(old: c_int, new: c_int, flags: c_int) -> isize {
+/// `fallocate(fd, 0, off, len)`: allocates the range and extends the file to cover it, never
+/// shrinking it; the kernel's result.
+pub fn fallocate(fd: c_int, off: u64, len: u64) -> isize {
     // SAFETY: touches no memory.
-    unsafe { sc!(libc::SYS_dup3, old, new, flags) }
+    unsafe { sc!(libc::SYS_fallocate, fd, 0, off, len) }
 }
 
-pub fn close_range(first: u32, last: u32, flags: u32) -> isize {
-    // SAFETY: touches no memory.
-    unsafe { sc!(libc::SYS_close_range, first, last, flags) }
+/// `truncate` of a NUL-terminated path.
+pub fn truncate(path: &[u8], len: u64) -> isize {
+    if path.last() != Some(&0) {
+        return -(libc::EINVAL as isize);
+    }
+    // SAFETY: path is NUL-terminated.
+    unsafe { sc!(libc::SYS_truncate, path.as_ptr(), len) }
+}
+
+/// `unlink` of a NUL-terminated path.
+pub fn unlink(path: &[u8]) -> isize {
+    if path.last() != Some(&0) {
+        return -(libc::EINVAL as isize);
+    }
+    // SAFETY: path is NUL-terminated.
+    unsafe { sc!(libc::SYS_unlinkat, libc::AT_FDCWD, path.as_ptr(), 0) }
+}
+
+/// Sets the access and modification times of a NUL-terminated path to now.
+pub fn touch(path: &[u8]) -> isize {
+    if path.last() != Some(&0) {
+        return -(libc::EINVAL as isize);
+    }
+    // SAFETY: path is NUL-terminated; a null times pointer means "now".
+    unsafe {
+        sc!(
+            libc::SYS_utimensat,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0usize,
+            0
+        )
+    }
+}
+
+/// `mmap`; the address, or null on failure.
+pub fn mmap(len: usize, prot: c_int, flags: c_int, fd: c_int) -> *mut u8 {
+    // SAFETY: a null hint lets the kernel choose free address space, so no
+    // existing memory is replaced.
+    let r = unsafe { sc!(libc::SYS_mmap, 0usize, len, prot, flags, fd, 0usize) };
+    if (-4095..0).contains(&r) {
+        core::ptr::null_mut()
+    } else {
+        r as *mut u8
+    }
+}
+
+/// Grows a mapping where it is (`mremap` without `MREMAP_MAYMOVE`).
+///
+/// # Safety
+/// `addr` and `old` must describe a mapping this library made.
+pub unsafe fn mremap_in_place(addr: *mut u8, old: usize, new: usize) -> bool {
+    // SAFETY: forwarded from the caller; without MAYMOVE nothing moves.
+    unsafe { sc!(libc::SYS_mremap, addr, old, new, 0) == addr as isize }
+}
+
+/// # Safety
+/// `addr` and `len` must describe a mapping this library made and no
+/// longer uses.
+pub unsafe fn munmap(addr: *mut u8, len: usize) {
+    // SAFETY: forwarded from the caller.
+    unsafe { sc!(libc::SYS_munmap, addr, len) };
+}
+
+/// # Safety
+/// `addr` and `len` must describe a mapping this library made.
+pub unsafe fn madvise(addr: *mut u8, len: usize, advice: c_int) -> bool {
+    // SAFETY: forwarded from the caller; the advice values used here
+    // change only what fork does with the range.
+    unsafe { sc!(libc::SYS_madvise, addr, len, advice) == 0 }
+}
+
+/// Gives the CPU away once.
+pub fn sched_yield() {
+    // SAFETY: no arguments.
+    unsafe { sc!(libc::SYS_sched_yield) };
+}
+
+/// Sleeps for about `us` microseconds.
+pub fn sleep_us(us: u64) {
+    let ts = libc::timespec {
+        tv_sec: (us / 1_000_000) as libc::time_t,
+        tv_nsec: ((us % 1_000_000) * 1000) as libc::c_long,
+    };
+    // SAFETY: ts is a valid timespec; a null remainder pointer is allowed.
+    unsafe { sc!(libc::SYS_nanosleep, &ts as *const libc::timespec, 0usize) };
 }
 
 pub fn fstat(fd: c_int) -> Option<libc::stat> {
@@ -241,8 +323,9 @@ pub fn getrandom(buf: &mut [u8]) -> bool {
     r == buf.len() as isize
 }
 
-/// Soft `RLIMIT_NOFILE`, if the kernel tells.
-pub fn nofile_soft_limit() -> Option<u64> {
+/// Soft `RLIMIT_FSIZE` (`u64::MAX` when unlimited or unknown): a file grown
+/// beyond it raises SIGXFSZ.
+pub fn fsize_limit() -> u64 {
     let mut lim = libc::rlimit64 {
         rlim_cur: 0,
         rlim_max: 0,
@@ -252,12 +335,12 @@ pub fn nofile_soft_limit() -> Option<u64> {
         sc!(
             libc::SYS_prlimit64,
             0,
-            libc::RLIMIT_NOFILE,
+            libc::RLIMIT_FSIZE,
             0usize,
             &mut lim as *mut libc::rlimit64
         )
     };
-    (r == 0).then_some(lim.rlim_cur)
+    if r == 0 { lim.rlim_cur } else { u64::MAX }
 }
 
 /// Terminates the process without libc (fallback if libc's exit vanished).

@@ -61,11 +61,6 @@ const HOOKS: &[&str] = &[
     "wait4",
     "wait3",
     "waitid",
-    "close",
-    "close_range",
-    "closefrom",
-    "dup2",
-    "dup3",
 ];
 
 #[test]
@@ -477,9 +472,17 @@ fn untraced_without_trace_dir() {
 
 /// Compiles tests/fixtures/hooks.c into the sandbox.
 fn build_fixture(sb: &Sandbox) -> String {
-    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hooks.c");
+    compile(
+        sb,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hooks.c"),
+        "hooks",
+    )
+}
+
+/// Compiles one C source into the sandbox as `name`.
+fn compile(sb: &Sandbox, src: &str, name: &str) -> String {
     let out = sb
-        .plain("gcc", &["-O2", "-o", "hooks", src])
+        .plain("gcc", &["-O2", "-pthread", "-o", name, src])
         .output()
         .expect("run gcc");
     assert!(
@@ -487,7 +490,61 @@ fn build_fixture(sb: &Sandbox) -> String {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    sb.work.join("hooks").to_string_lossy().into_owned()
+    sb.work.join(name).to_string_lossy().into_owned()
+}
+
+/// Threads racing to grow one stream, fork children, children of a raw
+/// clone (no atfork handler: the wiped state page makes them open their own
+/// stream) and vfork children: every stream decodes to the end, starts with
+/// ProcessStart and has every sequence number once (`Sandbox::streams`).
+/// Repeated, since races show up only sometimes.
+#[test]
+fn concurrent_writers_leave_whole_streams() {
+    let sb = Sandbox::new("busy");
+    // The conformance suite's fixture (tests/fixtures), run here on its own.
+    let prog = compile(
+        &sb,
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/busy_streams.c"
+        ),
+        "busy",
+    );
+    sb.write("in.txt", "input\n");
+    for round in 0..10 {
+        sb.run(&prog, &[]);
+        let streams = sb.streams();
+        // The program, 20 fork and 5 raw-clone children, 3 exec'd /bin/true.
+        assert_eq!(streams.len(), 29, "round {round}");
+        let raw: Vec<_> = streams
+            .iter()
+            .filter(|s| {
+                s.events()
+                    .any(|e| matches!(e, Event::Open { path, .. } if path.ends_with(b"/raw-0.txt")))
+            })
+            .collect();
+        assert_eq!(raw.len(), 1, "round {round}: {}", sb.dump());
+        assert!(matches!(
+            raw[0].records[0].event,
+            Event::ProcessStart {
+                cause: StartCause::Fork,
+                ..
+            }
+        ));
+        let main_opens = streams
+            .iter()
+            .map(|s| {
+                s.events()
+                    .filter(|e| matches!(e, Event::Open { path, .. } if path.ends_with(b"/in.txt")))
+                    .count()
+            })
+            .max();
+        // 8 threads x 500 opens (+ one each before writing its file).
+        assert_eq!(main_opens, Some(8 * 501), "round {round}");
+        for f in std::fs::read_dir(&sb.trace).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+    }
 }
 
 #[test]

@@ -307,12 +307,41 @@ fn decode_payload<'a>(k: u8, p: &mut Reader<'a>) -> Result<Event<'a>, DecodeErro
     })
 }
 
+/// The length of a record whose writer died before storing its magic (a
+/// producer that stores the magic last): the rest of its header is there,
+/// so the records after it can still be read. Its sequence number is
+/// missing from the stream, which is how the loss shows.
+fn unfinished_len(rest: &[u8]) -> Option<usize> {
+    let head = rest.get(..HEADER_LEN)?;
+    if head.get(2) != Some(&VERSION) {
+        return None;
+    }
+    let len = u32::from_le_bytes(head.get(4..8)?.try_into().ok()?) as usize;
+    ((HEADER_LEN..=MAX_RECORD_LEN).contains(&len) && len <= rest.len()).then_some(len)
+}
+
 impl<'a> Iterator for Decoder<'a> {
     type Item = Result<Record<'a>, DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.pos >= self.buf.len() {
-            return None;
+        loop {
+            if self.failed || self.pos >= self.buf.len() {
+                return None;
+            }
+            let rest = &self.buf[self.pos..];
+            if !rest.starts_with(&[0, 0]) {
+                break;
+            }
+            if rest.iter().all(|b| *b == 0) {
+                // Space a producer had reserved (a memory-mapped stream):
+                // the end, not damage.
+                self.pos = self.buf.len();
+                return None;
+            }
+            match unfinished_len(rest) {
+                Some(len) => self.pos += len,
+                None => break,
+            }
         }
         let r = self.next_record();
         if r.is_err() {

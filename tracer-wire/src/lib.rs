@@ -10,7 +10,12 @@
 //! * Encoding ([`encode`]) writes into a caller-supplied buffer and never
 //!   allocates, so the LD_PRELOAD shim can use it inside libc hooks.
 //! * Decoding ([`Decoder`]) borrows from the input, rejects malformed bytes
-//!   with a [`DecodeError`] and never panics.
+//!   with a [`DecodeError`] and never panics. A stream may end in zero
+//!   bytes (space a memory-mapped producer reserved and did not fill): an
+//!   all-zero rest is the end. A record whose magic is zero but whose
+//!   version and length are in place was reserved and never finished (its
+//!   producer stores the magic last and died first): it is skipped, and its
+//!   sequence number is missing.
 //! * Sequence numbers start at 0 for each producer (one stream file of the
 //!   preload shim, one tracer session of ptrace or eBPF) and increase by one
 //!   per record, so a gap means records were lost. Producers that know they

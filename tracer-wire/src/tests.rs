@@ -252,3 +252,40 @@ fn paths_that_do_not_fit_are_an_error() {
         Err(EncodeError::BufferTooSmall)
     );
 }
+
+#[test]
+fn a_zero_tail_is_the_end() {
+    let mut bytes = stream();
+    let n = samples().len();
+    bytes.extend_from_slice(&[0u8; 4096]);
+    let decoded: Vec<_> = Decoder::new(&bytes).collect::<Result<_, _>>().unwrap();
+    assert_eq!(decoded.len(), n);
+    assert_eq!(Decoder::new(&[0u8; 10]).count(), 0);
+}
+
+#[test]
+fn a_record_without_its_magic_is_skipped_by_its_length() {
+    // Three records; the middle one's writer died before storing the magic.
+    let bytes = stream();
+    let mut d = Decoder::new(&bytes);
+    d.next().unwrap().unwrap();
+    let second = d.position();
+    d.next().unwrap().unwrap();
+    let third = d.position();
+    let mut cut = bytes[..third].to_vec();
+    cut[second..second + 2].fill(0);
+    // ...and the rest of that slot partly unwritten.
+    cut[second + HEADER_LEN..third].fill(0);
+    cut.extend_from_slice(&bytes[third..]);
+    cut.extend_from_slice(&[0u8; 100]);
+    let seqs: Vec<u64> = Decoder::new(&cut).map(|r| r.unwrap().header.seq).collect();
+    let want: Vec<u64> = (0..samples().len() as u64).filter(|s| *s != 1).collect();
+    assert_eq!(seqs, want);
+    // Zeros followed by records are damage, not an end.
+    let mut holed = bytes.clone();
+    holed[second..third].fill(0);
+    assert!(matches!(
+        Decoder::new(&holed).nth(1),
+        Some(Err(DecodeError::BadMagic { .. }))
+    ));
+}

@@ -288,6 +288,22 @@ unsafe fn before(
     att
 }
 
+/// [`before`] for a call that replaces this image: the stream is also cut
+/// to length, since the mapping goes with the image.
+///
+/// # Safety
+/// As for [`before`].
+unsafe fn before_exec(
+    target: Target,
+    argv: *const *const c_char,
+    envp: *const *const c_char,
+) -> Attempt {
+    // SAFETY: forwarded from the caller.
+    let att = unsafe { before(target, argv, envp) };
+    crate::stream::seal();
+    att
+}
+
 /// Records a failed attempt (the real call returned `-err`).
 fn failed(att: &Attempt, err: c_int) {
     if !att.active {
@@ -325,7 +341,7 @@ pub unsafe extern "C" fn execve(
     envp: *const *const c_char,
 ) -> c_int {
     // SAFETY: the caller's exec arguments.
-    let att = unsafe { before(at_cwd(path, false), argv, envp) };
+    let att = unsafe { before_exec(at_cwd(path, false), argv, envp) };
     let ret = call_real!(execve: ExecveFn, (path, argv, envp), -1);
     failed(&att, Errno::save().get());
     ret
@@ -334,7 +350,7 @@ pub unsafe extern "C" fn execve(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: the caller's exec arguments.
-    let att = unsafe { before(at_cwd(path, false), argv, current_environ()) };
+    let att = unsafe { before_exec(at_cwd(path, false), argv, current_environ()) };
     let ret = call_real!(execv: ExecvFn, (path, argv), -1);
     failed(&att, Errno::save().get());
     ret
@@ -343,7 +359,7 @@ pub unsafe extern "C" fn execv(path: *const c_char, argv: *const *const c_char) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn execvp(file: *const c_char, argv: *const *const c_char) -> c_int {
     // SAFETY: the caller's exec arguments.
-    let att = unsafe { before(at_cwd(file, true), argv, current_environ()) };
+    let att = unsafe { before_exec(at_cwd(file, true), argv, current_environ()) };
     let ret = call_real!(execvp: ExecvFn, (file, argv), -1);
     failed(&att, Errno::save().get());
     ret
@@ -356,7 +372,7 @@ pub unsafe extern "C" fn execvpe(
     envp: *const *const c_char,
 ) -> c_int {
     // SAFETY: the caller's exec arguments.
-    let att = unsafe { before(at_cwd(file, true), argv, envp) };
+    let att = unsafe { before_exec(at_cwd(file, true), argv, envp) };
     let ret = call_real!(execvpe: ExecveFn, (file, argv, envp), -1);
     failed(&att, Errno::save().get());
     ret
@@ -370,7 +386,7 @@ pub unsafe extern "C" fn fexecve(
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const *const c_char, *const *const c_char) -> c_int;
     // SAFETY: the caller's exec arguments.
-    let att = unsafe { before(Target::Fd(fd), argv, envp) };
+    let att = unsafe { before_exec(Target::Fd(fd), argv, envp) };
     let ret = call_real!(fexecve: F, (fd, argv, envp), -1);
     failed(&att, Errno::save().get());
     ret
@@ -403,7 +419,7 @@ pub unsafe extern "C" fn execveat(
         }
     };
     // SAFETY: the caller's exec arguments.
-    let att = unsafe { before(target, argv, envp) };
+    let att = unsafe { before_exec(target, argv, envp) };
     let ret = call_real!(execveat: F, (dirfd, path, argv, envp, flags), -1);
     failed(&att, Errno::save().get());
     ret
@@ -477,7 +493,7 @@ macro_rules! execl_hooks {
             let (argv, _) = collect(&[$($a),*]);
             let envp = current_environ();
             // SAFETY: the caller's exec arguments.
-            let att = unsafe { before(at_cwd(path, false), argv.as_ptr(), envp) };
+            let att = unsafe { before_exec(at_cwd(path, false), argv.as_ptr(), envp) };
             let ret = call_real!(execve: ExecveFn, (path, argv.as_ptr(), envp), -1);
             failed(&att, Errno::save().get());
             ret
@@ -487,7 +503,7 @@ macro_rules! execl_hooks {
         pub unsafe extern "C" fn execlp(file: *const c_char, $($a: *const c_char),*) -> c_int {
             let (argv, _) = collect(&[$($a),*]);
             // SAFETY: the caller's exec arguments.
-            let att = unsafe { before(at_cwd(file, true), argv.as_ptr(), current_environ()) };
+            let att = unsafe { before_exec(at_cwd(file, true), argv.as_ptr(), current_environ()) };
             let ret = call_real!(execvp: ExecvFn, (file, argv.as_ptr()), -1);
             failed(&att, Errno::save().get());
             ret
@@ -497,7 +513,7 @@ macro_rules! execl_hooks {
         pub unsafe extern "C" fn execle(path: *const c_char, $($a: *const c_char),*) -> c_int {
             let (argv, envp) = collect(&[$($a),*]);
             // SAFETY: the caller's exec arguments.
-            let att = unsafe { before(at_cwd(path, false), argv.as_ptr(), envp) };
+            let att = unsafe { before_exec(at_cwd(path, false), argv.as_ptr(), envp) };
             let ret = call_real!(execve: ExecveFn, (path, argv.as_ptr(), envp), -1);
             failed(&att, Errno::save().get());
             ret

@@ -31,11 +31,16 @@ fn record_exit(status: c_int) {
 }
 
 macro_rules! exit_hook {
-    ($name:ident) => {
+    ($name:ident, $immediate:expr) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(status: c_int) -> ! {
             type F = unsafe extern "C" fn(c_int) -> !;
             record_exit(status);
+            // `exit` still runs atexit handlers, which may record; the
+            // library's destructor seals after them.
+            if $immediate {
+                crate::stream::seal();
+            }
             // SAFETY: F is the prototype of the real function.
             match unsafe { crate::real::$name.get::<F>() } {
                 // SAFETY: forwarding the caller's argument.
@@ -45,9 +50,9 @@ macro_rules! exit_hook {
         }
     };
 }
-exit_hook!(exit);
-exit_hook!(_exit);
-exit_hook!(_Exit);
+exit_hook!(exit, false);
+exit_hook!(_exit, true);
+exit_hook!(_Exit, true);
 
 type MainFn = unsafe extern "C" fn(c_int, *mut *mut c_char, *mut *mut c_char) -> c_int;
 /// The program's `main`, wrapped so returning from it is recorded too
