@@ -53,6 +53,11 @@ pub fn note_reason(trace_dir: &Path, reason: &str) {
 /// is still alive: then it is left for a later roar, so that nothing the
 /// run still does is cut off and its trace is not deleted under it.
 fn finish(store: &Store, id: dag::RunId, dir: &Path, lock: std::fs::File) {
+    // Its roar may have finished it, and let the lock go, since the list of
+    // unfinished runs was read: with the lock held now, the store says.
+    if !store.run(id).is_ok_and(|r| !r.finished) {
+        return;
+    }
     let Some(loc) = location::find(dir) else {
         return;
     };
