@@ -151,10 +151,11 @@ pub fn ingest(opts: IngestOptions) -> Result<()> {
             count(report.pending, "tree")
         ));
     }
-    if report.unreadable > 0 {
+    if !report.unreadable.is_empty() {
         line.push_str(&format!(
-            "; {} empty or unreadable",
-            count(report.unreadable, "stream")
+            "; {} empty or unreadable, kept: {}",
+            count(report.unreadable.len(), "stream"),
+            report.unreadable.join(", ")
         ));
     }
     eprintln!("{line}");

@@ -14,6 +14,7 @@ use tracer_wire::{
 };
 
 use crate::paths::normalize;
+use crate::words::plural;
 
 /// One process image seen by the trace.
 #[derive(Clone, Debug)]
@@ -113,8 +114,8 @@ fn merge<'a>(streams: &'a [(String, Vec<u8>)], warnings: &mut Vec<String>) -> Ve
     let mut items: Vec<Item<'_>> = Vec::new();
     for (i, (name, bytes)) in streams.iter().enumerate() {
         let mut seqs = Vec::new();
-        let mut dec = Decoder::new(bytes);
-        while let Some(r) = dec.next() {
+        let mut damaged: Vec<tracer_wire::DecodeError> = Vec::new();
+        for r in Decoder::new(bytes) {
             match r {
                 Ok(rec) => {
                     seqs.push(rec.header.seq);
@@ -125,17 +126,14 @@ fn merge<'a>(streams: &'a [(String, Vec<u8>)], warnings: &mut Vec<String>) -> Ve
                         rec,
                     });
                 }
-                Err(e) => {
-                    // A memory-mapped stream whose writer was killed ends in
-                    // the zeros it had reserved: that is its end, not damage.
-                    let rest = &bytes[dec.position().min(bytes.len())..];
-                    if !rest.iter().all(|b| *b == 0) {
-                        warnings.push(format!(
-                            "trace stream {name} is damaged ({e}); the rest of it was not read"
-                        ));
-                    }
-                }
+                Err(e) => damaged.push(e),
             }
+        }
+        if let Some(first) = damaged.first() {
+            warnings.push(format!(
+                "trace stream {name} is damaged: {} skipped ({first}); what they recorded is missing",
+                plural(damaged.len(), "stretch of it was", "stretches of it were")
+            ));
         }
         seqs.sort_unstable();
         let expected = seqs.len() as u64;

@@ -59,8 +59,8 @@ pub struct Report {
     pub seen: usize,
     /// Trees still running, left for later.
     pub pending: usize,
-    /// Streams that were empty or could not be read.
-    pub unreadable: usize,
+    /// Streams that were empty or could not be read (kept by `--remove`).
+    pub unreadable: Vec<String>,
 }
 
 /// One run made from one process tree.
@@ -94,6 +94,11 @@ fn ns_of(name: &str) -> &str {
     let stem = name.strip_suffix(".rwt").unwrap_or(name);
     let mut parts = stem.splitn(4, '.');
     parts.nth(3).unwrap_or("")
+}
+
+/// The `<pid>` field of a stream name.
+fn pid_of(name: &str) -> Option<u32> {
+    name.split('.').next()?.parse().ok()
 }
 
 /// Our own `<boot>-<pidns>`, computed as the preload library does.
@@ -225,7 +230,7 @@ pub fn ingest(opts: Options, obs: &mut dyn Observer) -> Result<Report> {
         .collect();
     let mut report = Report {
         dir: dir.clone(),
-        unreadable,
+        unreadable: unreadable.clone(),
         ..Report::default()
     };
     // In an OpenJD session's onExit (preload template): trees that ran in the
@@ -242,6 +247,7 @@ pub fn ingest(opts: Options, obs: &mut dyn Observer) -> Result<Report> {
         now: SystemTime::now(),
         me: std::process::id(),
         own_ns: own_namespace(),
+        unreadable: &unreadable,
     };
     // Trees now in the store, whose stream files --remove deletes.
     let mut done: Vec<usize> = Vec::new();
@@ -268,10 +274,10 @@ pub fn ingest(opts: Options, obs: &mut dyn Observer) -> Result<Report> {
 }
 
 /// Every process image in `dir`, and how many streams held none.
-fn scan(dir: &Path) -> Result<(Vec<Image>, usize)> {
+fn scan(dir: &Path) -> Result<(Vec<Image>, Vec<String>)> {
     let what = || format!("cannot read {}", dir.display());
     let mut images = Vec::new();
-    let mut unreadable = 0usize;
+    let mut unreadable = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io(what()))? {
         let entry = entry.map_err(io(what()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -283,13 +289,14 @@ fn scan(dir: &Path) -> Result<(Vec<Image>, usize)> {
             .and_then(|m| m.modified())
             .unwrap_or_else(|_| SystemTime::now());
         let Ok(bytes) = std::fs::read(entry.path()) else {
-            unreadable += 1;
+            unreadable.push(name);
             continue;
         };
-        match read_image(name, bytes, modified) {
+        match read_image(name.clone(), bytes, modified) {
             Some(im) => images.push(im),
-            // Not started yet (empty) or not a stream: nothing to record.
-            None => unreadable += 1,
+            // Not started yet (empty), not a stream, or its first record
+            // damaged: nothing to record, and a tree may miss a process.
+            None => unreadable.push(name),
         }
     }
     Ok((images, unreadable))
@@ -350,6 +357,8 @@ struct Context<'a> {
     now: SystemTime,
     me: u32,
     own_ns: String,
+    /// Streams that could not be read: a tree may be missing one.
+    unreadable: &'a [String],
 }
 
 impl Context<'_> {
@@ -425,6 +434,16 @@ impl Context<'_> {
             notes.losses.push(format!(
                 "the tree's first process (pid {}) never recorded its exit: it was killed (SIGKILL) or its trace was cut short; recorded what the trace held",
                 r.pid
+            ));
+        }
+        if let Some(lost) = self
+            .unreadable
+            .iter()
+            .find(|n| ns_of(n) == r.ns && pid_of(n).is_some_and(|p| p == r.ppid || p == r.pid))
+        {
+            notes.losses.push(format!(
+                "the trace stream {lost} of this tree's parent process (pid {}) could not be read: this run may be part of a larger one, and what that process did is missing",
+                r.ppid
             ));
         }
         if !crate::paths::as_path(&r.cwd).is_dir() {

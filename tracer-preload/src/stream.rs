@@ -593,12 +593,13 @@ pub fn emit_with<const N: usize>(ev: &Event<'_>, flags: u32) {
 /// reports earlier losses after it.
 fn write_record(live: &Live, buf: &mut [u8], len: usize) {
     let seq = live.seq.fetch_add(1, Ordering::Relaxed);
-    // The header's seq field is bytes 8..16 (see tracer_wire::encode);
-    // stamping it here keeps the counter gap-free even when encoding fails.
-    if let Some(slot) = buf.get_mut(8..16) {
-        slot.copy_from_slice(&seq.to_le_bytes());
-    }
-    let Some(rec) = buf.get(..len) else { return };
+    // Numbered here, after encoding, so the counter stays gap-free even
+    // when encoding fails; restamping seals the record again.
+    let Some(rec) = buf.get_mut(..len) else {
+        return;
+    };
+    tracer_wire::restamp(rec, seq);
+    let rec = &*rec;
     if !append(live, rec, false) {
         live.lost.fetch_add(1, Ordering::Relaxed);
     }
@@ -611,8 +612,8 @@ fn write_record(live: &Live, buf: &mut [u8], len: usize) {
         let mut small = [0u8; 128];
         if let Ok(l) = tracer_wire::encode(&header(0), &loss, &mut small) {
             let seq = live.seq.fetch_add(1, Ordering::Relaxed);
-            if let Some(slot) = small.get_mut(8..16) {
-                slot.copy_from_slice(&seq.to_le_bytes());
+            if let Some(r) = small.get_mut(..l) {
+                tracer_wire::restamp(r, seq);
             }
             if !small.get(..l).is_some_and(|r| append(live, r, true)) {
                 live.lost.fetch_add(lost + 1, Ordering::Relaxed);

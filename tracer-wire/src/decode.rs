@@ -2,7 +2,7 @@
 
 use crate::{
     Args, Event, ExitStatus, FileStat, HEADER_LEN, Header, LossReason, MAGIC, MAX_RECORD_LEN,
-    Record, StartCause, VERSION, kind,
+    MIN_VERSION, Record, StartCause, VERSION, kind,
 };
 
 /// Why bytes could not be decoded. `offset` is where the bad record starts.
@@ -20,6 +20,24 @@ pub enum DecodeError {
     BadLength { offset: usize },
     /// A field holds a value outside its domain.
     BadField { offset: usize, field: &'static str },
+    /// The record's bytes are not what its producer wrote (its checksum
+    /// does not match): it was skipped by its length.
+    Checksum { offset: usize },
+}
+
+impl DecodeError {
+    /// Where the damaged record starts.
+    pub fn offset(&self) -> usize {
+        match *self {
+            Self::Truncated { offset }
+            | Self::BadMagic { offset }
+            | Self::UnsupportedVersion { offset, .. }
+            | Self::UnknownKind { offset, .. }
+            | Self::BadLength { offset }
+            | Self::BadField { offset, .. }
+            | Self::Checksum { offset } => offset,
+        }
+    }
 }
 
 impl core::fmt::Display for DecodeError {
@@ -30,7 +48,7 @@ impl core::fmt::Display for DecodeError {
             Self::UnsupportedVersion { offset, version } => {
                 write!(
                     f,
-                    "record at byte {offset} has format version {version}, expected {VERSION}"
+                    "record at byte {offset} has format version {version}, expected {MIN_VERSION} to {VERSION}"
                 )
             }
             Self::UnknownKind { offset, kind } => {
@@ -39,6 +57,12 @@ impl core::fmt::Display for DecodeError {
             Self::BadLength { offset } => write!(f, "record at byte {offset} has a bad length"),
             Self::BadField { offset, field } => {
                 write!(f, "record at byte {offset} has an invalid {field}")
+            }
+            Self::Checksum { offset } => {
+                write!(
+                    f,
+                    "record at byte {offset} is damaged (its checksum does not match)"
+                )
             }
         }
     }
@@ -134,21 +158,19 @@ impl<'a> Reader<'a> {
 
 /// Iterates over the records of a byte stream.
 ///
-/// After the first error the iterator yields nothing more: the caller
-/// knows the offset and that the rest of that stream was not read.
+/// A damaged record never ends the stream: one whose header is sound (its
+/// length fits) but whose checksum or payload is not is skipped by its
+/// length; one whose header is not is skipped up to the next place a record
+/// header with a matching checksum starts. Each skip is one `Err`, naming
+/// where the damage starts; the records after it are read.
 pub struct Decoder<'a> {
     buf: &'a [u8],
     pos: usize,
-    failed: bool,
 }
 
 impl<'a> Decoder<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Self {
-            buf,
-            pos: 0,
-            failed: false,
-        }
+        Self { buf, pos: 0 }
     }
 
     /// Byte offset of the next record.
@@ -172,7 +194,7 @@ impl<'a> Decoder<'a> {
             return Err(DecodeError::BadMagic { offset });
         }
         let version = r.u8()?;
-        if version != VERSION {
+        if !(MIN_VERSION..=VERSION).contains(&version) {
             return Err(DecodeError::UnsupportedVersion { offset, version });
         }
         let kind = r.u8()?;
@@ -182,6 +204,12 @@ impl<'a> Decoder<'a> {
         }
         if rest.len() < len {
             return Err(DecodeError::Truncated { offset });
+        }
+        // From here on the length is trusted: whatever is wrong below, the
+        // next record starts after it.
+        self.pos = offset + len;
+        if version >= 2 && crate::stored_checksum(rest) != Some(crate::checksum(&rest[..len])) {
+            return Err(DecodeError::Checksum { offset });
         }
         let header = Header {
             seq: r.u64()?,
@@ -199,7 +227,6 @@ impl<'a> Decoder<'a> {
         if p.pos != len {
             return Err(DecodeError::BadLength { offset });
         }
-        self.pos = offset + len;
         Ok(Record { header, event })
     }
 }
@@ -313,7 +340,10 @@ fn decode_payload<'a>(k: u8, p: &mut Reader<'a>) -> Result<Event<'a>, DecodeErro
 /// missing from the stream, which is how the loss shows.
 fn unfinished_len(rest: &[u8]) -> Option<usize> {
     let head = rest.get(..HEADER_LEN)?;
-    if head.get(2) != Some(&VERSION) {
+    if !head
+        .get(2)
+        .is_some_and(|v| (MIN_VERSION..=VERSION).contains(v))
+    {
         return None;
     }
     let len = u32::from_le_bytes(head.get(4..8)?.try_into().ok()?) as usize;
@@ -325,7 +355,7 @@ impl<'a> Iterator for Decoder<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if self.failed || self.pos >= self.buf.len() {
+            if self.pos >= self.buf.len() {
                 return None;
             }
             let rest = &self.buf[self.pos..];
@@ -343,10 +373,50 @@ impl<'a> Iterator for Decoder<'a> {
                 None => break,
             }
         }
+        let start = self.pos;
         let r = self.next_record();
-        if r.is_err() {
-            self.failed = true;
+        if r.is_err() && self.pos == start {
+            // The header itself is unsound: go on from the next place a
+            // whole, sound record starts.
+            self.pos = self.resync(start + 1);
         }
         Some(r)
     }
+}
+
+impl Decoder<'_> {
+    /// The first offset from `from` where a record with a sound header and
+    /// a matching checksum starts (or the end).
+    fn resync(&self, from: usize) -> usize {
+        let magic = MAGIC.to_le_bytes();
+        let mut at = from;
+        while let Some(i) = self
+            .buf
+            .get(at..)
+            .and_then(|b| b.windows(2).position(|w| w == magic))
+        {
+            let cand = at + i;
+            if sound_at(self.buf, cand) {
+                return cand;
+            }
+            at = cand + 1;
+        }
+        self.buf.len()
+    }
+}
+
+/// True when a version-2 record with a sound length and a matching checksum
+/// starts at `at`.
+fn sound_at(buf: &[u8], at: usize) -> bool {
+    let Some(head) = buf.get(at..at + HEADER_LEN) else {
+        return false;
+    };
+    if head[2] != VERSION {
+        return false;
+    }
+    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    (HEADER_LEN..=MAX_RECORD_LEN).contains(&len)
+        && buf
+            .get(at..at + len)
+            .is_some_and(|rec| crate::stored_checksum(rec) == Some(crate::checksum(rec)))
 }

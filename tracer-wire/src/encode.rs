@@ -228,7 +228,8 @@ pub fn encode(header: &Header, event: &Event<'_>, buf: &mut [u8]) -> Result<usiz
     h.u32(header.pid)?;
     h.u32(header.tid)?;
     h.u32(flags)?;
-    h.u32(0)?; // reserved
+    h.u32(0)?; // the checksum, once the rest is written
     debug_assert_eq!(h.pos, HEADER_LEN);
+    crate::seal(&mut h.buf[..len]);
     Ok(len)
 }

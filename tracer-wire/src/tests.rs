@@ -197,6 +197,8 @@ fn bad_header_fields_are_named() {
     );
     let mut bytes = stream();
     bytes[3] = 200;
+    let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    restamp(&mut bytes[..len], 0); // a producer that wrote a kind we do not know
     assert_eq!(
         Decoder::new(&bytes).next(),
         Some(Err(DecodeError::UnknownKind {
@@ -288,4 +290,64 @@ fn a_record_without_its_magic_is_skipped_by_its_length() {
         Decoder::new(&holed).nth(1),
         Some(Err(DecodeError::BadMagic { .. }))
     ));
+}
+
+/// The length of the first record of `bytes`.
+fn first_len(bytes: &[u8]) -> usize {
+    u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn a_damaged_record_is_skipped_and_the_rest_read() {
+    let clean = stream();
+    let all = Decoder::new(&clean).count();
+    // A flipped bit inside the first record's payload: one error, then
+    // every other record.
+    let mut bytes = clean.clone();
+    bytes[HEADER_LEN + 1] ^= 0x10;
+    let got: Vec<_> = Decoder::new(&bytes).collect();
+    assert_eq!(got.len(), all);
+    assert_eq!(got[0], Err(DecodeError::Checksum { offset: 0 }));
+    assert!(got[1..].iter().all(Result::is_ok));
+    // A header whose length is garbage: skipped up to the next sound record.
+    let mut bytes = clean.clone();
+    bytes[5] = 0xff;
+    let got: Vec<_> = Decoder::new(&bytes).collect();
+    assert!(got[0].is_err());
+    assert_eq!(got.iter().filter(|r| r.is_ok()).count(), all - 1);
+    // Bytes inserted between records, and a stream cut in its last record.
+    let n = first_len(&clean);
+    let mut bytes = clean[..n].to_vec();
+    bytes.extend_from_slice(b"garbage!");
+    bytes.extend_from_slice(&clean[n..clean.len() - 3]);
+    let got: Vec<_> = Decoder::new(&bytes).collect();
+    assert_eq!(got.iter().filter(|r| r.is_ok()).count(), all - 1);
+    assert_eq!(got.iter().filter(|r| r.is_err()).count(), 2);
+}
+
+#[test]
+fn version_1_records_are_still_read() {
+    let mut bytes = stream();
+    let n = first_len(&bytes);
+    bytes[2] = 1;
+    bytes[HEADER_LEN - 4..HEADER_LEN].copy_from_slice(&[0; 4]);
+    let first = Decoder::new(&bytes[..n]).next().unwrap();
+    assert!(first.is_ok(), "{first:?}");
+}
+
+#[test]
+fn every_single_bit_flip_is_caught() {
+    let clean = stream();
+    let n = first_len(&clean);
+    for byte in 0..n {
+        for bit in 0..8 {
+            let mut bytes = clean[..n].to_vec();
+            bytes[byte] ^= 1 << bit;
+            let got: Vec<_> = Decoder::new(&bytes).collect();
+            assert!(
+                got.iter().all(|r| r.is_err()),
+                "byte {byte} bit {bit} went unnoticed: {got:?}"
+            );
+        }
+    }
 }
