@@ -284,3 +284,25 @@ fn tree_from_another_namespace_waits_for_settle() {
         );
     }
 }
+
+/// A `ROAR_TRACE_DIR` that does not exist yet (a fresh volume) is created,
+/// not silently ignored.
+#[test]
+fn a_missing_trace_dir_is_created() {
+    let sb = Sandbox::new();
+    let lib_dir = trace_dir(&sb);
+    sb.write("in.txt", "fresh\n");
+    let dir = sb.join("roar/fresh/volume/traces");
+    let mut c = traced(&sb, &lib_dir, "cat in.txt > out.txt");
+    c.env("ROAR_TRACE_DIR", &dir);
+    assert!(c.status().unwrap().success());
+    assert!(dir.is_dir(), "{} was created", dir.display());
+    ingest(&sb, &dir, &[]);
+    let runs = runs(&sb);
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert!(
+        output_paths(&runs[0])
+            .iter()
+            .any(|p| p.ends_with("/out.txt"))
+    );
+}

@@ -190,6 +190,24 @@ fn namespace_id(out: &mut Buf<64>) {
     }
 }
 
+/// Creates `dir` and its missing parents (as `mkdir -p`; the umask applies),
+/// so that a `ROAR_TRACE_DIR` a pod spec names on a fresh volume is used,
+/// not silently ignored. Failures are left to the stream's creation.
+fn make_dirs(dir: &[u8]) {
+    let mut path = Buf::<4096>::new();
+    for (i, &b) in dir.iter().enumerate() {
+        if b == b'/' && i > 0 {
+            let mut p = Buf::<4096>::new();
+            p.push(path.as_slice());
+            p.c_str();
+            let _ = sys::mkdirat(libc::AT_FDCWD, p.as_slice_nul(), 0o777);
+        }
+        path.push(&[b]);
+    }
+    path.c_str();
+    let _ = sys::mkdirat(libc::AT_FDCWD, path.as_slice_nul(), 0o777);
+}
+
 /// `$ROAR_TRACE_DIR/<name>`, NUL-terminated.
 fn stream_path(name: &[u8]) -> Buf<4300> {
     // SAFETY: see TraceDir: only read after the constructor finished
@@ -292,7 +310,15 @@ fn create_file(live: &Live, cause: StartCause) -> bool {
         return false;
     }
     let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
-    let fd = sys::openat(libc::AT_FDCWD, path.as_slice_nul(), flags, 0o644);
+    let mut fd = sys::openat(libc::AT_FDCWD, path.as_slice_nul(), flags, 0o644);
+    if fd == -(libc::ENOENT as isize) {
+        // A ROAR_TRACE_DIR that does not exist yet (a fresh volume): made,
+        // not silently ignored. Only then, so a process start costs no
+        // extra system call when it exists.
+        // SAFETY: see TraceDir: read-only after the constructor wrote it.
+        make_dirs(unsafe { &*TRACE_DIR.0.get() }.as_slice());
+        fd = sys::openat(libc::AT_FDCWD, path.as_slice_nul(), flags, 0o644);
+    }
     if fd < 0 {
         return false;
     }

@@ -135,6 +135,15 @@ pub fn openat(dirfd: c_int, path: &[u8], flags: c_int, mode: u32) -> isize {
     unsafe { sc!(libc::SYS_openat, dirfd, path.as_ptr(), flags, mode) }
 }
 
+/// `mkdirat` on a NUL-terminated path.
+pub fn mkdirat(dirfd: c_int, path: &[u8], mode: u32) -> isize {
+    if path.last() != Some(&0) {
+        return -(libc::EINVAL as isize);
+    }
+    // SAFETY: path is NUL-terminated.
+    unsafe { sc!(libc::SYS_mkdirat, dirfd, path.as_ptr(), mode) }
+}
+
 pub fn pread(fd: c_int, buf: &mut [u8], off: u64) -> isize {
     // SAFETY: buf is valid for writes of buf.len() bytes.
     unsafe { sc!(libc::SYS_pread64, fd, buf.as_mut_ptr(), buf.len(), off) }
