@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_ingest.sql")),
     (4, include_str!("../migrations/0004_backend_reason.sql")),
     (10, include_str!("../migrations/0010_identity.sql")),
+    (11, include_str!("../migrations/0011_time_order.sql")),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = {
     let mut max = 0;
@@ -503,7 +504,7 @@ impl Store {
         let limit = limit.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let mut runs = {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?1"
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY order_key DESC, id DESC LIMIT ?1"
             ))?;
             stmt.query_map([limit], run_from_row)?
                 .collect::<Result<Vec<_>, _>>()?
@@ -561,7 +562,7 @@ impl Store {
         let tx = self.read_tx()?;
         if r.is_empty() || r == "latest" {
             return tx
-                .prepare_cached("SELECT id FROM runs ORDER BY id DESC LIMIT 1")?
+                .prepare_cached("SELECT id FROM runs ORDER BY order_key DESC, id DESC LIMIT 1")?
                 .query_row([], |row| row.get(0))
                 .optional()?
                 .ok_or_else(|| StoreError::NoSuchRun("latest (the store has no runs yet)".into()));

@@ -160,9 +160,14 @@ fn lineage_follows_content_into_a_pulled_older_run() {
     );
     b.insert_pulled(&all_local(&a), None).unwrap();
     let render = b
-        .run(b.resolve_ref("latest", "/".as_ref()).unwrap())
+        .runs(None)
+        .unwrap()
+        .into_iter()
+        .find(|r| r.pulled)
         .unwrap();
     assert!(render.id > comp);
+    // By start time, B's own later run is still the latest.
+    assert_eq!(b.resolve_ref("latest", "/".as_ref()).unwrap(), comp);
 
     let movie = b.version_of_hash(&h('m')).unwrap().unwrap();
     let lin = b
@@ -255,12 +260,12 @@ fn migration_gives_existing_runs_ordered_identities() {
         store
             .conn
             .execute_batch(
-                "DROP TABLE remote_marks; DROP TABLE store_meta; DROP INDEX runs_uuid; \
+                "DROP INDEX runs_time_order; DROP TABLE remote_marks; DROP TABLE store_meta; DROP INDEX runs_uuid; \
                  DROP INDEX runs_local_order; DROP INDEX runs_finished_seq; \
                  ALTER TABLE runs DROP COLUMN uuid; ALTER TABLE runs DROP COLUMN origin_store; \
                  ALTER TABLE runs DROP COLUMN origin_host; ALTER TABLE runs DROP COLUMN order_key; \
                  ALTER TABLE runs DROP COLUMN finished_seq; \
-                 DELETE FROM roar_migrations WHERE version = 10;",
+                 DELETE FROM roar_migrations WHERE version IN (10, 11);",
             )
             .unwrap();
     }
