@@ -67,10 +67,16 @@ pub fn collect(
     if let Some(top) = &top {
         apply_ending(&mut processes, top, notes);
     }
-    let root = to_bytes(&loc.root);
+    // Paths are compared resolved, as `candidates` resolves the run's.
+    let real = |p: &[u8]| {
+        let mut dirs = Default::default();
+        real_path(p, &mut dirs)
+    };
+    let root = real(&to_bytes(&loc.root));
     let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
     let filter = Filter::new(&root, home.as_deref(), &cfg.filter.ignore, &cfg.filter.keep);
-    let mut files = candidates(&summary.files, &filter, &loc.own_paths());
+    let own: Vec<Vec<u8>> = loc.own_paths().iter().map(|p| real(p)).collect();
+    let mut files = candidates(&summary.files, &filter, &own);
     hash_files(store, &mut files, notes);
     RunResult {
         inputs: files.inputs,
@@ -120,6 +126,64 @@ fn apply_ending(procs: &mut [ProcessRecord], top: &Ending<'_>, notes: &mut Notes
     }
 }
 
+/// The accesses by the file's real path: a path reached through symlinks
+/// (a symlinked directory, or a symlink to the file itself) is recorded
+/// under its resolved path, so one file is one path under every backend;
+/// accesses to one file by several names are merged. Directories are
+/// resolved once each; a file that no longer exists keeps its name in its
+/// resolved directory. In the order the run first touched them.
+fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<(Vec<u8>, Access)> {
+    let mut dirs: std::collections::HashMap<&[u8], Option<Vec<u8>>> = Default::default();
+    let mut seen: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+    let mut out: Vec<(Vec<u8>, Access)> = Vec::new();
+    let mut order: Vec<(&Vec<u8>, &Access)> = files.iter().collect();
+    order.sort_by_key(|(_, a)| a.first_seen);
+    for (path, acc) in order {
+        let real = real_path(path, &mut dirs);
+        match seen.get(&real) {
+            Some(&i) => merge(&mut out[i].1, acc),
+            None => {
+                seen.insert(real.clone(), out.len());
+                out.push((real, acc.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// `path` with its directory resolved (cached per directory) and, when the
+/// file itself is a symlink, resolved in full.
+fn real_path<'p>(
+    path: &'p [u8],
+    dirs: &mut std::collections::HashMap<&'p [u8], Option<Vec<u8>>>,
+) -> Vec<u8> {
+    let canon = |p: &[u8]| std::fs::canonicalize(as_path(p)).ok().map(|c| to_bytes(&c));
+    if std::fs::symlink_metadata(as_path(path)).is_ok_and(|m| m.file_type().is_symlink())
+        && let Some(c) = canon(path)
+    {
+        return c;
+    }
+    let Some(slash) = path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0) else {
+        return path.to_vec();
+    };
+    let (dir, name) = path.split_at(slash);
+    match dirs.entry(dir).or_insert_with(|| canon(dir)) {
+        Some(real) if real.as_slice() != dir => [real.as_slice(), name].concat(),
+        _ => path.to_vec(),
+    }
+}
+
+/// Folds the accesses `b` made under another name of the same file into `a`
+/// (which came first).
+fn merge(a: &mut Access, b: &Access) {
+    if a.read_as.is_none() && !a.written {
+        a.read_as = b.read_as;
+    }
+    a.written |= b.written;
+    a.changed |= b.changed;
+    a.opened_as = a.opened_as.or(b.opened_as);
+}
+
 /// A file whose hash is to be decided.
 struct Pending {
     path: Vec<u8>,
@@ -159,9 +223,7 @@ fn candidates(
         outputs: Vec::new(),
         pending: Vec::new(),
     };
-    let mut files: Vec<(&Vec<u8>, &Access)> = files.iter().collect();
-    files.sort_by_key(|(_, a)| a.first_seen);
-    for (path, acc) in files {
+    for (path, acc) in &resolved(files) {
         if own.iter().any(|o| is_under(path, o)) {
             continue;
         }

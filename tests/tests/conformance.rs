@@ -218,7 +218,8 @@ const SYMLINK_READ: Fixture = Fixture {
         Setup::Symlink("link.txt", "real.txt"),
     ],
     cmd: &["sh", "-c", "cat link.txt > out.txt"],
-    inputs: &["link.txt|real.txt"],
+    // One file is one path: the resolved one.
+    inputs: &["real.txt"],
     outputs: &["out.txt"],
     ..fixture()
 };
@@ -282,6 +283,35 @@ const SORT_IN_PLACE: Fixture = Fixture {
     ..fixture()
 };
 
+/// A write through a symlink to a file: the file it names is the output.
+const WRITE_THROUGH_SYMLINK: Fixture = Fixture {
+    setup: &[
+        Setup::File("target.txt", "old\n"),
+        Setup::Symlink("link.txt", "target.txt"),
+    ],
+    cmd: &["sh", "-c", "echo new > link.txt"],
+    outputs: &["target.txt"],
+    ..fixture()
+};
+
+/// A file reached through a symlinked directory is recorded once, under
+/// its resolved path, under every backend.
+const SYMLINKED_DIR: Fixture = Fixture {
+    setup: &[
+        Setup::File("src.txt", "through a directory link\n"),
+        Setup::Dir("data"),
+        Setup::Symlink("cur", "data"),
+    ],
+    cmd: &[
+        "sh",
+        "-c",
+        "cat src.txt > cur/copy.txt; cat cur/copy.txt > back.txt",
+    ],
+    inputs: &["src.txt"],
+    outputs: &["data/copy.txt", "back.txt"],
+    ..fixture()
+};
+
 // ---------------------------------------------------------------------------
 // The checks.
 
@@ -319,6 +349,8 @@ fixture_tests! {
     long_argv => LONG_ARGV;
     opened_not_written => OPENED_NOT_WRITTEN;
     sort_in_place => SORT_IN_PLACE;
+    write_through_symlink => WRITE_THROUGH_SYMLINK;
+    symlinked_dir => SYMLINKED_DIR;
 }
 
 /// Runs `f` under every backend, reporting all failing backends at once.
