@@ -523,14 +523,7 @@ impl Store {
     /// One run in full; [`StoreError::NoSuchRun`] if there is none with this id.
     pub fn run(&self, id: RunId) -> Result<Run, StoreError> {
         let tx = self.read_tx()?;
-        let mut run = tx
-            .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-            .query_row([id], run_from_row)
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
-        run.seq = seq_of(&tx, id)?;
-        fill(&tx, &mut run)?;
-        Ok(run)
+        load_run(&tx, id)
     }
 
     /// Runs that were begun but never finished (roar was killed, or is still running), oldest
@@ -780,6 +773,18 @@ fn update_heads(conn: &Connection, id: RunId) -> Result<(), StoreError> {
     )?
     .execute([id])?;
     Ok(())
+}
+
+/// Run `id` in full, read through `conn`.
+pub(crate) fn load_run(conn: &Connection, id: RunId) -> Result<Run, StoreError> {
+    let mut run = conn
+        .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
+        .query_row([id], run_from_row)
+        .optional()?
+        .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
+    run.seq = seq_of(conn, id)?;
+    fill(conn, &mut run)?;
+    Ok(run)
 }
 
 fn seq_of(conn: &Connection, id: RunId) -> Result<i64, StoreError> {

@@ -204,6 +204,37 @@ pub(crate) fn error(
     }
 }
 
+/// A session with the team store, ready for a push or a pull.
+pub(crate) struct Session {
+    /// The remote, with the connect timeout the options asked for.
+    pub remote: RemoteConfig,
+    pub backoff: Backoff,
+    pub client: Client,
+    /// The remote's identity, under which this store keeps its marks.
+    pub remote_id: String,
+}
+
+/// Connects (retrying as [`connect`] does) and makes sure the schema is there.
+pub(crate) fn session(
+    remote: &RemoteConfig,
+    connect_timeout: Option<Duration>,
+    retry: RetryPolicy,
+) -> Result<Session, RemoteError> {
+    let mut remote = remote.clone();
+    if let Some(t) = connect_timeout {
+        remote.set_connect_timeout(t);
+    }
+    let mut backoff = Backoff::new(retry);
+    let mut client = connect(&remote, &mut backoff)?;
+    let remote_id = crate::schema::ensure(&mut client, &remote)?;
+    Ok(Session {
+        remote,
+        backoff,
+        client,
+        remote_id,
+    })
+}
+
 /// Connects, retrying while the server is full, starting up or refusing connections.
 pub(crate) fn connect(remote: &RemoteConfig, backoff: &mut Backoff) -> Result<Client, RemoteError> {
     let tls = tls(remote)?;

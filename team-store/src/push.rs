@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::connect::{Backoff, Kind, classify, connect, error};
+use crate::connect::{Kind, Session, classify, connect, error, session};
 use crate::plan::{Limits, plan_push};
 use crate::rows::{WriteError, write};
-use crate::{RemoteConfig, RemoteError, RetryPolicy, schema};
+use crate::{RemoteConfig, RemoteError, RetryPolicy};
 
 /// How a push behaves.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,14 +59,13 @@ pub fn push(
     opts: &PushOptions,
 ) -> Result<PushReport, RemoteError> {
     let started = Instant::now();
-    let mut remote = remote.clone();
-    if let Some(t) = opts.connect_timeout {
-        remote.set_connect_timeout(t);
-    }
+    let Session {
+        remote,
+        mut backoff,
+        mut client,
+        remote_id,
+    } = session(remote, opts.connect_timeout, opts.retry)?;
     let remote = &remote;
-    let mut backoff = Backoff::new(opts.retry);
-    let mut client = connect(remote, &mut backoff)?;
-    let remote_id = schema::ensure(&mut client, remote)?;
     let mark = store.remote_mark(&remote_id)?.pushed_seq;
     let pending = store.pending_push(mark, usize::MAX)?;
     let mut report = PushReport {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use rusqlite::{OptionalExtension, params};
 
-use super::{Identity, RUN_COLUMNS, fill, insert_run, run_from_row, seq_of, write_result};
+use super::{Identity, RUN_COLUMNS, fill, insert_run, run_from_row, write_result};
 use crate::model::{Inserted, Pending, RemoteMark, Run, RunId};
 use crate::{Store, StoreError};
 
@@ -74,14 +74,7 @@ impl Store {
         let tx = self.read_tx()?;
         let mut out = Vec::with_capacity(ids.len());
         for &id in ids {
-            let mut run = tx
-                .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))?
-                .query_row([id], run_from_row)
-                .optional()?
-                .ok_or_else(|| StoreError::NoSuchRun(id.to_string()))?;
-            run.seq = seq_of(&tx, id)?;
-            fill(&tx, &mut run)?;
-            out.push(run);
+            out.push(super::load_run(&tx, id)?);
         }
         Ok(out)
     }
