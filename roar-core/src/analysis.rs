@@ -43,6 +43,9 @@ pub struct Access {
     /// written (a lock file, `exec 3>>f`), and a read in between read the
     /// original content (`sort -o f f`).
     pub opened_as: Option<FileStat>,
+    /// The newest content hash a backend took before the run changed the
+    /// file (`blake3:<hex>`), with the identity the file had then.
+    pub content: Option<(FileStat, String)>,
     /// Order of first access, for stable output.
     pub first_seen: u64,
 }
@@ -271,6 +274,9 @@ impl Analyzer {
                 }
             }
             Event::Write { path } => self.touch(path).put(),
+            Event::Content { stat, blake3, path } => {
+                self.touch(path).content = Some((stat, hex_hash(&blake3)));
+            }
             Event::Loss { reason, count } => self.s.warnings.push(loss_text(h.pid, reason, count)),
             Event::Unlink { .. }
             | Event::Symlink { .. }
@@ -432,6 +438,16 @@ fn unprivileged(program: &str) -> String {
     format!(
         "{program} is set-user-ID or set-group-ID, and under ptrace the kernel runs it without those privileges: it may have failed or done something else than it would untraced (the ebpf and preload backends do not change it)"
     )
+}
+
+/// `blake3:<hex>`, as the store writes hashes.
+fn hex_hash(h: &[u8; 32]) -> String {
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("blake3:");
+    for b in h {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
 }
 
 fn sorted_unique(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {

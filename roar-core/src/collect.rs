@@ -182,6 +182,9 @@ fn merge(a: &mut Access, b: &Access) {
     a.written |= b.written;
     a.changed |= b.changed;
     a.opened_as = a.opened_as.or(b.opened_as);
+    if b.content.is_some() {
+        a.content = b.content.clone();
+    }
 }
 
 /// A file whose hash is to be decided.
@@ -190,6 +193,8 @@ struct Pending {
     is_output: bool,
     /// The file's identity when the run first read it (inputs).
     read_as: Option<FileKey>,
+    /// Its hash as read, when a backend took it before the run changed it.
+    as_read: Option<String>,
 }
 
 /// Inputs and outputs so far: hidden ones complete (kept without a hash),
@@ -243,6 +248,7 @@ fn candidates(
                     path: path.clone(),
                     is_output: true,
                     read_as: None,
+                    as_read: None,
                 });
             }
         }
@@ -250,10 +256,16 @@ fn candidates(
             if hides {
                 out.inputs.push(hidden(path, st.size));
             } else {
+                let key = hashing::key_of_stat(&st);
                 out.pending.push(Pending {
                     path: path.clone(),
                     is_output: false,
-                    read_as: Some(hashing::key_of_stat(&st)),
+                    read_as: Some(key),
+                    as_read: acc
+                        .content
+                        .as_ref()
+                        .filter(|(c, _)| hashing::key_of_stat(c) == key)
+                        .map(|(_, h)| h.clone()),
                 });
             }
         }
@@ -291,7 +303,9 @@ fn hash_files(store: &Store, files: &mut Files, notes: &mut Notes) {
         let i = records.len();
         let rec = FileRecord {
             path: f.path,
-            hash: store.hash_cache_get(&key).ok().flatten(),
+            hash: f
+                .as_read
+                .or_else(|| store.hash_cache_get(&key).ok().flatten()),
             size: Some(key.size),
             filtered: false,
         };

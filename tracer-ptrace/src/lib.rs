@@ -90,6 +90,8 @@ impl Prepared {
             tasks: HashMap::new(),
             procs: HashMap::new(),
             expected: HashSet::new(),
+            read: HashMap::new(),
+            hashed: HashMap::new(),
         };
         t.tasks.insert(pid, Task::new(pid));
         t.procs.insert(
@@ -210,6 +212,12 @@ pub struct Tracer {
     procs: HashMap<pid_t, Proc>,
     /// New tasks named by a fork event whose first stop has not come yet.
     expected: HashSet<pid_t>,
+    /// Identities (dev, ino) of files the run opened for reading, with the
+    /// stat they had: before a call changes, replaces or deletes one, its
+    /// content is hashed (an input's hash as read).
+    read: HashMap<(u64, u64), FileStat>,
+    /// Identities whose content was already hashed, and as what stat.
+    hashed: HashMap<(u64, u64), FileStat>,
 }
 
 fn status_of(raw: c_int) -> Option<ExitStatus> {
@@ -253,6 +261,55 @@ fn stat(p: &[u8]) -> Option<FileStat> {
         mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
         mode: st.st_mode,
     })
+}
+
+impl Tracer {
+    /// Before a call that may change, replace or delete a file's content
+    /// runs (the tracee is stopped at its entry): hash the file, if the run
+    /// read it and it is still as read, or if it is opened for reading and
+    /// writing (read, then rewritten in place: `r+`, sqlite). The content
+    /// as read is then known even when the file is gone by the end.
+    fn keep_content(&mut self, tid: pid_t, p: &Pending) {
+        let (paths, rdwr): (&[&Vec<u8>], bool) = match p {
+            Pending::Open { path, flags, .. } => {
+                let acc = flags & libc::O_ACCMODE;
+                if acc == libc::O_RDONLY && flags & libc::O_TRUNC == 0 {
+                    return;
+                }
+                (&[path], acc == libc::O_RDWR && flags & libc::O_TRUNC == 0)
+            }
+            // The file renamed away (moved out of the tree) and the one it
+            // replaces.
+            Pending::Rename { old, new, .. } => (&[old, new], false),
+            Pending::Link { new, .. } => (&[new], false),
+            Pending::Unlink { path, dir: false, .. } => (&[path], false),
+            Pending::Truncate { path, .. } => (&[path], false),
+            _ => return,
+        };
+        for path in paths {
+            self.hash_before(tid, path, rdwr);
+        }
+    }
+
+    fn hash_before(&mut self, tid: pid_t, path: &[u8], rdwr: bool) {
+        let Some(st) = stat(path) else { return };
+        let id = (st.dev, st.ino);
+        let wanted = rdwr || self.read.get(&id) == Some(&st);
+        if !st.is_regular() || !wanted || self.hashed.get(&id) == Some(&st) {
+            return;
+        }
+        let Ok(blake3) = hash_file(path) else { return };
+        self.hashed.insert(id, st);
+        self.emit(tid, 0, &Event::Content { stat: st, blake3, path });
+    }
+}
+
+/// The BLAKE3 hash of the file at `path`.
+fn hash_file(path: &[u8]) -> io::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    let f = std::fs::File::open(std::ffi::OsStr::from_bytes(path))?;
+    h.update_reader(f)?;
+    Ok(*h.finalize().as_bytes())
 }
 
 /// True when the program `tid` just exec'd is set-user-ID or set-group-ID
@@ -636,6 +693,9 @@ impl Tracer {
             return;
         }
         let pending = self.decode(&stop, sc.nr as libc::c_long, &sc.args);
+        if let Some(p) = &pending {
+            self.keep_content(tid, p);
+        }
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.pending = pending;
         }
@@ -828,6 +888,13 @@ impl Tracer {
                 let stat = (r >= 0)
                     .then(|| stat(proc_path(tid, &format!("fd/{r}")).as_bytes()))
                     .flatten();
+                let acc = flags & libc::O_ACCMODE;
+                if let Some(st) = stat
+                    && st.is_regular()
+                    && (acc == libc::O_RDONLY || acc == libc::O_RDWR)
+                {
+                    self.read.entry((st.dev, st.ino)).or_insert(st);
+                }
                 self.emit(
                     tid,
                     pt(trunc),

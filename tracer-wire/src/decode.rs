@@ -318,6 +318,11 @@ fn decode_payload<'a>(k: u8, p: &mut Reader<'a>) -> Result<Event<'a>, DecodeErro
             path: p.bytes()?,
         },
         kind::WRITE => Event::Write { path: p.bytes()? },
+        kind::CONTENT => Event::Content {
+            stat: p.stat()?.ok_or_else(|| p.bad("content stat"))?,
+            blake3: p.arr()?,
+            path: p.bytes()?,
+        },
         kind::LOSS => {
             let reason = LossReason::from_u8(p.u8()?).ok_or(p.bad("loss reason"))?;
             Event::Loss {

@@ -211,6 +211,11 @@ pub fn encode(header: &Header, event: &Event<'_>, buf: &mut [u8]) -> Result<usiz
             w.bytes(path)?;
         }
         Event::Write { path } => w.bytes(path)?,
+        Event::Content { stat, blake3, path } => {
+            w.stat(&Some(stat))?;
+            w.put(&blake3)?;
+            w.bytes(path)?;
+        }
         Event::Loss { reason, count } => {
             w.u8(reason as u8)?;
             w.u64(count)?;

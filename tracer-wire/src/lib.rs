@@ -310,6 +310,14 @@ pub enum Event<'a> {
     Write { path: &'a [u8] },
     /// Records the producer knows it lost.
     Loss { reason: LossReason, count: u64 },
+    /// The BLAKE3 hash of a file's content, taken by the producer before the
+    /// run changed, replaced or deleted it: `stat` is the identity it had
+    /// then. The hash of an input as it was read, when it is gone by the end.
+    Content {
+        stat: FileStat,
+        blake3: [u8; 32],
+        path: &'a [u8],
+    },
 }
 
 /// Numeric event kinds as they appear in the header.
@@ -328,6 +336,7 @@ pub mod kind {
     pub const CHDIR: u8 = 12;
     pub const WRITE: u8 = 13;
     pub const LOSS: u8 = 14;
+    pub const CONTENT: u8 = 15;
 }
 
 impl Event<'_> {
@@ -347,6 +356,7 @@ impl Event<'_> {
             Event::Mkdir { .. } => kind::MKDIR,
             Event::Chdir { .. } => kind::CHDIR,
             Event::Write { .. } => kind::WRITE,
+            Event::Content { .. } => kind::CONTENT,
             Event::Loss { .. } => kind::LOSS,
         }
     }

@@ -84,6 +84,17 @@ fn samples() -> Vec<Event<'static>> {
             path: b"/a"
         },
         Event::Write { path: b"/a/w" },
+        Event::Content {
+            stat: FileStat {
+                dev: 3,
+                ino: 4,
+                size: 5,
+                mtime_ns: 6,
+                mode: 0o100644,
+            },
+            blake3: [7; 32],
+            path: b"/a/edited",
+        },
         Event::Loss {
             reason: LossReason::RingBufferFull,
             count: 42
