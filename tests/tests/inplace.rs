@@ -66,7 +66,11 @@ const EDITS: &[Edit] = &[
         name: "mv out of the tree",
         file: "f.txt",
         before: "moving on\n",
-        cmd: &["sh", "-c", "cat f.txt > copy.txt; mkdir -p gone; mv f.txt gone/f.txt; rm -r gone"],
+        cmd: &[
+            "sh",
+            "-c",
+            "cat f.txt > copy.txt; mkdir -p gone; mv f.txt gone/f.txt; rm -r gone",
+        ],
         setup: &[],
     },
     Edit {
@@ -84,7 +88,10 @@ fn blake3_of(s: &str) -> String {
 
 fn input<'a>(run: &'a Value, sb: &Sandbox, file: &str) -> Option<&'a Value> {
     let want = sb.join(file).display().to_string();
-    run["inputs"].as_array()?.iter().find(|f| f["path"] == want.as_str())
+    run["inputs"]
+        .as_array()?
+        .iter()
+        .find(|f| f["path"] == want.as_str())
 }
 
 #[test]
@@ -104,17 +111,25 @@ fn inputs_changed_by_the_run_keep_their_hash_as_read() {
             }
             let run = sb.show_json("latest");
             let Some(inp) = input(&run, &sb, e.file) else {
-                failures.push(format!("[{backend}] {}: {} is not an input: {run:#}", e.name, e.file));
+                failures.push(format!(
+                    "[{backend}] {}: {} is not an input: {run:#}",
+                    e.name, e.file
+                ));
                 continue;
             };
             let hash = inp["hash"].as_str();
             let warned = run["warnings"].to_string().contains(e.file);
-            let ok = match backend {
-                "ptrace" => hash == Some(blake3_of(e.before).as_str()),
-                _ => hash == Some(blake3_of(e.before).as_str()) || (hash.is_none() && warned),
-            };
+            // ptrace hashes before the call; preload and eBPF may only say
+            // they do not know (an eBPF reader holding the inode it saw read
+            // was tried: it runs too far behind short-lived programs).
+            let exact = backend == "ptrace";
+            let as_read = hash == Some(blake3_of(e.before).as_str());
+            let ok = as_read || (!exact && hash.is_none() && warned);
             if !ok {
-                failures.push(format!("[{backend}] {}: hash {hash:?}, warned {warned}", e.name));
+                failures.push(format!(
+                    "[{backend}] {}: hash {hash:?}, warned {warned}",
+                    e.name
+                ));
             }
         }
     }

@@ -282,7 +282,9 @@ impl Tracer {
             // replaces.
             Pending::Rename { old, new, .. } => (&[old, new], false),
             Pending::Link { new, .. } => (&[new], false),
-            Pending::Unlink { path, dir: false, .. } => (&[path], false),
+            Pending::Unlink {
+                path, dir: false, ..
+            } => (&[path], false),
             Pending::Truncate { path, .. } => (&[path], false),
             _ => return,
         };
@@ -300,7 +302,15 @@ impl Tracer {
         }
         let Ok(blake3) = hash_file(path) else { return };
         self.hashed.insert(id, st);
-        self.emit(tid, 0, &Event::Content { stat: st, blake3, path });
+        self.emit(
+            tid,
+            0,
+            &Event::Content {
+                stat: st,
+                blake3,
+                path,
+            },
+        );
     }
 }
 
