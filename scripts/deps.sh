@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Installs what building and testing roar needs beyond Rust, on Debian:
-# system packages (as root, only those missing) and the released OpenJD
-# runtime in .venv-openjd/ (the OpenJD end-to-end tests run jobs with it).
-# Idempotent and quick when everything is there; .ci/run and the README's
-# test command both start with it.
+# system packages (as root, only those missing), zig and cargo-zigbuild in
+# .venv-zig/ (the portable release build) and the released OpenJD runtime
+# in .venv-openjd/ (the OpenJD end-to-end tests run jobs with it).
+#
+#   scripts/deps.sh          everything: build and test (.ci/run, the README's test command)
+#   scripts/deps.sh build    only what ./install.sh needs
+#
+# Idempotent and quick when everything is there. Not root and a package
+# missing: says exactly which ones and exits 1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=${1:-all}
 
-# graphviz: the DOT export test renders with the real `dot`.
-# postgresql: the team-store tests start a throwaway PostgreSQL 15 server themselves.
-pkgs=(build-essential pkg-config strace git graphviz postgresql)
+# The eBPF backend compiles its BPF program with clang from build.rs
+# (headers from libbpf-dev, vmlinux.h from bpftool).
+pkgs=(build-essential pkg-config clang libbpf-dev bpftool libelf-dev)
+python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
+if [ "$mode" = all ]; then
+    # graphviz: the DOT export test renders with the real `dot`.
+    # postgresql: the team-store tests start a throwaway PostgreSQL 15 server themselves.
+    # docker.io, mmdebstrap, busybox-static: the container tests start a private
+    # dockerd and build their base images without a registry.
+    pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static)
+fi
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)
-python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
-# The eBPF backend compiles its BPF program with clang from build.rs.
-[ -d tracer-ebpf ] && pkgs+=(clang libbpf-dev bpftool libelf-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -26,10 +37,19 @@ if [ ${#missing[@]} -gt 0 ]; then
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
-        echo "deps.sh: not root; install these Debian packages first: ${missing[*]}" >&2
+        echo "deps.sh: not root; install these Debian packages first (sudo apt-get install ${missing[*]}), then rerun" >&2
         exit 1
     fi
 fi
+
+# zig (from PyPI) links the preload library against glibc 2.28's symbol
+# versions, so that it loads in any glibc image from 2.28 on.
+if [ ! -x .venv-zig/bin/cargo-zigbuild ] || ! .venv-zig/bin/python -m ziglang version >/dev/null 2>&1; then
+    python3 -m venv .venv-zig
+    .venv-zig/bin/pip install -q ziglang==0.17.1 cargo-zigbuild==0.24.1
+fi
+
+[ "$mode" = all ] || exit 0
 
 # The PROV-JSON export test validates against tests/prov-json.schema.json with jsonschema.
 if ! python3 -c 'import jsonschema' 2>/dev/null; then

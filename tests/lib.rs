@@ -45,14 +45,35 @@ fn built(name: &str) -> PathBuf {
     path
 }
 
-/// The `roar` binary under test.
-pub fn roar_bin() -> PathBuf {
-    built("roar")
+/// An installed artifact named by `var` (`.ci/run` runs the suite against
+/// what `install.sh` installed), else the workspace build's `name`.
+fn artifact(var: &str, name: &str) -> PathBuf {
+    match env::var_os(var).filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "{var}={} is not a file", p.display());
+            p
+        }
+        None => built(name),
+    }
 }
 
-/// The preload library that sits next to `roar`.
+/// Whether the suite runs against installed artifacts (`ROAR_TEST_BIN` and
+/// `ROAR_TEST_LIB`, as `.ci/run` sets them) rather than the debug build.
+pub fn testing_installed() -> bool {
+    env::var_os("ROAR_TEST_BIN").is_some_and(|v| !v.is_empty())
+        && env::var_os("ROAR_TEST_LIB").is_some_and(|v| !v.is_empty())
+}
+
+/// The `roar` binary under test: `ROAR_TEST_BIN`, else the built one.
+pub fn roar_bin() -> PathBuf {
+    artifact("ROAR_TEST_BIN", "roar")
+}
+
+/// The preload library under test: `ROAR_TEST_LIB`, else the one built
+/// next to `roar`.
 pub fn preload_lib() -> PathBuf {
-    built("libroar_preload.so")
+    artifact("ROAR_TEST_LIB", "libroar_preload.so")
 }
 
 /// A `roar` command with a clean environment for roar's own settings: no

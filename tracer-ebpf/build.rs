@@ -4,23 +4,37 @@
 //!
 //! A machine without clang or bpftool still builds the crate: the program
 //! is then empty and the backend reports, at run time, what was missing
-//! when roar was built (`.ci/run` installs both).
+//! when roar was built (`.ci/run` installs both). The build watches where
+//! it looked for the tools (`PATH`, and each candidate path, present or
+//! not), so installing clang later rebuilds the real program.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn find(var: &str, names: &[&str]) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(var) {
+        println!("cargo::rerun-if-changed={}", Path::new(&p).display());
         return Some(PathBuf::from(p));
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/sbin".into(), "/sbin".into()])
+        .collect();
     for name in names {
-        for dir in std::env::split_paths(&path).chain(["/usr/sbin".into(), "/sbin".into()]) {
+        for dir in &dirs {
             let p = dir.join(name);
             if p.is_file() {
+                // An upgrade (or a removal) of the tool rebuilds the program.
+                println!("cargo::rerun-if-changed={}", p.display());
                 return Some(p);
             }
         }
+    }
+    // Not found: watch the directories it would appear in, so that
+    // `apt install clang` makes the next build try again. (A missing path
+    // would rerun this script on every build; only existing ones are named.)
+    for dir in dirs.iter().filter(|d| d.is_dir()) {
+        println!("cargo::rerun-if-changed={}", dir.display());
     }
     None
 }
@@ -41,7 +55,11 @@ fn run(cmd: &mut Command) -> Result<Vec<u8>, String> {
 fn build(out: &Path) -> Result<(), String> {
     let clang = find("CLANG", &["clang"]).ok_or("clang not found (apt install clang)")?;
     let bpftool = find("BPFTOOL", &["bpftool"]).ok_or("bpftool not found (apt install bpftool)")?;
-    if !Path::new("/usr/include/bpf/bpf_helpers.h").is_file() {
+    let helpers = Path::new("/usr/include/bpf/bpf_helpers.h");
+    // Present: watched for changes; missing: the script reruns on every
+    // build until libbpf-dev is installed (the build warns each time).
+    println!("cargo::rerun-if-changed={}", helpers.display());
+    if !helpers.is_file() {
         return Err("libbpf headers not found (apt install libbpf-dev)".into());
     }
     let btf = "/sys/kernel/btf/vmlinux";

@@ -20,6 +20,13 @@
 //!   while the root pid is alive with this trace directory in its
 //!   environment, elsewhere while a stream changed in the last `--settle`
 //!   seconds. After that they are recorded, marked incomplete.
+//! * **Pid and namespace are not enough.** Sequential containers get the
+//!   same pid-namespace inode, so `roar ingest` as a container's pid 1 shares
+//!   `<ns>` and pid with the workload container's pid 1 before it. A process
+//!   is only taken for an image when it started no later than the image did
+//!   (an exec follows its fork), so a tree that began before `roar ingest`
+//!   is never its own, and a live pid that started after a tree's root did
+//!   is not that root.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -245,7 +252,7 @@ pub fn ingest(opts: Options, obs: &mut dyn Observer) -> Result<Report> {
         label: opts.label.clone(),
         settle: opts.settle,
         now: SystemTime::now(),
-        me: std::process::id(),
+        me: Started::of(std::process::id()),
         own_ns: own_namespace(),
         unreadable: &unreadable,
     };
@@ -355,10 +362,34 @@ struct Context<'a> {
     label: Option<String>,
     settle: Duration,
     now: SystemTime,
-    me: u32,
+    me: Started,
     own_ns: String,
     /// Streams that could not be read: a tree may be missing one.
     unreadable: &'a [String],
+}
+
+/// A live process of our pid namespace and when it started, on the
+/// preload library's clock (CLOCK_MONOTONIC, as stream timestamps are).
+#[derive(Clone, Copy)]
+struct Started {
+    pid: u32,
+    /// None when /proc does not say (then pid and namespace decide alone).
+    mono_ns: Option<u64>,
+}
+
+impl Started {
+    fn of(pid: u32) -> Started {
+        let offset = recover::boottime_minus_monotonic_ns();
+        let mono_ns = recover::started_at_ns(pid).map(|b| b.saturating_sub(offset));
+        Started { pid, mono_ns }
+    }
+
+    /// Whether this process may be the one that wrote `im`: same pid, and
+    /// started no later than the image (its start in /proc is rounded down
+    /// to a clock tick, so the process that exec'd the image always passes).
+    fn may_have_written(&self, im: &Image) -> bool {
+        im.pid == self.pid && self.mono_ns.is_none_or(|s| s <= im.start)
+    }
 }
 
 impl Context<'_> {
@@ -378,7 +409,7 @@ impl Context<'_> {
         // marked as seen, without a run. One that holds more (a script that
         // runs roar ingest, and did work of its own) is still running: a
         // later ingest records it, rather than this one dropping that work.
-        let own = |i: &usize| images[*i].pid == self.me && images[*i].ns == self.own_ns;
+        let own = |i: &usize| images[*i].ns == self.own_ns && self.me.may_have_written(&images[*i]);
         if members.iter().any(own) {
             if members.iter().all(own) {
                 self.store
@@ -410,7 +441,7 @@ impl Context<'_> {
     /// in the last `settle`.
     fn running(&self, images: &[Image], r: &Image, members: &[usize]) -> bool {
         if r.ns == self.own_ns {
-            return alive_with_trace_dir(r.pid, self.dir);
+            return alive_with_trace_dir(r.pid, self.dir) && Started::of(r.pid).may_have_written(r);
         }
         members.iter().any(|&i| {
             self.now
@@ -476,7 +507,7 @@ impl Context<'_> {
             git: None,
             env: Vec::new(),
             trace_dir: None,
-            roar_pid: self.me,
+            roar_pid: self.me.pid,
             openjd: self
                 .openjd
                 .clone()
@@ -540,6 +571,24 @@ mod tests {
         ];
         let p = parents(&images);
         assert_eq!(p, vec![None, Some(0), Some(1), None, Some(3)]);
+    }
+
+    /// `roar ingest` as pid 1 of a container that came after the workload's
+    /// (same pid-namespace id): the workload's pid-1 tree began before this
+    /// process did, so it is not ours.
+    #[test]
+    fn an_image_older_than_us_is_not_ours() {
+        let me = Started::of(std::process::id());
+        let now = recover::started_at_ns(std::process::id()).unwrap();
+        let offset = recover::boottime_minus_monotonic_ns();
+        let mut mine = image("x.rwt", me.pid, 0, StartCause::Exec, 0);
+        mine.start = now - offset + 1_000_000;
+        assert!(me.may_have_written(&mine));
+        let mut earlier = image("y.rwt", me.pid, 0, StartCause::Exec, 0);
+        earlier.start = (now - offset).saturating_sub(50_000_000);
+        assert!(!me.may_have_written(&earlier));
+        let other = image("z.rwt", me.pid + 1, 0, StartCause::Exec, mine.start);
+        assert!(!me.may_have_written(&other));
     }
 
     /// A parent that exited before the child started is not its parent (pid reuse).

@@ -26,6 +26,7 @@ pub mod openjd;
 pub mod paths;
 pub mod record;
 pub mod recover;
+pub mod remote_exec;
 pub mod spawn;
 pub mod time;
 pub mod timing;

@@ -71,6 +71,10 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
         losses: backend.blind_spots(&program),
         warnings: opened.warnings.clone(),
     };
+    // Whatever the backend: work a daemon starts is not in the tree.
+    notes
+        .losses
+        .extend(crate::remote_exec::remote_work(&req.command));
     let begun = begin(&opened, req, backend.name(), reason)?;
     phases.mark("begin");
     let mut running = match start(&*backend, &program, req, &begun) {

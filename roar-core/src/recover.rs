@@ -119,7 +119,7 @@ fn still_alive(dir: &Path, summary: &crate::analysis::Summary) -> bool {
 /// When process `pid` started, in CLOCK_BOOTTIME nanoseconds (field 22 of
 /// /proc/PID/stat, in clock ticks); None when it is gone or a zombie (dead,
 /// not yet reaped: where pid 1 does not reap orphans, that is forever).
-fn started_at_ns(pid: u32) -> Option<u64> {
+pub(crate) fn started_at_ns(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields follow the last ')'.
     let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
@@ -134,7 +134,7 @@ fn started_at_ns(pid: u32) -> Option<u64> {
 
 /// CLOCK_BOOTTIME minus CLOCK_MONOTONIC (time spent suspended), to compare
 /// trace timestamps with process start times.
-fn boottime_minus_monotonic_ns() -> u64 {
+pub(crate) fn boottime_minus_monotonic_ns() -> u64 {
     let read = |clock| {
         let mut ts = libc::timespec {
             tv_sec: 0,

@@ -486,3 +486,65 @@ fn ebpf_pid_bitmap_fallback_records_the_same() {
     );
     assert_eq!(record(Some("1")), full);
 }
+
+/// `roar ...` inside a new pid namespace that mounted its own /proc (as a
+/// container does): there `NSpid` shows one level only, so reading it
+/// cannot tell. The namespace's inode can.
+fn in_own_pid_namespace(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    let cmd = sb.roar();
+    let mut wrapped = Command::new("unshare");
+    wrapped
+        .args(["--pid", "--fork", "--mount-proc"])
+        .arg(roar_bin())
+        .args(args)
+        .current_dir(sb.join(""))
+        .stdin(std::process::Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    output(&mut wrapped)
+}
+
+#[test]
+fn ebpf_in_a_pid_namespace_with_its_own_proc_is_refused_and_auto_falls_back() {
+    if !is_root() {
+        eprintln!("skipped: a new pid namespace needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write("in.txt", "ns\n");
+    let out = in_own_pid_namespace(
+        &sb,
+        &[
+            "run",
+            "--backend",
+            "ebpf",
+            "--",
+            "sh",
+            "-c",
+            "cat in.txt > refused.txt",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("child pid namespace"), "{stderr}");
+    assert!(!sb.join("refused.txt").exists(), "the command must not run");
+
+    let out = in_own_pid_namespace(&sb, &["run", "--", "sh", "-c", "cat in.txt > out.txt"]);
+    assert!(out.status.success(), "{out:?}");
+    let run = sb.show_json("latest");
+    assert_ne!(run["backend"], "ebpf", "{run:#}");
+    let reason = run["backend_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("pid namespace"), "{run:#}");
+    let outputs = run["outputs"].to_string();
+    assert!(outputs.contains("out.txt"), "not an empty run: {run:#}");
+
+    let out = in_own_pid_namespace(&sb, &["doctor", "--json"]);
+    let doc = parse_json(&String::from_utf8_lossy(&out.stdout));
+    let ebpf = backend(&doc, "ebpf");
+    assert_ne!(ebpf["usable"], true, "{doc:#}");
+    assert!(reasons(ebpf).contains("pid namespace"), "{doc:#}");
+}

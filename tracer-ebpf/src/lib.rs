@@ -96,6 +96,30 @@ const ATTACH: [(&str, &str); 5] = [
     ("roar_exit", "sched_process_exit"),
 ];
 
+/// The inode of the initial pid namespace: a kernel constant
+/// (`PROC_PID_INIT_INO`, include/linux/proc_ns.h); every other namespace
+/// gets a dynamic one from 0xF0000000 up.
+const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
+
+/// Whether this process is in the initial pid namespace, as the kernel sees
+/// it: the inode of `/proc/self/ns/pid` names the namespace of this task
+/// whichever namespace mounted the /proc it is read through (`NSpid` in
+/// /proc/self/status only lists the levels that /proc's namespace sees, one
+/// under `unshare --pid --mount-proc`). Err says what was found.
+pub fn in_initial_pid_namespace() -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata("/proc/self/ns/pid") {
+        Ok(m) if m.ino() == PROC_PID_INIT_INO => Ok(()),
+        Ok(m) => Err(format!(
+            "/proc/self/ns/pid is pid:[{}], the initial one is pid:[{PROC_PID_INIT_INO}]",
+            m.ino()
+        )),
+        Err(e) => Err(format!(
+            "cannot tell which: /proc/self/ns/pid cannot be read ({e})"
+        )),
+    }
+}
+
 /// Why the backend cannot be used, precisely enough to act on.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -104,7 +128,7 @@ pub enum LoadError {
     #[error("no BTF at {path}: {reason} (the kernel needs CONFIG_DEBUG_INFO_BTF=y)")]
     NoBtf { path: String, reason: String },
     #[error(
-        "roar runs in a child pid namespace (its pids are {0}); the eBPF program sees host pids, so it needs roar in the initial pid namespace"
+        "roar runs in a child pid namespace ({0}); the eBPF program sees host pids, so it needs roar in the initial pid namespace"
     )]
     PidNamespace(String),
     #[error("the kernel refused to {step}: {detail}")]
@@ -209,15 +233,8 @@ impl Prepared {
         // The kernel side keys processes by their pids in the initial pid
         // namespace; inside a container roar would put a pid the program
         // never sees into TRACED and record nothing.
-        if let Some(ns) = std::fs::read_to_string("/proc/self/status")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("NSpid:").map(str::to_string))
-            })
-            && ns.split_whitespace().count() > 1
-        {
-            return Err(LoadError::PidNamespace(ns.trim().replace('\t', " ")));
+        if let Err(why) = in_initial_pid_namespace() {
+            return Err(LoadError::PidNamespace(why));
         }
         let btf_data = kernel_btf(btf).map_err(|reason| LoadError::NoBtf {
             path: btf.display().to_string(),
