@@ -5,8 +5,6 @@ use anyhow::Result;
 use roar_core::config::{Config, PushWhen};
 use team_store::{PullOptions, PushOptions, RemoteConfig};
 
-use crate::run::Stderr;
-
 /// The team store's URL: `--remote` (when not empty), else `ROAR_REMOTE`,
 /// else `[remote] url`.
 pub fn url(flag: Option<&str>, cfg: &Config) -> Option<String> {
@@ -95,8 +93,7 @@ pub fn after_record(
 
 /// Says `note` once on stderr, when there is one.
 pub fn say(note: Option<String>) {
-    use roar_core::Observer;
     if let Some(n) = note {
-        Stderr.note(&n);
+        eprintln!("roar: {n}");
     }
 }
