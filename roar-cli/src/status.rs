@@ -71,7 +71,8 @@ pub struct Checked {
     pub files: usize,
 }
 
-pub fn check(store: &Store) -> Result<Checked> {
+/// `packages`: also a reason when a package a head run used is now at another version.
+pub fn check(store: &Store, packages: bool) -> Result<Checked> {
     let heads = store.heads()?;
     let mut runs: Vec<RunId> = heads.iter().map(|h| h.run_id).collect();
     runs.sort_unstable();
@@ -83,8 +84,13 @@ pub fn check(store: &Store) -> Result<Checked> {
         .map(|l| l.path.as_slice())
         .collect();
     let now = current(store, &paths);
+    let extra = if packages {
+        roar_core::packages::stale_reasons(store, &runs)?
+    } else {
+        Vec::new()
+    };
     Ok(Checked {
-        report: status::evaluate(&heads, &inputs, &now),
+        report: status::evaluate_with(&heads, &inputs, &now, extra),
         files: paths.len(),
     })
 }
@@ -110,15 +116,41 @@ pub fn reason_text(store: &Store, r: &Reason, cwd: &[u8]) -> String {
             seq_and_title(store, *run),
             display_rel(path, cwd)
         ),
+        Reason::Package {
+            manager,
+            name,
+            was,
+            now,
+        } => match now {
+            Some(now) => format!("{manager} package {name} {was} is now {now}"),
+            None => format!("{manager} package {name} {was} is no longer installed"),
+        },
     }
 }
 
 fn reason_json(store: &Store, r: &Reason, cwd: &[u8]) -> Json {
+    if let Reason::Package {
+        manager,
+        name,
+        was,
+        now,
+    } = r
+    {
+        return Json::obj(vec![
+            ("kind", Json::Str("package".into())),
+            ("manager", Json::Str(manager.clone())),
+            ("name", Json::Str(name.clone())),
+            ("recorded_version", Json::Str(was.clone())),
+            ("version", Json::opt_str(now.as_deref())),
+            ("text", Json::Str(reason_text(store, r, cwd))),
+        ]);
+    }
     let (kind, path, run) = match r {
         Reason::Modified { path } => ("modified", path, None),
         Reason::Deleted { path } => ("deleted", path, None),
         Reason::Reproduced { path, by } => ("reproduced", path, Some(*by)),
         Reason::Upstream { path, run } => ("upstream", path, Some(*run)),
+        Reason::Package { .. } => unreachable!("answered above"),
     };
     Json::obj(vec![
         ("kind", Json::Str(kind.into())),
@@ -128,8 +160,8 @@ fn reason_json(store: &Store, r: &Reason, cwd: &[u8]) -> Json {
     ])
 }
 
-pub fn status(store: &Store, json: bool, cwd: &Path) -> Result<()> {
-    let Checked { report, files } = check(store)?;
+pub fn status(store: &Store, json: bool, packages: bool, cwd: &Path) -> Result<()> {
+    let Checked { report, files } = check(store, packages)?;
     let cwd = cwd.as_os_str().as_bytes();
     let mut out = std::io::stdout().lock();
     if json {

@@ -25,6 +25,7 @@ pub mod host;
 pub mod ingest;
 pub mod location;
 pub mod openjd;
+pub mod openlineage;
 pub mod packages;
 pub mod paths;
 pub mod record;

@@ -10,12 +10,11 @@
 //! * anywhere else, to the dpkg package whose `/var/lib/dpkg/info/*.list` lists it (also under
 //!   its `/usr`-merged alias and its resolved path).
 //!
-//! Only packages with a used file are reported, never the whole environment. The indexes are
-//! built once per process (a `roar ingest` of many trees reads dpkg's lists at most twice: the
-//! first lookup scans them for just the paths it needs, a second builds the full index).
-//! No subprocess is started.
+//! Only packages with a used file are reported, never the whole environment. pip and conda
+//! indexes are built once per process; dpkg's is cached across runs (see `dpkg.rs`). No
+//! subprocess is started.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -24,6 +23,8 @@ use std::sync::Mutex;
 use dag::Package;
 
 use crate::paths::{as_path, normalize, to_bytes};
+
+mod dpkg;
 
 /// Where dpkg keeps its file lists and status (a test points it elsewhere).
 const DPKG_DIR: &str = "/var/lib/dpkg";
@@ -50,11 +51,8 @@ struct Resolver {
     /// Directory -> the conda prefix it is in (or none), for every directory asked about.
     conda_prefix: HashMap<Vec<u8>, Option<Vec<u8>>>,
     condas: HashMap<Vec<u8>, Index>,
-    /// The full dpkg index, once a second lookup needed it.
-    dpkg: Option<Index>,
-    dpkg_scans: u32,
-    /// dpkg package (with `:arch`) -> version, from the status file.
-    dpkg_versions: Option<HashMap<String, String>>,
+    /// The dpkg index, loaded at the first lookup (`None` inside: no dpkg here).
+    dpkg: Option<Option<dpkg::Index>>,
 }
 
 static CACHE: Mutex<Option<Resolver>> = Mutex::new(None);
@@ -141,54 +139,31 @@ impl Resolver {
     }
 
     fn dpkg(&mut self, paths: &[&[u8]]) -> Vec<Package> {
-        if paths.is_empty() || !self.dpkg_dir.join("info").is_dir() {
+        if paths.is_empty() {
             return Vec::new();
         }
-        // Each path under the names dpkg may list it by.
-        let aliases: Vec<(usize, Vec<u8>)> = paths
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| dpkg_names(p).into_iter().map(move |a| (i, a)))
-            .collect();
-        let mut owners: Vec<Option<String>> = vec![None; paths.len()];
-        if self.dpkg.is_none() && self.dpkg_scans > 0 {
-            self.dpkg = Some(dpkg_index(&self.dpkg_dir.join("info"), None));
-        }
-        let scanned;
-        let index = match &self.dpkg {
-            Some(index) => index,
-            None => {
-                self.dpkg_scans += 1;
-                let wanted: HashSet<&[u8]> = aliases.iter().map(|(_, a)| a.as_slice()).collect();
-                scanned = dpkg_index(&self.dpkg_dir.join("info"), Some(&wanted));
-                &scanned
-            }
+        let dir = &self.dpkg_dir;
+        let Some(index) = self
+            .dpkg
+            .get_or_insert_with(|| dpkg::Index::load(dir, dir == Path::new(DPKG_DIR)))
+        else {
+            return Vec::new();
         };
-        for (i, alias) in &aliases {
-            if owners[*i].is_none()
-                && let Some(&d) = index.files.get(alias)
-            {
-                owners[*i] = Some(index.dists[d].name.clone());
+        let mut found = BTreeSet::new();
+        for path in paths {
+            // Under each name dpkg may list it by.
+            if let Some((name, version)) = dpkg_names(path).iter().find_map(|n| index.owner(n)) {
+                // The package's name without the architecture a multi-arch list file carries.
+                let plain = name.split(':').next().unwrap_or(name);
+                found.insert(Package {
+                    manager: "dpkg".into(),
+                    name: plain.to_string(),
+                    version: version.clone(),
+                    location: Vec::new(),
+                });
             }
         }
-        let names: BTreeSet<String> = owners.into_iter().flatten().collect();
-        let versions = self
-            .dpkg_versions
-            .get_or_insert_with(|| dpkg_versions(&self.dpkg_dir.join("status")));
-        names
-            .into_iter()
-            .filter_map(|name| {
-                let version = versions.get(&name)?.clone();
-                // The package's name without the architecture a multi-arch list file carries.
-                let plain = name.split(':').next().unwrap_or(&name).to_string();
-                Some(Package {
-                    manager: "dpkg".into(),
-                    name: plain,
-                    version,
-                    location: Vec::new(),
-                })
-            })
-            .collect()
+        found.into_iter().collect()
     }
 }
 
@@ -357,65 +332,6 @@ fn merged_dir(path: &[u8]) -> bool {
     first == b"bin" || first == b"sbin" || first.starts_with(b"lib")
 }
 
-/// dpkg's file lists: every file (or only those in `wanted`) with its package.
-fn dpkg_index(info: &Path, wanted: Option<&HashSet<&[u8]>>) -> Index {
-    let mut index = Index::default();
-    let Ok(entries) = std::fs::read_dir(info) else {
-        return index;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(package) = name.as_bytes().strip_suffix(b".list") else {
-            continue;
-        };
-        let Ok(list) = std::fs::read(entry.path()) else {
-            continue;
-        };
-        let d = index.dists.len();
-        let mut any = false;
-        for line in list.split(|b| *b == b'\n') {
-            if wanted.is_none_or(|w| w.contains(line)) {
-                index.files.insert(line.to_vec(), d);
-                any = true;
-            }
-        }
-        if any || wanted.is_none() {
-            index.dists.push(Dist {
-                name: String::from_utf8_lossy(package).into_owned(),
-                version: String::new(),
-            });
-        }
-    }
-    index
-}
-
-/// Installed dpkg packages and their versions, keyed both as `name` and `name:arch`.
-fn dpkg_versions(status: &Path) -> HashMap<String, String> {
-    let mut out = HashMap::new();
-    let text = std::fs::read_to_string(status).unwrap_or_default();
-    for stanza in text.split("\n\n") {
-        let (mut name, mut arch, mut version, mut installed) = (None, None, None, false);
-        for line in stanza.lines() {
-            if let Some(v) = line.strip_prefix("Package: ") {
-                name = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Architecture: ") {
-                arch = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Version: ") {
-                version = Some(v.trim());
-            } else if let Some(v) = line.strip_prefix("Status: ") {
-                installed = v.trim().ends_with(" installed");
-            }
-        }
-        if let (Some(n), Some(v), true) = (name, version, installed) {
-            out.insert(n.to_string(), v.to_string());
-            if let Some(a) = arch {
-                out.insert(format!("{n}:{a}"), v.to_string());
-            }
-        }
-    }
-    out
-}
-
 /// The version of each package installed now, where it was installed; `None` when it is gone.
 pub fn current_versions(packages: &[Package]) -> Vec<Option<String>> {
     current_versions_with(packages, Path::new(DPKG_DIR))
@@ -429,7 +345,7 @@ fn current_versions_with(packages: &[Package], dpkg_dir: &Path) -> Vec<Option<St
         .iter()
         .map(|p| match p.manager.as_str() {
             "dpkg" => dpkg
-                .get_or_insert_with(|| dpkg_versions(&dpkg_dir.join("status")))
+                .get_or_insert_with(|| dpkg::versions(&dpkg_dir.join("status")))
                 .get(&p.name)
                 .cloned(),
             "pip" => pip
@@ -472,6 +388,31 @@ fn same_pip_name(a: &str, b: &str) -> bool {
             .join("-")
     };
     norm(a) == norm(b)
+}
+
+/// Why each of `runs` is stale through its packages: one reason per package it used that is
+/// now at another version where it was installed, or gone.
+pub fn stale_reasons(
+    store: &dag::Store,
+    runs: &[dag::RunId],
+) -> Result<Vec<(dag::RunId, dag::status::Reason)>, dag::StoreError> {
+    let used = store.packages_of(runs)?;
+    let pkgs: Vec<Package> = used.iter().map(|(_, p)| p.clone()).collect();
+    let now = current_versions(&pkgs);
+    Ok(used
+        .into_iter()
+        .zip(now)
+        .filter(|((_, p), now)| now.as_deref() != Some(p.version.as_str()))
+        .map(|((run, p), now)| {
+            let reason = dag::status::Reason::Package {
+                manager: p.manager,
+                name: p.name,
+                was: p.version,
+                now,
+            };
+            (run, reason)
+        })
+        .collect())
 }
 
 #[cfg(test)]
