@@ -336,18 +336,8 @@ fn main() {
         Cmd::Sources { target, json } => {
             open_store().and_then(|s| sources::sources(&s, &target, json, &cwd()?))
         }
-        Cmd::Completions { shell } => {
-            use clap::CommandFactory;
-            let mut cmd = Cli::command();
-            clap_complete::generate(shell, &mut cmd, "roar", &mut std::io::stdout().lock());
-            Ok(())
-        }
-        Cmd::Man => {
-            use clap::CommandFactory;
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut std::io::stdout().lock())
-                .map_err(Into::into)
-        }
+        Cmd::Completions { shell } => completions(Some(shell)),
+        Cmd::Man => completions(None),
         Cmd::Dag { json: true, .. } => export(export::Format::Json, None),
         Cmd::Dag { dot: true, .. } => export(export::Format::Dot, None),
         Cmd::Dag { .. } => dag_text(),
@@ -372,6 +362,17 @@ fn main() {
         eprintln!("roar: {e:#}");
         std::process::exit(code);
     }
+}
+
+/// Shell completions for `shell`, or (`None`) the man page.
+fn completions(shell: Option<clap_complete::Shell>) -> Result<()> {
+    use clap::CommandFactory;
+    let mut out = std::io::stdout().lock();
+    match shell {
+        Some(shell) => clap_complete::generate(shell, &mut Cli::command(), "roar", &mut out),
+        None => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+    }
+    Ok(())
 }
 
 fn cwd() -> Result<PathBuf> {

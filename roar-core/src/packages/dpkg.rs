@@ -137,7 +137,7 @@ impl Index {
                     .map(|(n, v)| (n.to_string(), v.to_string()))
             })
             .collect::<Option<Vec<_>>>()?;
-        if (b.len() - 32 - len) % 12 != 0 {
+        if !(b.len() - 32 - len).is_multiple_of(12) {
             return None;
         }
         let entries = b.split_off(32 + len);
