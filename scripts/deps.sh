@@ -57,6 +57,12 @@ if ! python3 -c 'import jsonschema' 2>/dev/null; then
         || python3 -m pip install -q --break-system-packages jsonschema
 fi
 
+# tests/tests/environment.rs reads the PROV-JSON export with the W3C PROV library, pinned.
+if ! python3 -c 'import prov, sys; sys.exit(prov.__version__ != "3.2.3")' 2>/dev/null; then
+    python3 -m pip install -q prov==3.2.3 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages prov==3.2.3
+fi
+
 # The released Python OpenJD runtime, pinned.
 if [ ! -x .venv-openjd/bin/openjd ]; then
     python3 -m venv .venv-openjd

@@ -308,6 +308,15 @@ impl Store {
         Ok(out)
     }
 
+    /// How many runs the store holds.
+    pub fn run_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM runs")?
+            .query_row([], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// Calls `f` with every run in full, oldest first, reading a page of runs at a time.
     pub fn for_each_run<E: From<StoreError>>(
         &self,

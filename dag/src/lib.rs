@@ -26,6 +26,7 @@
 //! (`graph.rs`, [`status`]); nothing loads every run.
 #![forbid(unsafe_code)]
 
+mod environment;
 mod error;
 mod graph;
 mod model;
@@ -33,6 +34,7 @@ mod paths;
 pub mod status;
 mod store;
 
+pub use environment::{Environment, Host, Package};
 pub use error::StoreError;
 pub use graph::{ArtifactId, ArtifactInfo, Edge, Lineage, Link, LinkKind, Node, Start, Version};
 pub use model::{

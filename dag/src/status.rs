@@ -32,6 +32,13 @@ pub enum Reason {
     Reproduced { path: Vec<u8>, by: RunId },
     /// It read what a stale run wrote.
     Upstream { path: Vec<u8>, run: RunId },
+    /// A package it used is now at another version (`now`), or gone (`None`).
+    Package {
+        manager: String,
+        name: String,
+        was: String,
+        now: Option<String>,
+    },
 }
 
 /// An output whose file no longer holds what its newest writer recorded.
@@ -62,6 +69,18 @@ impl Report {
 /// (`now` must answer for every path in `heads` and `inputs`; a path it does not know is
 /// treated as [`Now::Unknown`]).
 pub fn evaluate(heads: &[Link], inputs: &[Link], now: &HashMap<Vec<u8>, Now>) -> Report {
+    evaluate_with(heads, inputs, now, Vec::new())
+}
+
+/// [`evaluate`], with more reasons for head runs found elsewhere (packages that changed
+/// version); they make the runs downstream stale too. Reasons for runs that are not heads are
+/// ignored.
+pub fn evaluate_with(
+    heads: &[Link],
+    inputs: &[Link],
+    now: &HashMap<Vec<u8>, Now>,
+    extra: Vec<(RunId, Reason)>,
+) -> Report {
     let head_of: HashMap<&[u8], &Link> = heads.iter().map(|h| (h.path.as_slice(), h)).collect();
     let mut reasons: BTreeMap<RunId, Vec<Reason>> =
         heads.iter().map(|h| (h.run_id, vec![])).collect();
@@ -116,6 +135,11 @@ pub fn evaluate(heads: &[Link], inputs: &[Link], now: &HashMap<Vec<u8>, Now>) ->
         }
     }
 
+    for (run, reason) in extra {
+        if let Some(list) = reasons.get_mut(&run) {
+            list.push(reason);
+        }
+    }
     let mut queue: VecDeque<RunId> = reasons
         .iter()
         .filter(|(_, r)| !r.is_empty())

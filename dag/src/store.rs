@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_backend_reason.sql")),
     (10, include_str!("../migrations/0010_identity.sql")),
     (11, include_str!("../migrations/0011_time_order.sql")),
+    (20, include_str!("../migrations/0020_environment.sql")),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = {
     let mut max = 0;
@@ -180,7 +181,7 @@ impl Store {
             .query_row([], |r| r.get(0))?)
     }
 
-    fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
+    pub(crate) fn write_tx(&self) -> Result<Transaction<'_>, StoreError> {
         Ok(Transaction::new_unchecked(
             &self.conn,
             TransactionBehavior::Immediate,
@@ -694,7 +695,7 @@ fn require_run(conn: &Connection, id: RunId) -> Result<(), StoreError> {
 }
 
 /// The run exists and was recorded here: pulled runs are another store's record.
-fn require_own(conn: &Connection, id: RunId) -> Result<(), StoreError> {
+pub(crate) fn require_own(conn: &Connection, id: RunId) -> Result<(), StoreError> {
     let found: Option<(Option<String>, Option<String>)> = conn
         .prepare_cached("SELECT origin_store, uuid FROM runs WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))

@@ -23,14 +23,37 @@ pub enum Format {
     Dot,
     #[value(name = "prov-json")]
     ProvJson,
+    /// OpenLineage 2-0-2 RunEvents, one JSON object a line.
+    #[value(name = "openlineage")]
+    OpenLineage,
 }
 
-pub fn write(store: &Store, format: Format, root: &[u8], out: &mut dyn Write) -> Result<()> {
+/// `namespace`: the OpenLineage job namespace.
+pub fn write(
+    store: &Store,
+    format: Format,
+    root: &[u8],
+    namespace: &str,
+    out: &mut dyn Write,
+) -> Result<()> {
     match format {
         Format::Json => json(store, out),
         Format::Dot => dot(store, root, out),
         Format::ProvJson => prov_json(store, out),
+        Format::OpenLineage => openlineage(store, namespace, out),
     }
+}
+
+fn openlineage(store: &Store, namespace: &str, out: &mut dyn Write) -> Result<()> {
+    let mut bar = crate::progress::Progress::new("exporting runs", store.run_count()?);
+    store.for_each_run(|r| -> Result<()> {
+        let env = store.environment(r.id)?;
+        for event in roar_core::openlineage::events(&r, &env, namespace) {
+            writeln!(out, "{event}")?;
+        }
+        bar.inc();
+        Ok(())
+    })
 }
 
 fn run_node(id: i64) -> String {
@@ -179,6 +202,10 @@ const ROAR_NS: &str = "https://roar.invalid/ns#";
 const RUN_NS: &str = "https://roar.invalid/run/";
 /// Artifacts are named by content: `blake3:<hex>` is already a QName in this namespace.
 const BLAKE3_NS: &str = "urn:blake3:";
+/// Relation identifiers (`rel:g7.0`, the generation of run 7's first output), declared so
+/// that a derivation's `prov:generation` and `prov:usage` resolve; PROV tools drop (and
+/// prov 3.3 rejects) references to undeclared blank-node names such as `_:g7.0`.
+const REL_NS: &str = "https://roar.invalid/relation/";
 const AGENT: &str = "roar:roar";
 
 /// A qualified name as an attribute value: a PROV-JSON typed literal.
@@ -244,6 +271,7 @@ fn prov_json(store: &Store, out: &mut dyn Write) -> Result<()> {
             ("roar", Json::Str(ROAR_NS.into())),
             ("run", Json::Str(RUN_NS.into())),
             ("blake3", Json::Str(BLAKE3_NS.into())),
+            ("rel", Json::Str(REL_NS.into())),
         ]),
     )?;
     {
@@ -327,7 +355,7 @@ fn prov_relations(section: &str, r: &Run, rel: &mut Stream<'_>) -> std::io::Resu
         "used" => {
             for (i, f) in &ins {
                 rel.field(
-                    format!("_:u{}.{i}", r.id).as_bytes(),
+                    format!("rel:u{}.{i}", r.id).as_bytes(),
                     &Json::obj(vec![
                         ("prov:activity", Json::Str(act.clone())),
                         ("prov:entity", Json::opt_str(f.hash.as_deref())),
@@ -349,7 +377,7 @@ fn prov_relations(section: &str, r: &Run, rel: &mut Stream<'_>) -> std::io::Resu
                     ));
                 }
                 v.push(("roar:path", Json::Bytes(f.path.clone())));
-                rel.field(format!("_:g{}.{i}", r.id).as_bytes(), &Json::obj(v))?;
+                rel.field(format!("rel:g{}.{i}", r.id).as_bytes(), &Json::obj(v))?;
             }
         }
         "wasDerivedFrom" => {
@@ -359,13 +387,13 @@ fn prov_relations(section: &str, r: &Run, rel: &mut Stream<'_>) -> std::io::Resu
                         continue;
                     }
                     rel.field(
-                        format!("_:d{}.{o}.{i}", r.id).as_bytes(),
+                        format!("rel:d{}.{o}.{i}", r.id).as_bytes(),
                         &Json::obj(vec![
                             ("prov:generatedEntity", Json::opt_str(fo.hash.as_deref())),
                             ("prov:usedEntity", Json::opt_str(fi.hash.as_deref())),
                             ("prov:activity", Json::Str(act.clone())),
-                            ("prov:generation", Json::Str(format!("_:g{}.{o}", r.id))),
-                            ("prov:usage", Json::Str(format!("_:u{}.{i}", r.id))),
+                            ("prov:generation", Json::Str(format!("rel:g{}.{o}", r.id))),
+                            ("prov:usage", Json::Str(format!("rel:u{}.{i}", r.id))),
                         ]),
                     )?;
                 }
@@ -373,7 +401,7 @@ fn prov_relations(section: &str, r: &Run, rel: &mut Stream<'_>) -> std::io::Resu
         }
         _ => {
             rel.field(
-                format!("_:a{}", r.id).as_bytes(),
+                format!("rel:a{}", r.id).as_bytes(),
                 &Json::obj(vec![
                     ("prov:activity", Json::Str(act)),
                     ("prov:agent", Json::Str(AGENT.into())),

@@ -8,114 +8,14 @@ use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use dag::{Lineage, Node, NodeIndex, Run, RunId, Start, Store, Version};
+use anyhow::Result;
+use dag::{Lineage, Node, NodeIndex, Run, RunId, Store, Version};
 
 use crate::json::Json;
 use crate::show::{Style, command_line, run_json};
-use roar_core::hashing;
 use roar_core::paths::display_rel;
 
-/// How the file at a path relates to what was recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PathState {
-    /// Its current content is a recorded version.
-    Recorded,
-    /// It holds content no run recorded; the newest recorded version stands in.
-    Unrecorded,
-    /// It is gone; its newest recorded version stands in.
-    Missing,
-}
-
-impl PathState {
-    fn name(self) -> &'static str {
-        match self {
-            PathState::Recorded => "recorded",
-            PathState::Unrecorded => "unrecorded",
-            PathState::Missing => "missing",
-        }
-    }
-}
-
-/// What a PATH-or-REF argument names.
-pub struct Target {
-    pub start: Start,
-    /// For a path: the path, its state and its current hash.
-    pub path: Option<(Vec<u8>, PathState, Option<String>)>,
-}
-
-/// `latest`, `@N` and run ids name runs, as everywhere else; anything else is a path.
-pub fn is_run_ref(arg: &str) -> bool {
-    arg == "latest"
-        || arg.strip_prefix('@').is_some_and(|d| !d.is_empty())
-        || (!arg.is_empty() && arg.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// The current content hash of a regular file, through the hash cache.
-pub fn current_hash(store: &Store, path: &Path) -> Result<Option<String>> {
-    let md = match std::fs::metadata(path) {
-        Ok(md) if md.is_file() => md,
-        Ok(_) => bail!("{} is not a regular file", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
-    };
-    let key = hashing::file_key(&md);
-    if let Some(h) = store.hash_cache_get(&key)? {
-        return Ok(Some(h));
-    }
-    let h = hashing::hash_file(path, key.size)
-        .with_context(|| format!("cannot hash {}", path.display()))?;
-    // A read-only store still answers; the cache is only an optimisation.
-    let _ = store.hash_cache_put(&[(key, h.clone())]);
-    Ok(Some(h))
-}
-
-/// `arg` is an OsStr because a path need not be UTF-8; a run REF always is.
-pub fn resolve(store: &Store, arg: &OsStr, cwd: &Path) -> Result<Target> {
-    if let Some(r) = arg.to_str().filter(|r| is_run_ref(r)) {
-        let id = store.resolve_ref(r, cwd)?;
-        return Ok(Target {
-            start: Start::Run(id),
-            path: None,
-        });
-    }
-    let path = dag::absolute_normal(Path::new(arg), cwd);
-    let bytes = path.as_os_str().as_bytes().to_vec();
-    let now = current_hash(store, &path)?;
-    if let Some(h) = &now
-        && let Some(version) = store.version_of_hash(h)?
-    {
-        return Ok(Target {
-            start: Start::Artifact {
-                version,
-                path: bytes.clone(),
-            },
-            path: Some((bytes, PathState::Recorded, now)),
-        });
-    }
-    let state = if now.is_some() {
-        PathState::Unrecorded
-    } else {
-        PathState::Missing
-    };
-    match store.latest_at_path(&bytes)? {
-        Some((link, _)) => Ok(Target {
-            start: Start::Artifact {
-                version: link.version,
-                path: bytes.clone(),
-            },
-            path: Some((bytes, state, now)),
-        }),
-        None if now.is_some() => bail!(
-            "{}: its content was never recorded, and no recorded run read or wrote this path",
-            path.display()
-        ),
-        None => bail!(
-            "{}: no such file, and no recorded run read or wrote this path",
-            path.display()
-        ),
-    }
-}
+pub use roar_core::target::{PathState, Target, current_hash, resolve};
 
 /// The full runs of a lineage, by id.
 pub fn load_runs(store: &Store, lin: &Lineage) -> Result<HashMap<RunId, Run>> {

@@ -12,16 +12,20 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod diff;
 mod doctor;
 mod export;
 mod json;
 mod lineage;
 mod openjd;
+mod progress;
 mod remote;
 mod reproduce;
 mod run;
 mod show;
+mod sources;
 mod status;
+mod tree;
 
 use roar_core::{location, paths, recover};
 
@@ -67,6 +71,10 @@ enum Cmd {
         /// The team store (postgresql://...); naming one pushes the run there.
         #[arg(long, value_name = "URL")]
         remote: Option<String>,
+        /// POST the run's OpenLineage events to this lineage server (http://; also
+        /// `[openlineage] url`), never failing the run when it is down.
+        #[arg(long, value_name = "URL", env = "ROAR_OPENLINEAGE_URL")]
+        openlineage_url: Option<String>,
         /// The command and its arguments, passed on verbatim.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
         command: Vec<OsString>,
@@ -102,6 +110,9 @@ enum Cmd {
     Status {
         #[arg(long)]
         json: bool,
+        /// Also stale: runs whose packages are now at other versions where they were installed.
+        #[arg(long)]
+        packages: bool,
     },
     /// The whole graph of runs and artifacts.
     Dag {
@@ -111,7 +122,8 @@ enum Cmd {
         #[arg(long)]
         dot: bool,
     },
-    /// The store in a portable form: json (as `dag --json`), dot, or W3C PROV-JSON.
+    /// The store in a portable form: json (as `dag --json`), dot, W3C PROV-JSON, or
+    /// OpenLineage RunEvents (JSON Lines).
     Export {
         #[arg(long, value_enum)]
         format: export::Format,
@@ -152,6 +164,10 @@ enum Cmd {
         /// The team store (postgresql://...); naming one pushes there.
         #[arg(long, value_name = "URL")]
         remote: Option<String>,
+        /// POST the run's OpenLineage events to this lineage server (http://; also
+        /// `[openlineage] url`), never failing the run when it is down.
+        #[arg(long, value_name = "URL", env = "ROAR_OPENLINEAGE_URL")]
+        openlineage_url: Option<String>,
     },
     /// Send finished runs to the team store (PostgreSQL); idempotent.
     Push {
@@ -169,6 +185,30 @@ enum Cmd {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// What differs between two runs: command, cwd, files by hash, packages, git, environment
+    /// values, exit status, duration.
+    Diff {
+        #[arg(value_name = "A")]
+        a: String,
+        #[arg(value_name = "B")]
+        b: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The inputs of PATH's lineage that no recorded run produced: the data and code it rests on.
+    Sources {
+        #[arg(value_name = "PATH|REF")]
+        target: OsString,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Shell completions (bash, zsh, fish) on stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// The man page (roff) on stdout: `roar man > roar.1`.
+    Man,
     /// Which backends work on this machine, and exactly why not.
     Doctor {
         #[arg(long)]
@@ -223,6 +263,7 @@ fn main() {
             quiet,
             push,
             remote,
+            openlineage_url,
             command,
         } => run::run(run::Options {
             backend,
@@ -231,6 +272,7 @@ fn main() {
             quiet,
             push,
             remote,
+            openlineage_url,
             command,
         })
         .map(|never| match never {}),
@@ -248,6 +290,7 @@ fn main() {
             remove,
             push,
             remote,
+            openlineage_url,
         } => run::ingest(run::IngestOptions {
             dir,
             settle,
@@ -256,6 +299,7 @@ fn main() {
             remove,
             push,
             remote,
+            openlineage_url,
         }),
         Cmd::Push { remote, quiet } => remote::push(remote.as_deref(), quiet),
         Cmd::Pull { remote, quiet } => remote::pull(remote.as_deref(), quiet),
@@ -285,7 +329,15 @@ fn main() {
         Cmd::Lineage { target, json } => {
             open_store().and_then(|s| lineage::lineage(&s, &target, json, &cwd()?))
         }
-        Cmd::Status { json } => open_store().and_then(|s| status::status(&s, json, &cwd()?)),
+        Cmd::Status { json, packages } => {
+            open_store().and_then(|s| status::status(&s, json, packages, &cwd()?))
+        }
+        Cmd::Diff { a, b, json } => open_store().and_then(|s| diff::run(&s, &a, &b, json, &cwd()?)),
+        Cmd::Sources { target, json } => {
+            open_store().and_then(|s| sources::sources(&s, &target, json, &cwd()?))
+        }
+        Cmd::Completions { shell } => completions(Some(shell)),
+        Cmd::Man => completions(None),
         Cmd::Dag { json: true, .. } => export(export::Format::Json, None),
         Cmd::Dag { dot: true, .. } => export(export::Format::Dot, None),
         Cmd::Dag { .. } => dag_text(),
@@ -310,6 +362,17 @@ fn main() {
         eprintln!("roar: {e:#}");
         std::process::exit(code);
     }
+}
+
+/// Shell completions for `shell`, or (`None`) the man page.
+fn completions(shell: Option<clap_complete::Shell>) -> Result<()> {
+    use clap::CommandFactory;
+    let mut out = std::io::stdout().lock();
+    match shell {
+        Some(shell) => clap_complete::generate(shell, &mut Cli::command(), "roar", &mut out),
+        None => clap_mangen::Man::new(Cli::command()).render(&mut out)?,
+    }
+    Ok(())
 }
 
 fn cwd() -> Result<PathBuf> {
@@ -364,11 +427,18 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
     let store = open_store()?;
     let id = store.resolve_ref(reference, &cwd()?)?;
     let run = store.run(id)?;
+    let env = store.environment(id)?;
     let mut out = std::io::stdout().lock();
     if json {
-        writeln!(out, "{}", show::run_json(&run, all).to_pretty())?;
+        let mut obj = show::run_json(&run, all);
+        if let json::Json::Obj(fields) = &mut obj {
+            fields.push(("environment".into(), show::environment_json(&env)));
+        }
+        writeln!(out, "{}", obj.to_pretty())?;
     } else {
-        show::show_text(&mut out, &run, all, &show::Style::detect())?;
+        let st = show::Style::detect();
+        show::show_text(&mut out, &run, all, &st)?;
+        show::environment_text(&mut out, &env, &st)?;
     }
     Ok(())
 }
@@ -394,19 +464,21 @@ fn openjd_template(mode: openjd::Mode) -> Result<()> {
 fn export(format: export::Format, output: Option<PathBuf>) -> Result<()> {
     let (loc, store) = open_located()?;
     let root = paths::to_bytes(&loc.root);
+    let cfg = roar_core::config::load(&loc.roar_dir())?;
+    let ns = roar_core::openlineage::namespace(&loc, &cfg);
     match output {
         Some(path) => {
             let path = cwd()?.join(path);
             let file = std::fs::File::create(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
             let mut w = std::io::BufWriter::new(file);
-            export::write(&store, format, &root, &mut w)?;
+            export::write(&store, format, &root, &ns, &mut w)?;
             w.flush()
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         None => {
             let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-            export::write(&store, format, &root, &mut w)?;
+            export::write(&store, format, &root, &ns, &mut w)?;
             w.flush()?;
         }
     }

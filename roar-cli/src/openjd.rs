@@ -262,6 +262,7 @@ pub fn env_action(a: EnvAction) -> Result<std::convert::Infallible> {
             quiet: false,
             push: false,
             remote: a.remote,
+            openlineage_url: None,
             command: a.command,
         });
     }

@@ -79,6 +79,8 @@ struct Plan {
     order: Vec<RunId>,
     runs: HashMap<RunId, Run>,
     sources: Vec<(Vec<u8>, Option<String>)>,
+    /// The packages the runs used, as recorded.
+    pins: Vec<dag::Package>,
 }
 
 pub fn reproduce(store: &Store, arg: &OsStr, script: bool, json: bool, cwd: &Path) -> Result<()> {
@@ -92,7 +94,15 @@ pub fn reproduce(store: &Store, arg: &OsStr, script: bool, json: bool, cwd: &Pat
             Node::Run(_) => None,
         })
         .collect();
+    let mut pins: Vec<dag::Package> = store
+        .packages_of(&lin.runs_in_order())?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    pins.sort();
+    pins.dedup();
     let plan = Plan {
+        pins,
         what: match &target.path {
             Some((p, _, _)) => String::from_utf8_lossy(p).into_owned(),
             None => format!("the inputs of run {}", arg.to_string_lossy()),
@@ -215,6 +225,7 @@ impl Plan {
             .bytes(),
         );
         s.extend(comment("Written by `roar reproduce --script`. It checks nothing out: the sources must already be in place.").bytes());
+        s.extend_from_slice(&pins(&self.pins));
         s.extend_from_slice(b"set -eu\n\n");
         if !self.sources.is_empty() {
             s.extend_from_slice(b"for f in");
@@ -249,6 +260,37 @@ impl Plan {
         }
         s
     }
+}
+
+/// The packages the runs used, as commands that install exactly those versions, commented
+/// out: installing is the caller's decision.
+fn pins(packages: &[dag::Package]) -> Vec<u8> {
+    if packages.is_empty() {
+        return Vec::new();
+    }
+    let mut s = comment(
+        "The packages these runs used, as recorded; install these versions to rebuild exactly:",
+    )
+    .into_bytes();
+    for p in packages {
+        let name = String::from_utf8_lossy(&sh_quote(p.name.as_bytes())).into_owned();
+        let line = match p.manager.as_str() {
+            "pip" => format!(
+                "  pip install {name}=={}    (in {})",
+                p.version,
+                String::from_utf8_lossy(&p.location)
+            ),
+            "dpkg" => format!("  apt-get install {name}={}", p.version),
+            _ => format!(
+                "  {} install {name}={}    (in {})",
+                p.manager,
+                p.version,
+                String::from_utf8_lossy(&p.location)
+            ),
+        };
+        s.extend(comment(&line).bytes());
+    }
+    s
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct Options {
     pub push: bool,
     /// The team store (`--remote`); naming one pushes there.
     pub remote: Option<String>,
+    /// Where to POST the run's OpenLineage events.
+    pub openlineage_url: Option<String>,
     pub command: Vec<OsString>,
 }
 
@@ -39,15 +41,20 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         command: opts.command,
     };
     let rec = record(&req, &mut Stderr)?;
-    let pushed = rec.stored.as_ref().ok().and_then(|()| {
-        let o = &rec.opened;
-        crate::remote::after_record(&o.store, &o.cfg, opts.remote.as_deref(), opts.push)
-    });
+    let o = &rec.opened;
+    let mut notes: Vec<String> = Vec::new();
+    if rec.stored.is_ok() {
+        let url = opts.openlineage_url.as_deref();
+        let sent = roar_core::openlineage::send_runs(&o.store, &o.loc, &o.cfg, url, &[rec.id]);
+        let pushed =
+            crate::remote::after_record(&o.store, &o.cfg, opts.remote.as_deref(), opts.push);
+        notes.extend(pushed.into_iter().chain(sent));
+    }
     match &rec.stored {
-        Ok(()) if !opts.quiet => match pushed {
-            Some(p) => eprintln!("{}; {p}", summary(&rec)),
-            None => eprintln!("{}", summary(&rec)),
-        },
+        Ok(()) if !opts.quiet => {
+            let tail: String = notes.iter().map(|n| format!("; {n}")).collect();
+            eprintln!("{}{tail}", summary(&rec));
+        }
         Ok(()) => {}
         Err(e) => eprintln!(
             "roar: could not store run {} ({e}); its trace stays in {}",
@@ -92,6 +99,7 @@ pub struct IngestOptions {
     pub remove: bool,
     pub push: bool,
     pub remote: Option<String>,
+    pub openlineage_url: Option<String>,
 }
 
 pub fn ingest(opts: IngestOptions) -> Result<()> {
@@ -111,10 +119,16 @@ pub fn ingest(opts: IngestOptions) -> Result<()> {
         },
         &mut Stderr,
     )?;
-    let pushed = if report.recorded.is_empty() {
-        None
+    let (pushed, sent) = if report.recorded.is_empty() {
+        (None, None)
     } else {
-        push_ingested(opts.push, opts.remote.as_deref())?
+        let (loc, store) = crate::open_located()?;
+        let cfg = roar_core::config::load(&loc.roar_dir())?;
+        let ids: Vec<dag::RunId> = report.recorded.iter().map(|r| r.id).collect();
+        let url = opts.openlineage_url.as_deref();
+        let sent = roar_core::openlineage::send_runs(&store, &loc, &cfg, url, &ids);
+        let pushed = crate::remote::after_record(&store, &cfg, opts.remote.as_deref(), opts.push);
+        (pushed, sent)
     };
     if opts.quiet {
         return Ok(());
@@ -160,12 +174,6 @@ pub fn ingest(opts: IngestOptions) -> Result<()> {
     }
     eprintln!("{line}");
     crate::remote::say(pushed);
+    crate::remote::say(sent);
     Ok(())
-}
-
-/// The push after an ingest that recorded runs, when one is asked for.
-fn push_ingested(push: bool, remote: Option<&str>) -> Result<Option<String>> {
-    let (loc, store) = crate::open_located()?;
-    let cfg = roar_core::config::load(&loc.roar_dir())?;
-    Ok(crate::remote::after_record(&store, &cfg, remote, push))
 }

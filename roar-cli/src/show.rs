@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use dag::{FileRecord, Run};
+use dag::{Environment, FileRecord, Run};
 
 use crate::json::Json;
 use roar_core::paths::display_rel;
@@ -287,22 +287,75 @@ pub fn show_text(out: &mut dyn Write, r: &Run, all: bool, st: &Style) -> std::io
         }
     }
     writeln!(out, "  {} ({})", st.bold("processes"), r.processes.len())?;
-    for (i, p) in r.processes.iter().enumerate() {
-        // An image followed by another of the same pid was replaced by exec.
-        let replaced = r.processes[i + 1..].iter().any(|q| q.pid == p.pid);
-        let end = match (p.exit_code, p.signal) {
-            _ if replaced && p.exit_code.is_none() && p.signal.is_none() => "exec".into(),
-            (_, Some(s)) => format!("signal {s}"),
-            (Some(c), _) => format!("exit {c}"),
-            _ => "exit ?".into(),
-        };
+    let folded = crate::tree::draw(out, &r.processes, all, st)?;
+    if folded > 0 {
+        let what = format!("({folded} helper processes of shell wrappers folded: --all)");
+        writeln!(out, "  {}", st.dim(&what))?;
+    }
+    Ok(())
+}
+
+/// `"environment"` of `roar show --json`: the packages the run used and the host.
+pub fn environment_json(e: &Environment) -> Json {
+    let packages = e.packages.iter().map(|p| {
+        Json::obj(vec![
+            ("manager", Json::Str(p.manager.clone())),
+            ("name", Json::Str(p.name.clone())),
+            ("version", Json::Str(p.version.clone())),
+        ])
+    });
+    let host = e.host.as_ref().map_or(Json::Null, |h| {
+        Json::obj(vec![
+            ("hostname", Json::opt_str(h.hostname.as_deref())),
+            ("kernel", Json::opt_str(h.kernel.as_deref())),
+            ("os_release", Json::opt_str(h.os.as_deref())),
+            ("cpu_model", Json::opt_str(h.cpu_model.as_deref())),
+            ("cpu_count", Json::opt_int(h.cpus)),
+            (
+                "memory_bytes",
+                Json::opt_int(h.memory_bytes.map(|m| m as i64)),
+            ),
+            (
+                "gpus",
+                Json::Arr(h.gpus.iter().map(|g| Json::Str(g.clone())).collect()),
+            ),
+        ])
+    });
+    Json::obj(vec![
+        ("packages", Json::Arr(packages.collect())),
+        ("host", host),
+    ])
+}
+
+/// The environment lines of `roar show`.
+pub fn environment_text(out: &mut dyn Write, e: &Environment, st: &Style) -> std::io::Result<()> {
+    if let Some(h) = &e.host {
+        let mem = h.memory_bytes.map(|m| format!(", {}", human_size(Some(m))));
         writeln!(
             out,
-            "    {:>7} <- {:<7} {:<8} {}",
-            p.pid,
-            p.ppid,
-            end,
-            command_line(&p.argv)
+            "  host      {} ({}; {}; {} x {}{})",
+            h.hostname.as_deref().unwrap_or("?"),
+            h.os.as_deref().unwrap_or("?"),
+            h.kernel
+                .as_deref()
+                .and_then(|k| k.split(' ').next())
+                .unwrap_or("?"),
+            h.cpus.map_or("?".into(), |c| c.to_string()),
+            h.cpu_model.as_deref().unwrap_or("?"),
+            mem.unwrap_or_default()
+        )?;
+        for g in &h.gpus {
+            writeln!(out, "  gpu       {g}")?;
+        }
+    }
+    writeln!(out, "  {} ({})", st.bold("packages"), e.packages.len())?;
+    for p in &e.packages {
+        writeln!(
+            out,
+            "    {:<6} {} {}",
+            p.manager,
+            p.name,
+            st.dim(&p.version)
         )?;
     }
     Ok(())

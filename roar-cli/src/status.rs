@@ -3,91 +3,20 @@
 //! Looks at the newest writer of every tracked path and what those runs read. Every such file
 //! is stat'ed; only a file whose (dev, ino, size, mtime) is not in the hash cache is hashed.
 
-use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use anyhow::Result;
-use dag::status::{self, Now, Reason, Report};
+use dag::status::Reason;
 use dag::{RunId, Store};
 
 use crate::json::Json;
 use crate::lineage::{run_title, short};
 use crate::show::{Style, run_json};
-use roar_core::hashing;
-use roar_core::paths::{as_path, display_rel};
+use roar_core::paths::display_rel;
 
-/// What every path holds now, hashing only what the cache does not know.
-fn current(store: &Store, paths: &HashSet<&[u8]>) -> HashMap<Vec<u8>, Now> {
-    let mut now = HashMap::with_capacity(paths.len());
-    let mut jobs: Vec<(&[u8], dag::FileKey)> = Vec::new();
-    for &p in paths {
-        let state = match std::fs::metadata(as_path(p)) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Now::Missing,
-            Err(_) => Now::Unknown,
-            Ok(md) if !md.is_file() => Now::Unknown,
-            Ok(md) => {
-                let key = hashing::file_key(&md);
-                match store.hash_cache_get(&key) {
-                    Ok(Some(h)) => Now::Content(h),
-                    _ => {
-                        jobs.push((p, key));
-                        continue;
-                    }
-                }
-            }
-        };
-        now.insert(p.to_vec(), state);
-    }
-    let refs: Vec<(&Path, u64)> = jobs.iter().map(|(p, k)| (as_path(p), k.size)).collect();
-    let hashes = hashing::hash_many(&refs);
-    let mut cache = Vec::new();
-    for ((p, key), h) in jobs.into_iter().zip(hashes) {
-        let state = match h {
-            Ok(h) => {
-                // Cache only what is still the file we hashed.
-                if std::fs::metadata(as_path(p))
-                    .ok()
-                    .map(|m| hashing::file_key(&m))
-                    == Some(key)
-                {
-                    cache.push((key, h.clone()));
-                }
-                Now::Content(h)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Now::Missing,
-            Err(_) => Now::Unknown,
-        };
-        now.insert(p.to_vec(), state);
-    }
-    // A store we cannot write to still answers.
-    let _ = store.hash_cache_put(&cache);
-    now
-}
-
-pub struct Checked {
-    pub report: Report,
-    pub files: usize,
-}
-
-pub fn check(store: &Store) -> Result<Checked> {
-    let heads = store.heads()?;
-    let mut runs: Vec<RunId> = heads.iter().map(|h| h.run_id).collect();
-    runs.sort_unstable();
-    runs.dedup();
-    let inputs = store.inputs_of(&runs)?;
-    let paths: HashSet<&[u8]> = heads
-        .iter()
-        .chain(inputs.iter())
-        .map(|l| l.path.as_slice())
-        .collect();
-    let now = current(store, &paths);
-    Ok(Checked {
-        report: status::evaluate(&heads, &inputs, &now),
-        files: paths.len(),
-    })
-}
+use roar_core::staleness::{Checked, check};
 
 fn seq_and_title(store: &Store, id: RunId) -> String {
     match store.run(id) {
@@ -110,15 +39,41 @@ pub fn reason_text(store: &Store, r: &Reason, cwd: &[u8]) -> String {
             seq_and_title(store, *run),
             display_rel(path, cwd)
         ),
+        Reason::Package {
+            manager,
+            name,
+            was,
+            now,
+        } => match now {
+            Some(now) => format!("{manager} package {name} {was} is now {now}"),
+            None => format!("{manager} package {name} {was} is no longer installed"),
+        },
     }
 }
 
 fn reason_json(store: &Store, r: &Reason, cwd: &[u8]) -> Json {
+    if let Reason::Package {
+        manager,
+        name,
+        was,
+        now,
+    } = r
+    {
+        return Json::obj(vec![
+            ("kind", Json::Str("package".into())),
+            ("manager", Json::Str(manager.clone())),
+            ("name", Json::Str(name.clone())),
+            ("recorded_version", Json::Str(was.clone())),
+            ("version", Json::opt_str(now.as_deref())),
+            ("text", Json::Str(reason_text(store, r, cwd))),
+        ]);
+    }
     let (kind, path, run) = match r {
         Reason::Modified { path } => ("modified", path, None),
         Reason::Deleted { path } => ("deleted", path, None),
         Reason::Reproduced { path, by } => ("reproduced", path, Some(*by)),
         Reason::Upstream { path, run } => ("upstream", path, Some(*run)),
+        Reason::Package { .. } => unreachable!("answered above"),
     };
     Json::obj(vec![
         ("kind", Json::Str(kind.into())),
@@ -128,8 +83,8 @@ fn reason_json(store: &Store, r: &Reason, cwd: &[u8]) -> Json {
     ])
 }
 
-pub fn status(store: &Store, json: bool, cwd: &Path) -> Result<()> {
-    let Checked { report, files } = check(store)?;
+pub fn status(store: &Store, json: bool, packages: bool, cwd: &Path) -> Result<()> {
+    let Checked { report, files } = check(store, packages)?;
     let cwd = cwd.as_os_str().as_bytes();
     let mut out = std::io::stdout().lock();
     if json {

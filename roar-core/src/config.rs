@@ -16,6 +16,18 @@ pub struct Config {
     pub env: EnvConfig,
     #[serde(default)]
     pub remote: RemoteConfig,
+    #[serde(default)]
+    pub openlineage: OpenLineageConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenLineageConfig {
+    /// Where `roar run` and `roar ingest` POST each run's events (an http:// URL, e.g.
+    /// Marquez's `http://host:5000/api/v1/lineage`).
+    pub url: Option<String>,
+    /// The job namespace (default: the project directory's name).
+    pub namespace: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

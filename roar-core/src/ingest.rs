@@ -519,6 +519,11 @@ impl Context<'_> {
             crate::time::now_ms(),
             Some((&new_run, &result)),
         )?;
+        if let Some(Some(id)) = stored {
+            // Packages as installed where roar ingest runs; the host is not known.
+            let env = crate::collect::environment(&result, false);
+            let _ = self.store.set_environment(id, &env);
+        }
         Ok(match stored {
             Some(Some(id)) => Outcome::Recorded(Ingested {
                 id,

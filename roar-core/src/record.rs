@@ -106,9 +106,11 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     };
     let mut result = collect_run(&opened, &begun, top, git, &mut notes);
     phases.mark("collect");
+    let environment = collect::environment(&result, true);
+    phases.mark("environment");
     result.duration_ms = started.elapsed().as_millis() as u64;
     let first_loss = notes.losses.first().cloned();
-    let stored = store(&opened.store, &begun, &mut result, notes);
+    let stored = store(&opened.store, &begun, &mut result, &environment, notes);
     phases.mark("store");
     Ok(Recorded {
         id: begun.id,
@@ -398,8 +400,14 @@ fn store(
     store: &Store,
     begun: &Begun,
     result: &mut RunResult,
-    notes: Notes,
+    environment: &dag::Environment,
+    mut notes: Notes,
 ) -> std::result::Result<(), dag::StoreError> {
+    if let Err(e) = store.set_environment(begun.id, environment) {
+        notes
+            .warnings
+            .push(format!("packages and host not recorded: {e}"));
+    }
     result.complete = notes.losses.is_empty();
     result.warnings = notes.losses.into_iter().chain(notes.warnings).collect();
     let stored = store.finish_run(begun.id, result);
