@@ -25,6 +25,7 @@ mod run;
 mod show;
 mod sources;
 mod status;
+mod style;
 mod tree;
 
 use roar_core::{location, paths, recover};

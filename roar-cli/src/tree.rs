@@ -6,7 +6,7 @@ use std::io::Write;
 use dag::ProcessRecord;
 use roar_core::proctree::rows;
 
-use crate::show::{Style, command_line};
+use crate::style::{Style, command_line};
 
 /// Draws the processes as a tree; returns how many were folded into their wrappers.
 pub fn draw(
