@@ -359,3 +359,28 @@ pub fn as_nobody(dir: &Path, roar: &Path, caps: bool, args: &[&str]) -> Command 
         .env_remove("ROAR_PRELOAD_LIB");
     c
 }
+
+/// Runs `cmd` with its stdin, stdout and stderr on a pseudo-terminal (util-linux
+/// `script`), as a user at a terminal would: what it printed there, both streams merged.
+pub fn on_terminal(cmd: &Command) -> String {
+    let quote = |s: &OsStr| format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(quote)
+        .collect();
+    let mut term = Command::new("script");
+    term.args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(Stdio::null());
+    if let Some(dir) = cmd.get_current_dir() {
+        term.current_dir(dir);
+    }
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => term.env(k, v),
+            None => term.env_remove(k),
+        };
+    }
+    let out = output(&mut term);
+    assert!(out.status.success(), "{cmd:?} on a terminal: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

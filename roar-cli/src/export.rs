@@ -64,8 +64,10 @@ fn json(store: &Store, out: &mut dyn Write) -> Result<()> {
     let mut top = Stream::object(out, 0)?;
     {
         let mut runs = top.array_field("runs")?;
+        let mut bar = crate::progress::Progress::new("exporting runs", store.run_count()?);
         store.for_each_run(|r| -> Result<()> {
             runs.item(&run_json(&r, false))?;
+            bar.inc();
             Ok(())
         })?;
         runs.end()?;

@@ -1,5 +1,6 @@
 //! A progress bar on stderr for work that takes more than a second, drawn only when stderr
 //! is a terminal (and `NO_PROGRESS` is unset), and erased when the work is done.
+//! `ROAR_PROGRESS_DELAY_MS` sets how long work runs before its bar appears (default 1000).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ pub struct Progress {
     total: u64,
     done: u64,
     start: Instant,
+    delay: Duration,
     last: Option<Instant>,
     on: bool,
 }
@@ -20,16 +22,26 @@ impl Progress {
             total,
             done: 0,
             start: Instant::now(),
+            delay: std::env::var("ROAR_PROGRESS_DELAY_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map_or(Duration::from_secs(1), Duration::from_millis),
             last: None,
             on: std::io::stderr().is_terminal() && std::env::var_os("NO_PROGRESS").is_none(),
         }
     }
 
     pub fn inc(&mut self) {
-        self.done += 1;
+        self.set(self.done + 1, self.total);
+    }
+
+    /// `done` of `total` (the total may grow as the work finds more).
+    pub fn set(&mut self, done: u64, total: u64) {
+        self.done = done;
+        self.total = total;
         let now = Instant::now();
         if !self.on
-            || now - self.start < Duration::from_secs(1)
+            || now - self.start < self.delay
             || self
                 .last
                 .is_some_and(|l| now - l < Duration::from_millis(100))
@@ -47,17 +59,32 @@ impl Progress {
         let mut e = std::io::stderr().lock();
         let _ = write!(
             e,
-            "\rroar: {} [{bar}] {}/{}",
+            "\rroar: {} [{bar}] {}/{}\x1b[K",
             self.what, self.done, self.total
         );
         let _ = e.flush();
+    }
+
+    /// Erases the bar, if one was drawn, so a line can be printed.
+    pub fn clear(&mut self) {
+        if self.last.take().is_some() {
+            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
+        }
+    }
+
+    pub fn what(&self) -> &'static str {
+        self.what
     }
 }
 
 impl Drop for Progress {
     fn drop(&mut self) {
-        if self.last.is_some() {
-            let _ = write!(std::io::stderr().lock(), "\r\x1b[K");
-        }
+        self.clear();
     }
+}
+
+/// A bar for `what` that follows `done`/`total` reports from a library.
+pub fn reporter(what: &'static str) -> impl FnMut(u64, u64) {
+    let mut bar = Progress::new(what, 0);
+    move |done, total| bar.set(done, total)
 }

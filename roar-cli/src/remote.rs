@@ -28,7 +28,9 @@ pub fn push(flag: Option<&str>, quiet: bool) -> Result<()> {
     let (loc, store) = crate::open_located()?;
     let cfg = roar_core::config::load(&loc.roar_dir())?;
     let remote = remote(flag, &cfg)?;
-    let r = team_store::push(&store, &remote, &PushOptions::default())?;
+    let mut bar = crate::progress::reporter("pushing runs");
+    let r = team_store::push_with(&store, &remote, &PushOptions::default(), &mut bar)?;
+    drop(bar);
     if !quiet {
         let mut line = format!(
             "roar: pushed {} to {} ({:.2} s",
@@ -52,7 +54,9 @@ pub fn pull(flag: Option<&str>, quiet: bool) -> Result<()> {
     let (loc, store) = crate::open_located()?;
     let cfg = roar_core::config::load(&loc.roar_dir())?;
     let remote = remote(flag, &cfg)?;
-    let r = team_store::pull(&store, &remote, &PullOptions::default())?;
+    let mut bar = crate::progress::reporter("pulling runs");
+    let r = team_store::pull_with(&store, &remote, &PullOptions::default(), &mut bar)?;
+    drop(bar);
     if !quiet {
         eprintln!(
             "roar: pulled {} from {} ({:.2} s; {} already here or recorded here)",

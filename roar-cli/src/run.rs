@@ -10,12 +10,30 @@ use roar_core::record::{Request, record};
 use roar_core::words::count;
 use roar_core::{Observer, ingest, spawn};
 
-/// Prints what the engine says while it works, as `roar: ...` on stderr.
-pub struct Stderr;
+/// Prints what the engine says while it works, as `roar: ...` on stderr, and draws its
+/// progress as a bar on a terminal.
+#[derive(Default)]
+pub struct Stderr {
+    bar: Option<crate::progress::Progress>,
+}
 
 impl Observer for Stderr {
     fn note(&mut self, line: &str) {
+        if let Some(bar) = &mut self.bar {
+            bar.clear();
+        }
         eprintln!("roar: {line}");
+    }
+
+    fn progress(&mut self, what: &'static str, done: u64, total: u64) {
+        match &mut self.bar {
+            Some(bar) if bar.what() == what => bar.set(done, total),
+            _ => {
+                let mut bar = crate::progress::Progress::new(what, total);
+                bar.set(done, total);
+                self.bar = Some(bar);
+            }
+        }
     }
 }
 
@@ -40,7 +58,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         timeout: opts.timeout,
         command: opts.command,
     };
-    let rec = record(&req, &mut Stderr)?;
+    let rec = record(&req, &mut Stderr::default())?;
     let o = &rec.opened;
     let mut notes: Vec<String> = Vec::new();
     if rec.stored.is_ok() {
@@ -117,7 +135,7 @@ pub fn ingest(opts: IngestOptions) -> Result<()> {
             label: opts.label,
             remove: opts.remove,
         },
-        &mut Stderr,
+        &mut Stderr::default(),
     )?;
     let (pushed, sent) = if report.recorded.is_empty() {
         (None, None)

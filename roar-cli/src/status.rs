@@ -84,7 +84,9 @@ fn reason_json(store: &Store, r: &Reason, cwd: &[u8]) -> Json {
 }
 
 pub fn status(store: &Store, json: bool, packages: bool, cwd: &Path) -> Result<()> {
-    let Checked { report, files } = check(store, packages)?;
+    let mut bar = crate::progress::reporter("checking files");
+    let Checked { report, files } = check(store, packages, &mut bar)?;
+    drop(bar);
     let cwd = cwd.as_os_str().as_bytes();
     let mut out = std::io::stdout().lock();
     if json {

@@ -258,7 +258,10 @@ pub fn ingest(opts: Options, obs: &mut dyn Observer) -> Result<Report> {
     };
     // Trees now in the store, whose stream files --remove deletes.
     let mut done: Vec<usize> = Vec::new();
-    for (root, members) in trees(&images) {
+    let all = trees(&images);
+    let total = all.len() as u64;
+    for (n, (root, members)) in all.into_iter().enumerate() {
+        obs.progress("ingesting process trees", n as u64, total);
         match ctx.tree(&images, root, &members, &mut contents)? {
             Outcome::Seen => report.seen += 1,
             Outcome::Pending => {

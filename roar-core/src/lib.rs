@@ -47,6 +47,12 @@ pub use error::{Error, Result};
 /// drop them.
 pub trait Observer {
     fn note(&mut self, line: &str);
+
+    /// How far a long piece of work has got: `done` of `total` units of `what` (the CLI
+    /// draws a bar on a terminal). Called often; the default ignores it.
+    fn progress(&mut self, what: &'static str, done: u64, total: u64) {
+        let _ = (what, done, total);
+    }
 }
 
 /// An observer that drops everything.

@@ -13,10 +13,19 @@ use crate::hashing;
 use crate::paths::as_path;
 
 /// What every path holds now, hashing only what the cache does not know.
-fn current(store: &Store, paths: &HashSet<&[u8]>) -> HashMap<Vec<u8>, Now> {
+/// `progress` hears how many of the paths are known (stat'ed, then hashed).
+fn current(
+    store: &Store,
+    paths: &HashSet<&[u8]>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> HashMap<Vec<u8>, Now> {
+    let total = paths.len() as u64;
     let mut now = HashMap::with_capacity(paths.len());
     let mut jobs: Vec<(&[u8], dag::FileKey)> = Vec::new();
-    for &p in paths {
+    for (i, &p) in paths.iter().enumerate() {
+        if i % 64 == 0 {
+            progress(now.len() as u64, total);
+        }
         let state = match std::fs::metadata(as_path(p)) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Now::Missing,
             Err(_) => Now::Unknown,
@@ -35,7 +44,12 @@ fn current(store: &Store, paths: &HashSet<&[u8]>) -> HashMap<Vec<u8>, Now> {
         now.insert(p.to_vec(), state);
     }
     let refs: Vec<(&Path, u64)> = jobs.iter().map(|(p, k)| (as_path(p), k.size)).collect();
-    let hashes = hashing::hash_many(&refs);
+    // In slices, so the bar moves while a big store is hashed.
+    let mut hashes = Vec::with_capacity(refs.len());
+    for slice in refs.chunks(256) {
+        hashes.extend(hashing::hash_many(slice));
+        progress(now.len() as u64 + hashes.len() as u64, total);
+    }
     let mut cache = Vec::new();
     for ((p, key), h) in jobs.into_iter().zip(hashes) {
         let state = match h {
@@ -66,7 +80,8 @@ pub struct Checked {
 }
 
 /// `packages`: also a reason when a package a head run used is now at another version.
-pub fn check(store: &Store, packages: bool) -> Result<Checked> {
+/// `progress` hears how many of the files are checked.
+pub fn check(store: &Store, packages: bool, progress: &mut dyn FnMut(u64, u64)) -> Result<Checked> {
     let heads = store.heads()?;
     let mut runs: Vec<RunId> = heads.iter().map(|h| h.run_id).collect();
     runs.sort_unstable();
@@ -77,7 +92,7 @@ pub fn check(store: &Store, packages: bool) -> Result<Checked> {
         .chain(inputs.iter())
         .map(|l| l.path.as_slice())
         .collect();
-    let now = current(store, &paths);
+    let now = current(store, &paths, progress);
     let extra = if packages {
         crate::packages::stale_reasons(store, &runs)?
     } else {

@@ -32,8 +32,8 @@ pub use config::{RemoteConfig, TlsMode, redact_url};
 pub use connect::RetryPolicy;
 pub use error::RemoteError;
 pub use plan::Limits;
-pub use pull::{PullOptions, PullReport, pull};
-pub use push::{PushOptions, PushReport, push};
+pub use pull::{PullOptions, PullReport, pull, pull_with};
+pub use push::{PushOptions, PushReport, push, push_with};
 pub use schema::SCHEMA_VERSION;
 
 /// The GRANTs of the least-privilege worker role, with `roar_worker` as the role's name.

@@ -37,6 +37,17 @@ pub fn pull(
     remote: &RemoteConfig,
     opts: &PullOptions,
 ) -> Result<PullReport, RemoteError> {
+    pull_with(store, remote, opts, &mut |_, _| {})
+}
+
+/// [`pull`], telling `progress` how many of the listed runs were taken or passed over
+/// after each batch.
+pub fn pull_with(
+    store: &dag::Store,
+    remote: &RemoteConfig,
+    opts: &PullOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<PullReport, RemoteError> {
     let started = Instant::now();
     let Session {
         remote,
@@ -133,6 +144,7 @@ pub fn pull(
         report.skipped += batch.skipped + done.already_present;
         report.bytes += bytes;
         report.batches += 1;
+        progress(report.received + report.skipped, listed.len() as u64);
     }
     report.retries = backoff.retries;
     report.elapsed = started.elapsed();

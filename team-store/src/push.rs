@@ -58,6 +58,16 @@ pub fn push(
     remote: &RemoteConfig,
     opts: &PushOptions,
 ) -> Result<PushReport, RemoteError> {
+    push_with(store, remote, opts, &mut |_, _| {})
+}
+
+/// [`push`], telling `progress` how many of the pending runs went after each batch.
+pub fn push_with(
+    store: &dag::Store,
+    remote: &RemoteConfig,
+    opts: &PushOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<PushReport, RemoteError> {
     let started = Instant::now();
     let Session {
         remote,
@@ -118,6 +128,7 @@ pub fn push(
         report.already_there += written.already_there;
         report.bytes += written.bytes;
         report.batches += 1;
+        progress(report.sent + report.already_there, report.pending);
     }
     report.retries = backoff.retries;
     report.elapsed = started.elapsed();

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use harness::Pg;
 use serde_json::Value;
-use tests::{Sandbox, output, parse_json};
+use tests::{Sandbox, on_terminal, output, parse_json};
 
 fn lineage(sb: &Sandbox, path: &Path) -> Value {
     let out = output(sb.roar().arg("lineage").arg(path).arg("--json"));
@@ -56,9 +56,12 @@ fn two_machines_one_lineage_through_push_and_pull() {
             .arg(format!("cat scene.txt > {}", frame.display())),
     );
     assert!(out.status.success(), "{out:?}");
-    let out = output(a.roar().args(["push", "--remote", &worker]));
-    assert!(out.status.success(), "{out:?}");
-    let said = String::from_utf8_lossy(&out.stderr);
+    // At a terminal, with the bar drawn at once (it waits a second otherwise).
+    let mut push = a.roar();
+    push.env("ROAR_PROGRESS_DELAY_MS", "0")
+        .args(["push", "--remote", &worker]);
+    let said = on_terminal(&push);
+    assert!(said.contains("\rroar: pushing runs ["), "{said:?}");
     assert!(said.contains("pushed 1 run"), "{said}");
     assert!(
         !said.contains("worker-pw"),
@@ -77,12 +80,13 @@ fn two_machines_one_lineage_through_push_and_pull() {
     assert!(
         !run_uuids(&lineage(&b, &video)).contains(&a_run["uuid"].as_str().unwrap().to_string())
     );
-    let out = output(b.roar().env("ROAR_REMOTE", &worker).args(["pull"]));
-    assert!(out.status.success(), "{out:?}");
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("pulled 1 run"),
-        "{out:?}"
-    );
+    let mut pull = b.roar();
+    pull.env("ROAR_REMOTE", &worker)
+        .env("ROAR_PROGRESS_DELAY_MS", "0")
+        .arg("pull");
+    let said = on_terminal(&pull);
+    assert!(said.contains("\rroar: pulling runs ["), "{said:?}");
+    assert!(said.contains("pulled 1 run"), "{said:?}");
     let uuids = run_uuids(&lineage(&b, &video));
     assert!(
         uuids.contains(&a_run["uuid"].as_str().unwrap().to_string()),
