@@ -15,14 +15,15 @@ mode=${1:-all}
 
 # The eBPF backend compiles its BPF program with clang from build.rs
 # (headers from libbpf-dev, vmlinux.h from bpftool).
-pkgs=(build-essential pkg-config clang libbpf-dev bpftool libelf-dev)
+pkgs=(build-essential pkg-config clang libbpf-dev bpftool libelf-dev libssl-dev)
 python3 -c 'import venv, ensurepip' 2>/dev/null || pkgs+=(python3-venv)
 if [ "$mode" = all ]; then
     # graphviz: the DOT export test renders with the real `dot`.
     # postgresql: the team-store tests start a throwaway PostgreSQL 15 server themselves.
     # docker.io, mmdebstrap, busybox-static: the container tests start a private
     # dockerd and build their base images without a registry.
-    pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static)
+    # openssl: the OpenLineage https test makes its own certificate.
+    pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static openssl)
 fi
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)

@@ -10,9 +10,9 @@
 //! OpenLineage names are strings.
 //!
 //! Sending: HTTP/1.1 POST of each event to `URL` (Marquez: `http://host:5000/api/v1/lineage`)
-//! over a plain `TcpStream`, with one deadline for the whole batch, so a lineage server that is
-//! down costs a run at most that long and never fails it. Only `http://` URLs: roar has no TLS
-//! client; put a local proxy in front of an https endpoint.
+//! over a `TcpStream`, or TLS for `https://` (native-tls: the system's OpenSSL trust store, or
+//! `SSL_CERT_FILE`), with one deadline for the whole batch, so a lineage server that is down
+//! costs a run at most that long and never fails it.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -240,80 +240,107 @@ pub fn send_runs(
     })
 }
 
-/// POSTs each event to `url` (http:// only), all within `budget`; the first failure ends it.
+/// POSTs each event to `url` (`http://` or `https://`), all within `budget`; the first
+/// failure ends it.
 pub fn post(url: &str, events: &[Value], budget: Duration) -> Result<(), String> {
     let deadline = Instant::now() + budget;
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        if url.starts_with("https://") {
-            "https is not supported (roar has no TLS client): use an http:// URL, e.g. a local proxy".to_string()
-        } else {
-            format!("{url} is not an http:// URL")
-        }
-    })?;
+    let (tls, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else {
+        return Err(format!("{url} is not an http:// or https:// URL"));
+    };
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let hostport = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.is_empty() && !p.contains(']') => (
+            h,
+            p.parse::<u16>()
+                .map_err(|_| format!("{url}: the port {p:?} is not a number"))?,
+        ),
+        _ => (authority, if tls { 443 } else { 80 }),
+    };
+    let target = Target {
+        host,
+        authority,
+        port,
+        path,
+        tls,
     };
     for event in events {
-        send(
-            &hostport,
-            authority,
-            path,
-            event.to_string().as_bytes(),
-            deadline,
-        )?;
+        target.send(event.to_string().as_bytes(), deadline)?;
     }
     Ok(())
 }
 
-fn send(
-    hostport: &str,
-    host: &str,
-    path: &str,
-    body: &[u8],
-    deadline: Instant,
-) -> Result<(), String> {
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| "timed out".to_string())
-    };
-    let addr = hostport
-        .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve {hostport}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {hostport}"))?;
-    let mut s = TcpStream::connect_timeout(&addr, left()?).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(left()?))
-        .map_err(|e| e.to_string())?;
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nUser-Agent: roar/{}\r\nConnection: close\r\n\r\n",
-        body.len(),
-        env!("CARGO_PKG_VERSION")
-    );
-    s.write_all(head.as_bytes())
-        .and_then(|()| s.write_all(body))
-        .map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(left()?))
-        .map_err(|e| e.to_string())?;
-    let mut status = [0u8; 12];
-    s.read_exact(&mut status).map_err(|e| e.to_string())?;
-    // "HTTP/1.1 201"
-    let code = std::str::from_utf8(&status[9..12]).unwrap_or("");
-    if code.starts_with('2') {
-        Ok(())
-    } else {
-        Err(format!("the server answered {code}"))
+/// Where one POST goes.
+struct Target<'a> {
+    /// The name to resolve and, over TLS, to verify the certificate for (`[::1]` as `::1`).
+    host: &'a str,
+    /// `Host:` header: the URL's host and port as written.
+    authority: &'a str,
+    port: u16,
+    path: &'a str,
+    tls: bool,
+}
+
+impl Target<'_> {
+    fn send(&self, body: &[u8], deadline: Instant) -> Result<(), String> {
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| "timed out".to_string())
+        };
+        let name = self.host.trim_start_matches('[').trim_end_matches(']');
+        let addr = (name, self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("cannot resolve {}: {e}", self.host))?
+            .next()
+            .ok_or_else(|| format!("cannot resolve {}", self.host))?;
+        let s = TcpStream::connect_timeout(&addr, left()?).map_err(|e| e.to_string())?;
+        // Read and write both end by the deadline (the TLS handshake included).
+        s.set_write_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(left()?))
+            .map_err(|e| e.to_string())?;
+        if !self.tls {
+            return self.exchange(s, body);
+        }
+        let connector =
+            native_tls::TlsConnector::new().map_err(|e| format!("cannot set up TLS: {e}"))?;
+        let stream = connector.connect(name, s).map_err(|e| match e {
+            native_tls::HandshakeError::Failure(e) => format!("TLS with {}: {e}", self.host),
+            native_tls::HandshakeError::WouldBlock(_) => "timed out".to_string(),
+        })?;
+        self.exchange(stream, body)
+    }
+
+    fn exchange(&self, mut s: impl Read + Write, body: &[u8]) -> Result<(), String> {
+        let head = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nUser-Agent: roar/{}\r\nConnection: close\r\n\r\n",
+            self.path,
+            self.authority,
+            body.len(),
+            env!("CARGO_PKG_VERSION")
+        );
+        s.write_all(head.as_bytes())
+            .and_then(|()| s.write_all(body))
+            .and_then(|()| s.flush())
+            .map_err(|e| e.to_string())?;
+        let mut status = [0u8; 12];
+        s.read_exact(&mut status).map_err(|e| e.to_string())?;
+        // "HTTP/1.1 201"
+        let code = std::str::from_utf8(&status[9..12]).unwrap_or("");
+        if code.starts_with('2') {
+            Ok(())
+        } else {
+            Err(format!("the server answered {code}"))
+        }
     }
 }
 
@@ -329,6 +356,8 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "8");
         assert_eq!(u, name_uuid("x"));
-        assert!(post("https://x/", &[], Duration::from_secs(1)).is_err());
+        assert!(post("ftp://x/", &[], Duration::from_secs(1)).is_err());
+        let e = post("http://x:port/", &[json!({})], Duration::from_secs(1)).unwrap_err();
+        assert!(e.contains("port"), "{e}");
     }
 }

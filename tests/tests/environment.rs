@@ -256,31 +256,107 @@ fn openlineage_events_validate_against_the_spec() {
 /// A one-shot HTTP server on 127.0.0.1 answering 201 to every POST; returns the bodies.
 fn serve(listener: TcpListener, requests: usize) -> std::thread::JoinHandle<Vec<(String, Value)>> {
     std::thread::spawn(move || {
+        (0..requests)
+            .map(|_| answer(listener.accept().unwrap().0))
+            .collect()
+    })
+}
+
+/// Reads one POST from `s` and answers 201: its request line and its body.
+fn answer(mut s: impl Read + Write) -> (String, Value) {
+    let mut r = BufReader::new(&mut s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    s.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        .unwrap();
+    (line, serde_json::from_slice(&body).unwrap())
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1, made by the openssl CLI:
+/// (certificate PEM path, TLS identity).
+fn certificate(dir: &Path) -> (PathBuf, native_tls::Identity) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    check(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let id = native_tls::Identity::from_pkcs8(
+        &std::fs::read(&cert).unwrap(),
+        &std::fs::read(&key).unwrap(),
+    )
+    .unwrap();
+    (cert, id)
+}
+
+#[test]
+fn events_go_to_an_https_server_that_the_trust_store_vouches_for() {
+    let sb = Sandbox::new();
+    let (cert, id) = certificate(sb.path());
+    let acceptor = native_tls::TlsAcceptor::new(id).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
         let mut got = Vec::new();
-        for _ in 0..requests {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut line = String::new();
-            r.read_line(&mut line).unwrap();
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                r.read_line(&mut h).unwrap();
-                if h == "\r\n" {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
+        for _ in 0..3 {
+            let tcp = listener.accept().unwrap().0;
+            // The run whose trust store lacks the certificate gives up in the handshake.
+            match acceptor.accept(tcp) {
+                Ok(tls) => got.push(answer(tls)),
+                Err(_) => got.push((String::new(), Value::Null)),
             }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            s.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
-                .unwrap();
-            got.push((line, serde_json::from_slice(&body).unwrap()));
         }
         got
-    })
+    });
+    let url = format!("https://localhost:{port}/api/v1/lineage");
+    let mut run = sb.roar();
+    run.env("SSL_CERT_FILE", &cert)
+        .args(["run", "--backend", BACKEND, "--openlineage-url", &url])
+        .args(["--", "true"]);
+    let out = output(&mut run);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("2 OpenLineage events sent"), "{said}");
+    // Not trusted: not sent, said why, and the run is still recorded with its status.
+    let out = output(
+        sb.roar()
+            .env("SSL_CERT_FILE", "/nonexistent")
+            .env("SSL_CERT_DIR", "/nonexistent")
+            .args(["run", "--backend", BACKEND, "--openlineage-url", &url])
+            .args(["--", "sh", "-c", "exit 4"]),
+    );
+    assert_eq!(out.status.code(), Some(4));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("not sent") && said.contains("TLS"), "{said}");
+    let got = server.join().unwrap();
+    assert!(
+        got[0].0.starts_with("POST /api/v1/lineage HTTP/1.1"),
+        "{got:?}"
+    );
+    assert_eq!(got[0].1["eventType"], "START");
+    assert_eq!(got[1].1["eventType"], "COMPLETE");
+    assert_eq!(got[2].1, Value::Null, "the untrusted run sent nothing");
+    assert_eq!(sb.log_json().len(), 2);
 }
 
 #[test]
