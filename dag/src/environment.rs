@@ -47,37 +47,7 @@ impl Store {
     pub fn set_environment(&self, id: RunId, env: &Environment) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
         crate::store::require_own(&tx, id)?;
-        tx.prepare_cached("DELETE FROM run_packages WHERE run_id = ?1")?
-            .execute([id])?;
-        tx.prepare_cached("DELETE FROM run_host WHERE run_id = ?1")?
-            .execute([id])?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO run_packages (run_id, idx, manager, name, version, location) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            for (i, p) in env.packages.iter().enumerate() {
-                stmt.execute(params![
-                    id, i as i64, p.manager, p.name, p.version, p.location
-                ])?;
-            }
-        }
-        if let Some(h) = &env.host {
-            tx.prepare_cached(
-                "INSERT INTO run_host (run_id, hostname, kernel, os, cpu_model, cpus, \
-                 memory_bytes, gpus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?
-            .execute(params![
-                id,
-                h.hostname,
-                h.kernel,
-                h.os,
-                h.cpu_model,
-                h.cpus,
-                h.memory_bytes.map(|m| m as i64),
-                h.gpus.join("\n"),
-            ])?;
-        }
+        write_environment(&tx, id, env)?;
         tx.commit()?;
         Ok(())
     }
@@ -116,6 +86,44 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Replaces run `id`'s environment rows in the caller's transaction.
+pub(crate) fn write_environment(
+    tx: &rusqlite::Connection,
+    id: RunId,
+    env: &Environment,
+) -> Result<(), StoreError> {
+    tx.prepare_cached("DELETE FROM run_packages WHERE run_id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM run_host WHERE run_id = ?1")?
+        .execute([id])?;
+    let mut stmt = tx.prepare_cached(
+        "INSERT INTO run_packages (run_id, idx, manager, name, version, location) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (i, p) in env.packages.iter().enumerate() {
+        stmt.execute(params![
+            id, i as i64, p.manager, p.name, p.version, p.location
+        ])?;
+    }
+    if let Some(h) = &env.host {
+        tx.prepare_cached(
+            "INSERT INTO run_host (run_id, hostname, kernel, os, cpu_model, cpus, \
+             memory_bytes, gpus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            id,
+            h.hostname,
+            h.kernel,
+            h.os,
+            h.cpu_model,
+            h.cpus,
+            h.memory_bytes.map(|m| m as i64),
+            h.gpus.join("\n"),
+        ])?;
+    }
+    Ok(())
 }
 
 fn packages_of(conn: &rusqlite::Connection, id: RunId) -> Result<Vec<Package>, StoreError> {

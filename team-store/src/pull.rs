@@ -108,8 +108,8 @@ pub fn pull_with(
         ..PullReport::default()
     };
     for batch in plan_pull(&listed, &own, &known, opts.limits) {
-        let (runs, bytes) = if batch.uuids.is_empty() {
-            (Vec::new(), 0)
+        let (runs, envs, bytes) = if batch.uuids.is_empty() {
+            (Vec::new(), Vec::new(), 0)
         } else {
             loop {
                 match read(&mut client, &batch.uuids) {
@@ -130,7 +130,7 @@ pub fn pull_with(
             }
         };
         let done = store
-            .insert_pulled(&runs, Some((&remote_id, batch.mark.0, batch.mark.1)))
+            .insert_pulled_with(&runs, &envs, Some((&remote_id, batch.mark.0, batch.mark.1)))
             .map_err(|e| match e {
                 dag::StoreError::Conflict { uuid, ours, theirs } => RemoteError::Conflict {
                     remote: remote.redacted().into(),

@@ -87,12 +87,16 @@ pub fn push_with(
         let runs = store.runs_by_id(&batch.ids)?;
         let mut sorted: Vec<&dag::Run> = runs.iter().collect();
         sorted.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+        let envs = runs
+            .iter()
+            .map(|r| Ok((r.uuid.clone(), store.environment(r.id)?)))
+            .collect::<Result<std::collections::HashMap<_, _>, dag::StoreError>>()?;
         let written = loop {
             let attempt = client
                 .transaction()
                 .map_err(WriteError::Pg)
                 .and_then(|mut tx| {
-                    let w = write(&mut tx, &sorted)?;
+                    let w = write(&mut tx, &sorted, &envs)?;
                     tx.commit()?;
                     Ok(w)
                 });

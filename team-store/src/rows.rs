@@ -4,7 +4,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use dag::{FileRecord, GitInfo, OpenJdContext, Origin, ProcessRecord, Run};
+use dag::{
+    Environment, FileRecord, GitInfo, Host, OpenJdContext, Origin, Package, ProcessRecord, Run,
+};
 use postgres::GenericClient;
 
 /// BLAKE3 of everything about a run that travels between stores, in a fixed encoding.
@@ -151,8 +153,15 @@ impl From<postgres::Error> for WriteError {
 }
 
 /// Writes `runs` (sorted by uuid, so concurrent batches take row locks in one order) in the
-/// caller's transaction. Runs already there with the same digest are no-ops.
-pub(crate) fn write(tx: &mut impl GenericClient, runs: &[&Run]) -> Result<Written, WriteError> {
+/// caller's transaction, each with its environment from `envs` (by uuid) when it has one.
+/// Runs already there with the same digest are no-ops. The environment is not part of the
+/// digest: it is what the run used, not what it did, and runs pushed before schema version 2
+/// have none.
+pub(crate) fn write(
+    tx: &mut impl GenericClient,
+    runs: &[&Run],
+    envs: &HashMap<String, Environment>,
+) -> Result<Written, WriteError> {
     let digests: Vec<String> = runs.iter().map(|r| digest(r)).collect();
     let mut bytes = 0u64;
     let mut c = Cols::default();
@@ -269,6 +278,9 @@ pub(crate) fn write(tx: &mut impl GenericClient, runs: &[&Run]) -> Result<Writte
     let mut ch = Children::default();
     for r in runs.iter().filter(|r| inserted.contains(&r.uuid)) {
         ch.add(r, &mut bytes);
+        if let Some(env) = envs.get(&r.uuid) {
+            ch.add_environment(&r.uuid, env);
+        }
     }
     ch.write(tx)?;
     Ok(Written {
@@ -334,6 +346,24 @@ struct Children {
         Vec<i64>,
     ),
     argv: (Vec<String>, Vec<i32>, Vec<i32>, Vec<Vec<u8>>),
+    package: (
+        Vec<String>,
+        Vec<i32>,
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        Vec<Vec<u8>>,
+    ),
+    host: (
+        Vec<String>,
+        Vec<Option<String>>,
+        Vec<Option<String>>,
+        Vec<Option<String>>,
+        Vec<Option<String>>,
+        Vec<Option<i32>>,
+        Vec<Option<i64>>,
+        Vec<String>,
+    ),
 }
 
 impl Children {
@@ -390,7 +420,50 @@ impl Children {
         }
     }
 
+    fn add_environment(&mut self, uuid: &str, env: &Environment) {
+        for (i, p) in env.packages.iter().enumerate() {
+            let k = &mut self.package;
+            k.0.push(uuid.to_owned());
+            k.1.push(i as i32);
+            k.2.push(p.manager.clone());
+            k.3.push(p.name.clone());
+            k.4.push(p.version.clone());
+            k.5.push(p.location.clone());
+        }
+        if let Some(h) = &env.host {
+            let k = &mut self.host;
+            k.0.push(uuid.to_owned());
+            k.1.push(h.hostname.clone());
+            k.2.push(h.kernel.clone());
+            k.3.push(h.os.clone());
+            k.4.push(h.cpu_model.clone());
+            k.5.push(h.cpus.map(|c| c as i32));
+            k.6.push(h.memory_bytes.map(|m| m as i64));
+            k.7.push(h.gpus.join("\n"));
+        }
+    }
+
     fn write(&self, tx: &mut impl GenericClient) -> Result<(), postgres::Error> {
+        if !self.package.0.is_empty() {
+            let k = &self.package;
+            tx.execute(
+                "INSERT INTO roar.run_packages (run, idx, manager, name, version, location) \
+                 SELECT r::uuid, i, m, n, v, l FROM unnest($1::text[], $2::int4[], $3::text[], \
+                   $4::text[], $5::text[], $6::bytea[]) AS t(r, i, m, n, v, l) \
+                 ON CONFLICT DO NOTHING",
+                &[&k.0, &k.1, &k.2, &k.3, &k.4, &k.5],
+            )?;
+        }
+        if !self.host.0.is_empty() {
+            let k = &self.host;
+            tx.execute(
+                "INSERT INTO roar.run_host (run, hostname, kernel, os, cpu_model, cpus, \
+                 memory_bytes, gpus) SELECT r::uuid, h, k, o, c, n, m, g FROM unnest($1::text[], \
+                   $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int8[], \
+                   $8::text[]) AS t(r, h, k, o, c, n, m, g) ON CONFLICT DO NOTHING",
+                &[&k.0, &k.1, &k.2, &k.3, &k.4, &k.5, &k.6, &k.7],
+            )?;
+        }
         if !self.arg.0.is_empty() {
             tx.execute(
                 "INSERT INTO roar.run_args (run, idx, arg) \
@@ -450,11 +523,11 @@ impl Children {
 }
 
 /// Reads the runs with these uuids in full, checking each against its digest. Returns them in
-/// the order asked and the bytes read.
+/// the order asked, their environments in the same order, and the bytes read.
 pub(crate) fn read(
     client: &mut impl GenericClient,
     uuids: &[String],
-) -> Result<(Vec<Run>, u64), ReadError> {
+) -> Result<(Vec<Run>, Vec<Environment>, u64), ReadError> {
     let mut bytes = 0u64;
     let mut runs: HashMap<String, (Run, String)> = HashMap::new();
     for r in client.query(
@@ -598,7 +671,9 @@ pub(crate) fn read(
             p.argv.push(a);
         }
     }
+    let mut envs = read_environments(client, uuids)?;
     let mut out = Vec::with_capacity(uuids.len());
+    let mut out_envs = Vec::with_capacity(uuids.len());
     for u in uuids {
         let Some((run, stored)) = runs.remove(u) else {
             return Err(ReadError::Damaged {
@@ -613,8 +688,46 @@ pub(crate) fn read(
             });
         }
         out.push(run);
+        out_envs.push(envs.remove(u).unwrap_or_default());
     }
-    Ok((out, bytes))
+    Ok((out, out_envs, bytes))
+}
+
+/// The environments of the runs with these uuids that have one.
+fn read_environments(
+    client: &mut impl GenericClient,
+    uuids: &[String],
+) -> Result<HashMap<String, Environment>, postgres::Error> {
+    let mut envs: HashMap<String, Environment> = HashMap::new();
+    for r in client.query(
+        "SELECT run::text, manager, name, version, location FROM roar.run_packages \
+         WHERE run = ANY($1::text[]::uuid[]) ORDER BY run, idx",
+        &[&uuids],
+    )? {
+        envs.entry(r.get(0)).or_default().packages.push(Package {
+            manager: r.get(1),
+            name: r.get(2),
+            version: r.get(3),
+            location: r.get(4),
+        });
+    }
+    for r in client.query(
+        "SELECT run::text, hostname, kernel, os, cpu_model, cpus, memory_bytes, gpus \
+         FROM roar.run_host WHERE run = ANY($1::text[]::uuid[])",
+        &[&uuids],
+    )? {
+        let gpus: String = r.get(7);
+        envs.entry(r.get(0)).or_default().host = Some(Host {
+            hostname: r.get(1),
+            kernel: r.get(2),
+            os: r.get(3),
+            cpu_model: r.get(4),
+            cpus: r.get::<_, Option<i32>>(5).map(|c| c as u32),
+            memory_bytes: r.get::<_, Option<i64>>(6).map(|m| m as u64),
+            gpus: gpus.lines().map(str::to_owned).collect(),
+        });
+    }
+    Ok(envs)
 }
 
 pub(crate) enum ReadError {

@@ -9,7 +9,10 @@ use crate::config::RemoteConfig;
 use crate::connect::error;
 
 /// Numbered like the SQLite ones: numbers may have gaps, each is applied once.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../pg/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../pg/0001_init.sql")),
+    (2, include_str!("../pg/0002_environment.sql")),
+];
 
 /// The highest schema version this roar knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

@@ -123,7 +123,26 @@ fn three_machines_chain_a_pipeline_and_lineage_crosses_them() {
     // Step 1 on A writes frames to shared storage; step 2 on B reads them; step 3 on C.
     let scene = file(&shared.join("scene.blend"), b"scene v1");
     let frames = file(&shared.join("frames.exr"), b"frames from scene v1");
-    record(&a, "render", T0, vec![scene], vec![frames]);
+    let render = record(&a, "render", T0, vec![scene], vec![frames]);
+    // What the render used travels with it (schema version 2).
+    let used = dag::Environment {
+        packages: vec![dag::Package {
+            manager: "pip".into(),
+            name: "numpy".into(),
+            version: "2.1.0".into(),
+            location: b"/venv/lib/python3.12/site-packages".to_vec(),
+        }],
+        host: Some(dag::Host {
+            hostname: Some("worker-a".into()),
+            kernel: Some("6.1.0".into()),
+            os: Some("Debian GNU/Linux 12 (bookworm)".into()),
+            cpu_model: Some("a CPU".into()),
+            cpus: Some(64),
+            memory_bytes: Some(1 << 37),
+            gpus: vec!["GPU 0: A100".into(), "GPU 1: A100".into()],
+        }),
+    };
+    a.set_environment(render, &used).unwrap();
     let movie = file(&shared.join("movie.mp4"), b"movie");
     record(
         &b,
@@ -199,6 +218,12 @@ fn three_machines_chain_a_pipeline_and_lineage_crosses_them() {
     // The pulled runs are the same runs as on their origin.
     let on_a = a.runs(None).unwrap().remove(0);
     assert!(first.same_content(&on_a));
+    assert_eq!(c.environment(first.id).unwrap(), used);
+    // B's run recorded no environment, and has none on C.
+    assert_eq!(
+        c.environment(order[1]).unwrap(),
+        dag::Environment::default()
+    );
 
     // Pulling again brings nothing; a pulled run is read-only.
     let r = pull(&c, &remote, &PullOptions::default()).unwrap();

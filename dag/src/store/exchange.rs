@@ -125,10 +125,21 @@ impl Store {
         runs: &[Run],
         mark: Option<(&str, i64, i64)>,
     ) -> Result<Inserted, StoreError> {
+        self.insert_pulled_with(runs, &[], mark)
+    }
+
+    /// [`Store::insert_pulled`], with each new run's environment: `envs[i]` is `runs[i]`'s
+    /// (runs beyond `envs` get none). A run already here keeps the environment it has.
+    pub fn insert_pulled_with(
+        &self,
+        runs: &[Run],
+        envs: &[crate::Environment],
+        mark: Option<(&str, i64, i64)>,
+    ) -> Result<Inserted, StoreError> {
         let own = self.store_id()?;
         let tx = self.write_tx()?;
         let mut done = Inserted::default();
-        for run in runs {
+        for (i, run) in runs.iter().enumerate() {
             if run.uuid.is_empty() || !run.finished {
                 return Err(StoreError::BadForeignRun {
                     uuid: run.uuid.clone(),
@@ -172,6 +183,9 @@ impl Store {
             };
             let id = insert_run(&tx, &new, &ident)?;
             write_result(&tx, id, &result)?;
+            if let Some(env) = envs.get(i) {
+                crate::environment::write_environment(&tx, id, env)?;
+            }
             done.runs += 1;
         }
         if let Some((remote, pulled_tx, pulled_seq)) = mark {
