@@ -69,12 +69,20 @@ pub fn pull(flag: Option<&str>, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// After `roar run` or `roar ingest` recorded: pushes when asked (`--push`,
-/// a `--remote` named on the command line, or `[remote] push =
-/// "after-run"`), within a few seconds, never failing the command. Returns
-/// what to add to the summary line, if anything.
+/// How long `roar run` and `roar ingest` wait for their push: a team store that accepts a
+/// connection and then stalls costs at most this.
+const AFTER_RUN_BUDGET: std::time::Duration = std::time::Duration::from_secs(6);
+
+/// After `roar run` or `roar ingest` recorded in the store at `db`: pushes when asked
+/// (`--push`, a `--remote` named on the command line, or `[remote] push = "after-run"`),
+/// within a few seconds, never failing the command. Returns what to add to the summary line,
+/// if anything.
+///
+/// The push runs on its own thread with its own store connection; roar stops waiting after
+/// [`AFTER_RUN_BUDGET`] and exits, which ends the thread. That is safe at any point: a batch
+/// is one remote transaction, and the local mark moves only after it committed.
 pub fn after_record(
-    store: &dag::Store,
+    db: &std::path::Path,
     cfg: &Config,
     flag: Option<&str>,
     asked: bool,
@@ -87,12 +95,23 @@ pub fn after_record(
         Ok(r) => r,
         Err(e) => return Some(format!("not pushed: {e:#}")),
     };
-    Some(
-        match team_store::push(store, &remote, &PushOptions::after_run()) {
-            Ok(r) => format!("pushed to {} ({} sent)", remote.redacted(), r.sent),
-            Err(e) => format!("not pushed ({e}); the next push sends it"),
-        },
-    )
+    let shown = remote.redacted().to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let db = db.to_owned();
+    std::thread::spawn(move || {
+        let result = dag::Store::open(&db)
+            .map_err(team_store::RemoteError::from)
+            .and_then(|store| team_store::push(&store, &remote, &PushOptions::after_run()));
+        let _ = tx.send(result);
+    });
+    Some(match rx.recv_timeout(AFTER_RUN_BUDGET) {
+        Ok(Ok(r)) => format!("pushed to {shown} ({} sent)", r.sent),
+        Ok(Err(e)) => format!("not pushed ({e}); the next push sends it"),
+        Err(_) => format!(
+            "not pushed ({shown} did not answer within {} s); the next push sends it",
+            AFTER_RUN_BUDGET.as_secs()
+        ),
+    })
 }
 
 /// Says `note` once on stderr, when there is one.

@@ -65,7 +65,7 @@ pub fn run(opts: Options) -> Result<std::convert::Infallible> {
         let url = opts.openlineage_url.as_deref();
         let sent = roar_core::openlineage::send_runs(&o.store, &o.loc, &o.cfg, url, &[rec.id]);
         let pushed =
-            crate::remote::after_record(&o.store, &o.cfg, opts.remote.as_deref(), opts.push);
+            crate::remote::after_record(&o.loc.db, &o.cfg, opts.remote.as_deref(), opts.push);
         notes.extend(pushed.into_iter().chain(sent));
     }
     match &rec.stored {
@@ -145,7 +145,7 @@ pub fn ingest(opts: IngestOptions) -> Result<()> {
         let ids: Vec<dag::RunId> = report.recorded.iter().map(|r| r.id).collect();
         let url = opts.openlineage_url.as_deref();
         let sent = roar_core::openlineage::send_runs(&store, &loc, &cfg, url, &ids);
-        let pushed = crate::remote::after_record(&store, &cfg, opts.remote.as_deref(), opts.push);
+        let pushed = crate::remote::after_record(&loc.db, &cfg, opts.remote.as_deref(), opts.push);
         (pushed, sent)
     };
     if opts.quiet {

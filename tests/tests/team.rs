@@ -164,3 +164,28 @@ fn after_run_push_never_fails_or_holds_up_a_run() {
         "{said}"
     );
 }
+
+#[test]
+fn after_run_push_to_a_server_that_accepts_and_stalls_is_bounded() {
+    // Accepts every connection and never says a word: no PostgreSQL needed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let sb = Sandbox::new();
+    let url = format!("postgresql://roar_worker:pw@127.0.0.1:{port}/team?sslmode=disable");
+    let t = Instant::now();
+    let out = output(
+        sb.roar()
+            .args(["run", "--remote", &url, "--", "sh", "-c", "exit 5"]),
+    );
+    assert_eq!(out.status.code(), Some(5), "the command's status: {out:?}");
+    assert!(t.elapsed().as_secs() < 12, "bounded: {:?}", t.elapsed());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(said.matches("not pushed").count(), 1, "said once: {said}");
+    assert_eq!(sb.log_json().len(), 1, "the run is recorded");
+}
