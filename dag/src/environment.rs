@@ -34,15 +34,49 @@ pub struct Host {
     pub gpus: Vec<String>,
 }
 
+/// The container a run ran in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Container {
+    /// `docker` or `podman`.
+    pub runtime: String,
+    /// The image as it was named (`debian:bookworm`).
+    pub image: Option<String>,
+    /// What that name was when the run ran (`sha256:...`).
+    pub image_id: Option<String>,
+    /// The container's full id.
+    pub id: Option<String>,
+}
+
 /// What a run used, beyond its inputs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Environment {
     /// Sorted by manager, then name.
     pub packages: Vec<Package>,
     pub host: Option<Host>,
+    /// None on the host.
+    pub container: Option<Container>,
 }
 
 impl Store {
+    /// The distinct image ids the containers of an OpenJD session's runs had, other than
+    /// `except`'s run, oldest first.
+    pub fn session_image_ids(
+        &self,
+        session: &str,
+        except: RunId,
+    ) -> Result<Vec<String>, StoreError> {
+        let tx = self.read_tx()?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT c.image_id FROM run_container c JOIN run_openjd o ON o.run_id = c.run_id \
+             WHERE o.session_id = ?1 AND c.run_id != ?2 AND c.image_id IS NOT NULL \
+             GROUP BY c.image_id ORDER BY MIN(c.run_id)",
+        )?;
+        let ids = stmt
+            .query_map(params![session, except], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        Ok(ids)
+    }
+
     /// Records (or replaces) a run's environment. Pulled runs are read-only.
     pub fn set_environment(&self, id: RunId, env: &Environment) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
@@ -74,7 +108,25 @@ impl Store {
                 })
             })
             .optional()?;
-        Ok(Environment { packages, host })
+        let container = tx
+            .prepare_cached(
+                "SELECT runtime, image, image_id, container_id FROM run_container \
+                 WHERE run_id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok(Container {
+                    runtime: r.get(0)?,
+                    image: r.get(1)?,
+                    image_id: r.get(2)?,
+                    id: r.get(3)?,
+                })
+            })
+            .optional()?;
+        Ok(Environment {
+            packages,
+            host,
+            container,
+        })
     }
 
     /// The packages each of `runs` used.
@@ -98,6 +150,15 @@ pub(crate) fn write_environment(
         .execute([id])?;
     tx.prepare_cached("DELETE FROM run_host WHERE run_id = ?1")?
         .execute([id])?;
+    tx.prepare_cached("DELETE FROM run_container WHERE run_id = ?1")?
+        .execute([id])?;
+    if let Some(c) = &env.container {
+        tx.prepare_cached(
+            "INSERT INTO run_container (run_id, runtime, image, image_id, container_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![id, c.runtime, c.image, c.image_id, c.id])?;
+    }
     let mut stmt = tx.prepare_cached(
         "INSERT INTO run_packages (run_id, idx, manager, name, version, location) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -174,10 +235,23 @@ mod tests {
                 gpus: vec!["A100".into(), "A100".into()],
                 ..Default::default()
             }),
+            container: Some(Container {
+                runtime: "docker".into(),
+                image: Some("debian:bookworm".into()),
+                image_id: Some("sha256:1".into()),
+                id: None,
+            }),
         };
         store.set_environment(id, &env).unwrap();
         store.set_environment(id, &env).unwrap();
         assert_eq!(store.environment(id).unwrap(), env);
         assert_eq!(store.packages_of(&[id]).unwrap().len(), 1);
+        // Replacing it replaces the container too.
+        let moved = Environment {
+            container: None,
+            ..env
+        };
+        store.set_environment(id, &moved).unwrap();
+        assert_eq!(store.environment(id).unwrap(), moved);
     }
 }

@@ -34,7 +34,7 @@ mod paths;
 pub mod status;
 mod store;
 
-pub use environment::{Environment, Host, Package};
+pub use environment::{Container, Environment, Host, Package};
 pub use error::StoreError;
 pub use graph::{ArtifactId, ArtifactInfo, Edge, Lineage, Link, LinkKind, Node, Start, Version};
 pub use model::{

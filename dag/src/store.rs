@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_identity.sql")),
     (11, include_str!("../migrations/0011_time_order.sql")),
     (20, include_str!("../migrations/0020_environment.sql")),
+    (30, include_str!("../migrations/0030_container.sql")),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = {
     let mut max = 0;

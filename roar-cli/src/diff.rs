@@ -111,6 +111,10 @@ fn to_json(a: &Run, b: &Run, d: &Diff) -> Json {
         ("b", id(b)),
         ("same", Json::Bool(d.same())),
         ("command", pair(&map(&d.command, argv))),
+        (
+            "image",
+            pair(&map(&d.image, |c| Json::opt_str(c.as_deref()))),
+        ),
         ("cwd", pair(&map(&d.cwd, |c| Json::Bytes(c.clone())))),
         ("inputs", files_json(&d.inputs)),
         ("outputs", files_json(&d.outputs)),
@@ -171,6 +175,9 @@ fn text(out: &mut dyn Write, a: &Run, b: &Run, d: &Diff, st: &Style) -> std::io:
             String::from_utf8_lossy(&c.a).into(),
             String::from_utf8_lossy(&c.b).into(),
         )?;
+    }
+    if let Some(c) = &d.image {
+        line("image", opt(&c.a), opt(&c.b))?;
     }
     if let Some(c) = &d.git_commit {
         line("git", opt(&c.a), opt(&c.b))?;

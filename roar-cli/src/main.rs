@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+mod container;
 mod diff;
 mod doctor;
 mod export;
@@ -228,6 +229,14 @@ enum OpenjdCmd {
     Template {
         #[arg(long, value_enum, default_value = "wrap")]
         mode: openjd::Mode,
+        #[command(flatten)]
+        container: openjd::ContainerArgs,
+    },
+    /// The container wrap template's hooks.
+    #[command(hide = true)]
+    Container {
+        #[command(subcommand)]
+        cmd: container::ContainerCmd,
     },
     /// Used by the wrap template's enter/exit hooks: note the environment, then run its action.
     #[command(hide = true)]
@@ -248,6 +257,7 @@ enum OpenjdCmd {
 }
 
 fn main() {
+    roar_core::container::take_context();
     let cli = Cli::parse();
     if let Some(db) = cli.db {
         location::set_override(db.into());
@@ -306,8 +316,11 @@ fn main() {
         Cmd::Pull { remote, quiet } => remote::pull(remote.as_deref(), quiet),
         Cmd::Doctor { json } => doctor::doctor(json),
         Cmd::Openjd {
-            cmd: OpenjdCmd::Template { mode },
-        } => openjd_template(mode),
+            cmd: OpenjdCmd::Template { mode, container },
+        } => openjd_template(mode, container),
+        Cmd::Openjd {
+            cmd: OpenjdCmd::Container { cmd },
+        } => container::dispatch(cmd),
         Cmd::Openjd {
             cmd:
                 OpenjdCmd::EnvAction {
@@ -434,6 +447,7 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
         let mut obj = show::run_json(&run, all);
         if let json::Json::Obj(fields) = &mut obj {
             fields.push(("environment".into(), show::environment_json(&env)));
+            fields.push(("container".into(), show::container_json(&env)));
         }
         writeln!(out, "{}", obj.to_pretty())?;
     } else {
@@ -444,20 +458,24 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
     Ok(())
 }
 
-fn openjd_template(mode: openjd::Mode) -> Result<()> {
+fn openjd_template(mode: openjd::Mode, container: openjd::ContainerArgs) -> Result<()> {
     let loc = location::find_or_default(&cwd()?);
     let db = std::path::absolute(&loc.db).unwrap_or(loc.db);
     let roar = std::env::current_exe().context("cannot tell where the roar binary is")?;
     let lib = roar_core::backend::preload::find_library()
         .map_err(|e| roar_core::Error::setup(roar_core::error::SETUP_FAILED, e))?;
-    let text = openjd::template(
-        mode,
-        &openjd::Paths {
-            roar: &roar,
-            lib: &lib,
-            db: &db,
-        },
-    );
+    let paths = openjd::Paths {
+        roar: &roar,
+        lib: &lib,
+        db: &db,
+    };
+    let text = match container.container {
+        Some(_) if mode != openjd::Mode::Wrap => {
+            anyhow::bail!("--container needs --mode wrap: the container runs each wrapped task")
+        }
+        Some(rt) => openjd::container_template(&paths, rt, &container)?,
+        None => openjd::template(mode, &paths),
+    };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())
 }

@@ -284,8 +284,30 @@ pub fn environment_json(e: &Environment) -> Json {
     ])
 }
 
+/// `"container"` of `roar show --json`: the container the run ran in, null on the host.
+pub fn container_json(e: &Environment) -> Json {
+    e.container.as_ref().map_or(Json::Null, |c| {
+        Json::obj(vec![
+            ("runtime", Json::Str(c.runtime.clone())),
+            ("image", Json::opt_str(c.image.as_deref())),
+            ("image_id", Json::opt_str(c.image_id.as_deref())),
+            ("id", Json::opt_str(c.id.as_deref())),
+        ])
+    })
+}
+
 /// The environment lines of `roar show`.
 pub fn environment_text(out: &mut dyn Write, e: &Environment, st: &Style) -> std::io::Result<()> {
+    if let Some(c) = &e.container {
+        writeln!(
+            out,
+            "  container {} {} ({}; {})",
+            c.runtime,
+            c.image.as_deref().unwrap_or("?"),
+            c.image_id.as_deref().map_or("?", |i| &i[..i.len().min(19)]),
+            c.id.as_deref().map_or("?", |i| &i[..i.len().min(12)]),
+        )?;
+    }
     if let Some(h) = &e.host {
         let mem = h.memory_bytes.map(|m| format!(", {}", human_size(Some(m))));
         writeln!(

@@ -88,11 +88,17 @@ pub fn collect(
 
 /// What the run used beyond its inputs: the packages its hidden files belong to and, for a
 /// run recorded here and now, this machine.
-pub fn environment(result: &RunResult, on_this_host: bool) -> dag::Environment {
+/// `container`: the container the run ran in, when roar knows (None on the host).
+pub fn environment(
+    result: &RunResult,
+    on_this_host: bool,
+    container: Option<dag::Container>,
+) -> dag::Environment {
     let hidden = result.inputs.iter().filter(|f| f.filtered);
     dag::Environment {
         packages: crate::packages::used(hidden.map(|f| f.path.as_slice())),
         host: on_this_host.then(crate::host::facts),
+        container,
     }
 }
 

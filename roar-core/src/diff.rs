@@ -66,6 +66,8 @@ pub struct Diff {
     pub inputs: Files,
     pub outputs: Files,
     pub packages: Vec<PackageChange>,
+    /// The container image each ran in (`name@id`; None on the host).
+    pub image: Option<Change<Option<String>>>,
     pub git_commit: Option<Change<Option<String>>>,
     pub git_dirty: Option<Change<Option<bool>>>,
     /// Allowed variables whose recorded values differ (`None`: not set, or no value recorded).
@@ -83,6 +85,7 @@ impl Diff {
             && self.inputs.is_empty()
             && self.outputs.is_empty()
             && self.packages.is_empty()
+            && self.image.is_none()
             && self.git_commit.is_none()
             && self.git_dirty.is_none()
             && self.env.is_empty()
@@ -106,6 +109,7 @@ pub fn diff(a: &Run, env_a: &Environment, b: &Run, env_b: &Environment) -> Diff 
         inputs: files(&a.inputs, &b.inputs),
         outputs: files(&a.outputs, &b.outputs),
         packages: packages(env_a, env_b),
+        image: change(&image(env_a), &image(env_b)),
         git_commit: change(&commit_a, &commit_b),
         git_dirty: change(&dirty_a, &dirty_b),
         env: env(&a.env, &b.env),
@@ -115,6 +119,17 @@ pub fn diff(a: &Run, env_a: &Environment, b: &Run, env_b: &Environment) -> Diff 
             b: b.duration_ms,
         },
     }
+}
+
+/// `image@image_id` of the container a run ran in.
+fn image(e: &Environment) -> Option<String> {
+    e.container.as_ref().map(|c| {
+        format!(
+            "{}@{}",
+            c.image.as_deref().unwrap_or("?"),
+            c.image_id.as_deref().unwrap_or("?")
+        )
+    })
 }
 
 fn files(a: &[FileRecord], b: &[FileRecord]) -> Files {
@@ -230,11 +245,23 @@ mod tests {
         let ea = Environment {
             packages: vec![pip("six", "1.16.0"), pip("x", "1")],
             host: None,
+            container: None,
         };
         let eb = Environment {
             packages: vec![pip("six", "1.17.0"), pip("x", "1"), pip("y", "2")],
             host: None,
+            container: Some(dag::Container {
+                runtime: "docker".into(),
+                image: Some("r".into()),
+                image_id: Some("sha256:2".into()),
+                id: None,
+            }),
         };
+        assert_eq!(
+            image(&eb).as_deref(),
+            Some("r@sha256:2"),
+            "a run in a container against one on the host"
+        );
         let p = packages(&ea, &eb);
         assert_eq!(p.len(), 2);
         assert_eq!(

@@ -524,7 +524,7 @@ impl Context<'_> {
         )?;
         if let Some(Some(id)) = stored {
             // Packages as installed where roar ingest runs; the host is not known.
-            let env = crate::collect::environment(&result, false);
+            let env = crate::collect::environment(&result, false, None);
             let _ = self.store.set_environment(id, &env);
         }
         Ok(match stored {

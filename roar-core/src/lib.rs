@@ -14,6 +14,7 @@ pub mod analysis;
 pub mod backend;
 pub mod collect;
 pub mod config;
+pub mod container;
 pub mod diff;
 pub mod elf;
 pub mod env;

@@ -106,7 +106,10 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     };
     let mut result = collect_run(&opened, &begun, top, git, &mut notes);
     phases.mark("collect");
-    let environment = collect::environment(&result, true);
+    let environment = collect::environment(&result, true, crate::container::current());
+    notes
+        .warnings
+        .extend(image_changed(&opened.store, &begun, &environment));
     phases.mark("environment");
     result.duration_ms = started.elapsed().as_millis() as u64;
     let first_loss = notes.losses.first().cloned();
@@ -194,6 +197,8 @@ struct Begun {
     /// knows we died and may recover the trace.
     _lock: std::fs::File,
     vars: Vec<(OsString, OsString)>,
+    /// The OpenJD session the run is part of, if any.
+    session: Option<String>,
 }
 
 /// Step 3: the trace directory, its lock, and the run's row.
@@ -224,6 +229,7 @@ fn begin(opened: &Opened, req: &Request, backend: &str, reason: String) -> Resul
         roar_pid: std::process::id(),
         openjd: crate::openjd::context(&vars, req.label.as_deref(), &opened.loc.roar_dir()),
     };
+    let session = new_run.openjd.as_ref().and_then(|o| o.session_id.clone());
     let id = opened.store.begin_run(&new_run).map_err(|e| {
         let _ = std::fs::remove_dir_all(&trace_dir);
         Error::setup(
@@ -237,6 +243,7 @@ fn begin(opened: &Opened, req: &Request, backend: &str, reason: String) -> Resul
         trace_dir,
         _lock: lock,
         vars,
+        session,
     })
 }
 
@@ -392,6 +399,22 @@ fn collect_run(
         }
     }
     result
+}
+
+/// A warning when an earlier run of the same OpenJD session ran in a container of another
+/// image: the session's results no longer come from one image.
+fn image_changed(store: &Store, begun: &Begun, env: &dag::Environment) -> Option<String> {
+    let session = begun.session.as_deref()?;
+    let now = env.container.as_ref()?.image_id.as_deref()?;
+    let before = store.session_image_ids(session, begun.id).ok()?;
+    let other: Vec<&String> = before.iter().filter(|id| *id != now).collect();
+    (!other.is_empty()).then(|| {
+        let list: Vec<&str> = other.iter().map(|s| s.as_str()).collect();
+        format!(
+            "the container image changed within OpenJD session {session}: this run ran in {now}, earlier runs in {}",
+            list.join(", ")
+        )
+    })
 }
 
 /// Step 9: the result in the store, in one transaction; the trace

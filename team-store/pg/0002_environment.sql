@@ -23,3 +23,12 @@ CREATE TABLE roar.run_host (
     memory_bytes bigint,
     gpus         text NOT NULL DEFAULT ''   -- one line per GPU
 );
+
+-- The container a run ran in, for runs that ran in one (dag migration 0030).
+CREATE TABLE roar.run_container (
+    run          uuid PRIMARY KEY,
+    runtime      text NOT NULL,   -- docker or podman
+    image        text,
+    image_id     text,
+    container_id text
+);

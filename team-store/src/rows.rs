@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 
 use dag::{
-    Environment, FileRecord, GitInfo, Host, OpenJdContext, Origin, Package, ProcessRecord, Run,
+    Container, Environment, FileRecord, GitInfo, Host, OpenJdContext, Origin, Package,
+    ProcessRecord, Run,
 };
 use postgres::GenericClient;
 
@@ -364,6 +365,13 @@ struct Children {
         Vec<Option<i64>>,
         Vec<String>,
     ),
+    container: (
+        Vec<String>,
+        Vec<String>,
+        Vec<Option<String>>,
+        Vec<Option<String>>,
+        Vec<Option<String>>,
+    ),
 }
 
 impl Children {
@@ -441,6 +449,14 @@ impl Children {
             k.6.push(h.memory_bytes.map(|m| m as i64));
             k.7.push(h.gpus.join("\n"));
         }
+        if let Some(c) = &env.container {
+            let k = &mut self.container;
+            k.0.push(uuid.to_owned());
+            k.1.push(c.runtime.clone());
+            k.2.push(c.image.clone());
+            k.3.push(c.image_id.clone());
+            k.4.push(c.id.clone());
+        }
     }
 
     fn write(&self, tx: &mut impl GenericClient) -> Result<(), postgres::Error> {
@@ -462,6 +478,15 @@ impl Children {
                    $2::text[], $3::text[], $4::text[], $5::text[], $6::int4[], $7::int8[], \
                    $8::text[]) AS t(r, h, k, o, c, n, m, g) ON CONFLICT DO NOTHING",
                 &[&k.0, &k.1, &k.2, &k.3, &k.4, &k.5, &k.6, &k.7],
+            )?;
+        }
+        if !self.container.0.is_empty() {
+            let k = &self.container;
+            tx.execute(
+                "INSERT INTO roar.run_container (run, runtime, image, image_id, container_id) \
+                 SELECT r::uuid, t, i, d, c FROM unnest($1::text[], $2::text[], $3::text[], \
+                   $4::text[], $5::text[]) AS u(r, t, i, d, c) ON CONFLICT DO NOTHING",
+                &[&k.0, &k.1, &k.2, &k.3, &k.4],
             )?;
         }
         if !self.arg.0.is_empty() {
@@ -725,6 +750,18 @@ fn read_environments(
             cpus: r.get::<_, Option<i32>>(5).map(|c| c as u32),
             memory_bytes: r.get::<_, Option<i64>>(6).map(|m| m as u64),
             gpus: gpus.lines().map(str::to_owned).collect(),
+        });
+    }
+    for r in client.query(
+        "SELECT run::text, runtime, image, image_id, container_id FROM roar.run_container \
+         WHERE run = ANY($1::text[]::uuid[])",
+        &[&uuids],
+    )? {
+        envs.entry(r.get(0)).or_default().container = Some(Container {
+            runtime: r.get(1),
+            image: r.get(2),
+            image_id: r.get(3),
+            id: r.get(4),
         });
     }
     Ok(envs)

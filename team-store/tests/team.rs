@@ -141,6 +141,12 @@ fn three_machines_chain_a_pipeline_and_lineage_crosses_them() {
             memory_bytes: Some(1 << 37),
             gpus: vec!["GPU 0: A100".into(), "GPU 1: A100".into()],
         }),
+        container: Some(dag::Container {
+            runtime: "docker".into(),
+            image: Some("renderer:4.2".into()),
+            image_id: Some("sha256:0123".into()),
+            id: Some("c0ffee".into()),
+        }),
     };
     a.set_environment(render, &used).unwrap();
     let movie = file(&shared.join("movie.mp4"), b"movie");
