@@ -23,7 +23,9 @@ if [ "$mode" = all ]; then
     # docker.io, mmdebstrap, busybox-static: the container tests start a private
     # dockerd and build their base images without a registry.
     # openssl: the OpenLineage https test makes its own certificate.
-    pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static openssl)
+    # podman: the OpenJD container template is tested with Podman too (runc, as
+    # platform notes say: crun refuses this machine's cgroup layout).
+    pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static openssl podman runc)
 fi
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)

@@ -356,7 +356,7 @@ pub fn run_action(
     action: Action,
 ) -> Result<std::convert::Infallible> {
     let rt = spec.runtime;
-    let (exe, lib) = roar_files()?;
+    let (exe, _) = roar_files()?;
     let files = Files::new(session_dir);
     let cwd = std::env::current_dir()
         .map_err(|e| setup(format!("cannot read the current directory: {e}")))?;
@@ -405,9 +405,6 @@ pub fn run_action(
             env.push(kv);
         }
     }
-    let mut lib_var = OsString::from("ROAR_PRELOAD_LIB=");
-    lib_var.push(&lib);
-    env.push(lib_var);
     for kv in &env {
         c.arg("-e").arg(kv);
     }
@@ -479,7 +476,10 @@ fn host_side(
     block(&FORWARDED);
     // The child's stdin is a pipe this process holds open and never writes: when this
     // process dies (even of SIGKILL) the entry in the container sees its end and stops.
-    c.stdin(Stdio::piped());
+    // The client is in a process group of its own, so a signal to this one's group (the
+    // Rust runtime signals the group) is forwarded once, by this process, and the client
+    // stays to carry the task's output and status to the end.
+    c.stdin(Stdio::piped()).process_group(0);
     let mut child = c
         .spawn()
         .map_err(|e| setup(format!("cannot run {}: {e}", rt.client().to_string_lossy())))?;
@@ -689,15 +689,25 @@ pub fn current() -> Option<Container> {
     None
 }
 
-/// This container's id, from the engine's own files bind-mounted into it
-/// (`.../containers/<64 hex>/hostname`).
+/// This container's id: Podman's `/run/.containerenv`, else the engine's own files
+/// bind-mounted into it (`.../containers/<64 hex>/hostname`, or `vfs-containers`,
+/// `overlay-containers`, ...).
 fn own_id() -> Option<String> {
+    if let Ok(text) = std::fs::read_to_string("/run/.containerenv")
+        && let Some(id) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("id="))
+            .map(|v| v.trim_matches('"').to_owned())
+            .filter(|v| !v.is_empty())
+    {
+        return Some(id);
+    }
     let info = std::fs::read("/proc/self/mountinfo").ok()?;
     for line in info.split(|&b| b == b'\n') {
         for part in line.split(|&b| b == b' ') {
             let mut it = part.split(|&b| b == b'/');
             while let Some(seg) = it.next() {
-                if seg == b"containers"
+                if seg.ends_with(b"containers")
                     && let Some(id) = it.next()
                     && id.len() == 64
                     && id.iter().all(u8::is_ascii_hexdigit)

@@ -16,6 +16,8 @@ mod common;
 #[allow(dead_code)]
 #[path = "containers/docker.rs"]
 mod docker;
+#[path = "containers/podman.rs"]
+mod podman;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -23,15 +25,22 @@ use std::time::Duration;
 
 use common::*;
 use docker::{Docker, available_installed};
+use podman::Podman;
 use serde_json::Value;
 use tests::{Sandbox, check, output, preload_lib, roar_bin, send_signal, wait_for};
 
 const IMAGE: &str = "bookworm";
 
-/// A sandbox whose OpenJD hooks reach the private daemon.
+/// The container engine under test, private to the test.
+enum Engine {
+    Docker(Docker),
+    Podman(Podman),
+}
+
+/// A sandbox whose OpenJD hooks reach the private engine.
 struct Setup {
     sb: Sandbox,
-    docker: Docker,
+    engine: Engine,
 }
 
 impl Setup {
@@ -41,8 +50,33 @@ impl Setup {
         docker.image(IMAGE);
         Some(Setup {
             sb: Sandbox::bare(),
-            docker,
+            engine: Engine::Docker(docker),
         })
+    }
+
+    fn podman() -> Option<Setup> {
+        available_installed()?;
+        let podman = Podman::start()?;
+        podman.image(IMAGE, &docker::image_tar(IMAGE));
+        Some(Setup {
+            sb: Sandbox::bare(),
+            engine: Engine::Podman(podman),
+        })
+    }
+
+    fn runtime(&self) -> &'static str {
+        match self.engine {
+            Engine::Docker(_) => "docker",
+            Engine::Podman(_) => "podman",
+        }
+    }
+
+    /// The engine's client, talking to the private instance.
+    fn client(&self) -> std::process::Command {
+        match &self.engine {
+            Engine::Docker(d) => d.cmd(),
+            Engine::Podman(p) => p.cmd(),
+        }
     }
 
     /// The container template for `lifetime`; the sandbox is mounted at its own path.
@@ -52,14 +86,8 @@ impl Setup {
         let text = check(
             sb.roar()
                 .args(["--db", sb.join("store/roar.db").to_str().unwrap()])
-                .args([
-                    "openjd",
-                    "template",
-                    "--mode",
-                    "wrap",
-                    "--container",
-                    "docker",
-                ])
+                .args(["openjd", "template", "--mode", "wrap"])
+                .args(["--container", self.runtime()])
                 .args(["--image", IMAGE, "--lifetime", lifetime, &mount])
                 .args(["--run-arg=--network", "--run-arg=none"])
                 .args(extra),
@@ -73,8 +101,15 @@ impl Setup {
 
     fn openjd(&self) -> std::process::Command {
         let mut c = openjd(&self.sb);
-        c.env("DOCKER_HOST", self.docker.host())
-            .env("ROAR_DOCKER", "/usr/bin/docker");
+        match &self.engine {
+            Engine::Docker(d) => {
+                c.env("DOCKER_HOST", d.host())
+                    .env("ROAR_DOCKER", "/usr/bin/docker");
+            }
+            Engine::Podman(p) => {
+                c.envs(p.envs()).env("ROAR_PODMAN", podman::CLIENT);
+            }
+        }
         c
     }
 
@@ -93,11 +128,7 @@ impl Setup {
 
     /// Names of the containers the daemon has, running or not.
     fn containers(&self) -> Vec<String> {
-        let out = check(
-            self.docker
-                .cmd()
-                .args(["ps", "-a", "--format", "{{.Names}}"]),
-        );
+        let out = check(self.client().args(["ps", "-a", "--format", "{{.Names}}"]));
         String::from_utf8_lossy(&out)
             .lines()
             .map(str::to_owned)
@@ -106,8 +137,7 @@ impl Setup {
 
     fn image_id(&self) -> String {
         let out = check(
-            self.docker
-                .cmd()
+            self.client()
                 .args(["image", "inspect", "--format", "{{.Id}}", IMAGE]),
         );
         String::from_utf8_lossy(&out).trim().to_owned()
@@ -154,7 +184,7 @@ fn two_steps_in(setup: &Setup, lifetime: &str, extra: &[&str]) -> Vec<Value> {
     let image_id = setup.image_id();
     for r in &runs {
         let c = &r["container"];
-        assert_eq!(c["runtime"], "docker", "[{lifetime}] {r:#}");
+        assert_eq!(c["runtime"], setup.runtime(), "[{lifetime}] {r:#}");
         assert_eq!(c["image"], IMAGE, "[{lifetime}] {r:#}");
         assert_eq!(c["image_id"], image_id.as_str(), "[{lifetime}] {r:#}");
         let id = c["id"].as_str().unwrap_or("");
@@ -205,7 +235,7 @@ fn external_lifetime_attaches_to_a_running_container_and_never_stops_it() {
     let lib = preload_lib().canonicalize().unwrap();
     let libdir = lib.parent().unwrap();
     let vol = |p: &Path| format!("{0}:{0}:ro", p.display());
-    let started = output(setup.docker.cmd().args([
+    let started = output(setup.client().args([
         "run",
         "-d",
         "--network",
@@ -232,8 +262,7 @@ fn external_lifetime_attaches_to_a_running_container_and_never_stops_it() {
     let running =
         check(
             setup
-                .docker
-                .cmd()
+                .client()
                 .args(["inspect", "--format", "{{.State.Running}}", "users-box"]),
         );
     assert_eq!(String::from_utf8_lossy(&running).trim(), "true");
@@ -255,7 +284,7 @@ fn external_lifetime_attaches_to_a_running_container_and_never_stops_it() {
     assert!(!out.status.success());
     assert!(text(&out).contains("busybox-none"), "{}", text(&out));
     // A container that is not running: refused, saying so.
-    check(setup.docker.cmd().args(["stop", "-t", "0", "users-box"]));
+    check(setup.client().args(["stop", "-t", "0", "users-box"]));
     let out = output(
         setup
             .openjd()
@@ -325,4 +354,14 @@ fn failing_and_cancelled_tasks_in_the_container_end_as_on_the_host() {
     assert_eq!(slow["finished"], true);
     assert_eq!(setup.containers(), Vec::<String>::new(), "none left");
     assert_nothing_left(sb);
+}
+
+#[test]
+fn podman_session_runs_every_task_in_one_container_and_removes_it() {
+    let Some(setup) = Setup::podman() else { return };
+    let runs = two_steps_in(&setup, "session", &[]);
+    let ids: Vec<&Value> = runs.iter().map(|r| &r["container"]["id"]).collect();
+    assert!(ids.iter().all(|i| *i == ids[0]), "one container: {ids:?}");
+    assert_eq!(setup.containers(), Vec::<String>::new(), "none left");
+    assert_nothing_left(&setup.sb);
 }

@@ -182,7 +182,7 @@ impl Drop for Docker {
 
 /// The tar of image `name`, built once per machine (a lock serialises
 /// concurrent tests) and kept under the target directory.
-fn image_tar(name: &str) -> PathBuf {
+pub fn image_tar(name: &str) -> PathBuf {
     let dir = target_dir().join("container-images");
     fs::create_dir_all(&dir).unwrap();
     let lock = fs::File::create(dir.join(format!("{name}.lock"))).unwrap();
