@@ -646,6 +646,12 @@ pub fn take_context() {
     let _ = PASSED.set(v.map(|v| v.to_string_lossy().into_owned()));
 }
 
+/// Whether this roar was started by the container template's entry (and so is in the
+/// container it names).
+pub fn from_entry() -> bool {
+    matches!(PASSED.get(), Some(Some(_)))
+}
+
 /// The container this process runs in, as the entry passed it down (`runtime`, `image`,
 /// `image id`, `id`, tab-separated; an empty id is detected here), else as the container
 /// engines leave it (`/run/.containerenv` of Podman, `/.dockerenv` of Docker). None on the

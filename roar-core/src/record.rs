@@ -237,6 +237,18 @@ fn begin(opened: &Opened, req: &Request, backend: &str, reason: String) -> Resul
             format!("cannot record the run in {}: {e}", opened.loc.db.display()),
         )
     })?;
+    // In the container template's container, the container is known now: a run whose roar
+    // is killed there (and finished by recovery on the host) still says where it ran. The
+    // full environment replaces this at the end.
+    if crate::container::from_entry()
+        && let Some(container) = crate::container::current()
+    {
+        let early = dag::Environment {
+            container: Some(container),
+            ..dag::Environment::default()
+        };
+        let _ = opened.store.set_environment(id, &early);
+    }
     Ok(Begun {
         id,
         cwd,
