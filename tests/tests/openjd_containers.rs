@@ -431,3 +431,50 @@ steps:
         "{run:#}"
     );
 }
+
+/// Two tasks of one session in containers of different image ids (a tag moved between
+/// them): the second run says so. The entry's hand-over is played by hand here, so this
+/// runs everywhere.
+#[test]
+fn a_session_whose_image_changes_between_tasks_is_warned() {
+    let sb = Sandbox::bare();
+    let session = sb.join("session-1");
+    sb.mkdir("session-1");
+    let task = |image_id: &str| {
+        let out = output(
+            sb.roar()
+                .env("ROAR_DB", sb.join("store/roar.db"))
+                .env("OPENJD_SESSION_WORKING_DIR", &session)
+                .env(
+                    "ROAR_CONTAINER_CONTEXT",
+                    format!("docker\trenderer:4.2\t{image_id}\tc0ffee"),
+                )
+                .current_dir(&session)
+                .args(["run", "--backend", "preload", "--label", "Render", "--"])
+                .args(["sh", "-c", "test -z \"$ROAR_CONTAINER_CONTEXT\""]),
+        );
+        assert!(
+            out.status.success(),
+            "the command never sees the hand-over: {out:?}"
+        );
+        show(&sb, &log(&sb)[0]["id"])
+    };
+    let first = task("sha256:aaa");
+    assert_eq!(first["container"]["image_id"], "sha256:aaa");
+    assert!(
+        !first["warnings"].to_string().contains("image changed"),
+        "{first:#}"
+    );
+    let same = task("sha256:aaa");
+    assert!(
+        !same["warnings"].to_string().contains("image changed"),
+        "{same:#}"
+    );
+    let moved = task("sha256:bbb");
+    assert_eq!(moved["container"]["id"], "c0ffee");
+    let w = moved["warnings"].to_string();
+    assert!(
+        w.contains("image changed") && w.contains("sha256:aaa") && w.contains("sha256:bbb"),
+        "{moved:#}"
+    );
+}
