@@ -80,6 +80,19 @@ fn parameters(p: &Paths<'_>, extra: &str) -> String {
     text
 }
 
+/// The parameters of both wrap templates beyond the store and the remote.
+const WRAP_PARAMETERS: &str = "- name: RoarBackend
+  type: STRING
+  description: The roar backend that traces each task.
+  default: auto
+  allowedValues: [auto, preload, ptrace, ebpf]
+- name: RoarRecordEnvironments
+  type: STRING
+  description: \"true: also record the enter and exit actions of the session's other environments as runs.\"
+  default: \"false\"
+  allowedValues: [\"true\", \"false\"]
+";
+
 /// The environment template for `mode`.
 /// The end of every wrap hook: the wrapped action's command and arguments
 /// after `--`, and its timeout and cancelation passed through unchanged.
@@ -104,20 +117,7 @@ fn wrap_template(p: &Paths<'_>) -> String {
     let roar = q(&p.roar.to_string_lossy());
     {
         {
-            let params = parameters(
-                p,
-                "- name: RoarBackend
-  type: STRING
-  description: The roar backend that traces each task.
-  default: auto
-  allowedValues: [auto, preload, ptrace, ebpf]
-- name: RoarRecordEnvironments
-  type: STRING
-  description: \"true: also record the enter and exit actions of the session's other environments as runs.\"
-  default: \"false\"
-  allowedValues: [\"true\", \"false\"]
-",
-            );
+            let params = parameters(p, WRAP_PARAMETERS);
             let fallback = q(&format!("--db-fallback={}", p.db.display()));
             let env_hook = |phase: &str| {
                 format!(
@@ -331,17 +331,7 @@ pub fn container_template(
     let params = parameters(
         p,
         &format!(
-            "- name: RoarBackend
-  type: STRING
-  description: The roar backend that traces each task inside the container.
-  default: auto
-  allowedValues: [auto, preload, ptrace, ebpf]
-- name: RoarRecordEnvironments
-  type: STRING
-  description: \"true: also record the enter and exit actions of the session's other environments as runs.\"
-  default: \"false\"
-  allowedValues: [\"true\", \"false\"]
-- name: RoarImage
+            "{WRAP_PARAMETERS}- name: RoarImage
   type: STRING
   description: The image the tasks run in.
   default: {image}

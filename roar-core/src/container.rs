@@ -424,15 +424,8 @@ pub fn run_action(
     host_side(rt, &name, &exe, c, &files)
 }
 
-/// Signals the host side forwards into the container.
-const FORWARDED: [libc::c_int; 6] = [
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-    libc::SIGUSR1,
-    libc::SIGUSR2,
-];
+/// Signals the host side forwards into the container: those `roar run` forwards.
+use crate::spawn::FORWARDED;
 
 fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
     // SAFETY: sigemptyset/sigaddset only write the set they are given.

@@ -280,24 +280,7 @@ fn roar_is_found_without_path() {
 fn final_sigkill_leaves_an_honest_partial_record() {
     let sb = Sandbox::bare();
     let env = template(&sb, "wrap");
-    let job = r#"specificationVersion: jobtemplate-2023-09
-name: RoarStubborn
-parameterDefinitions:
-- name: Out
-  type: STRING
-steps:
-- name: Stubborn
-  script:
-    actions:
-      onRun:
-        command: /bin/sh
-        args: ["-c", 'trap "" TERM; echo partial > {{Param.Out}}/partial.txt; while :; do sleep 0.1; done']
-        timeout: 2
-        cancelation:
-          mode: NOTIFY_THEN_TERMINATE
-          notifyPeriodInSeconds: 1
-"#;
-    let out = run_job(&sb, job, Some(&env), "out");
+    let out = run_job(&sb, STUBBORN, Some(&env), "out");
     assert!(!out.status.success());
     assert_nothing_left(&sb);
     let runs = log(&sb);

@@ -216,14 +216,19 @@ fn two_steps_in(setup: &Setup, lifetime: &str, extra: &[&str]) -> Vec<Value> {
     runs
 }
 
-#[test]
-fn session_lifetime_runs_every_task_in_one_container_and_removes_it() {
-    let Some(setup) = Setup::new() else { return };
-    let runs = two_steps_in(&setup, "session", &[]);
+/// Every run in one container, and it is gone now, with every process of the session.
+fn one_container_then_none(setup: &Setup, runs: &[Value]) {
     let ids: Vec<&Value> = runs.iter().map(|r| &r["container"]["id"]).collect();
     assert!(ids.iter().all(|i| *i == ids[0]), "one container: {ids:?}");
     assert_eq!(setup.containers(), Vec::<String>::new(), "none left");
     assert_nothing_left(&setup.sb);
+}
+
+#[test]
+fn session_lifetime_runs_every_task_in_one_container_and_removes_it() {
+    let Some(setup) = Setup::new() else { return };
+    let runs = two_steps_in(&setup, "session", &[]);
+    one_container_then_none(&setup, &runs);
     // A run on the host is not in the task's container (null on a machine that is not
     // itself a container; this one may be: then it names its own).
     let host = setup.sb.run("preload", &["true"]);
@@ -384,10 +389,7 @@ fn failing_and_cancelled_tasks_in_the_container_end_as_on_the_host() {
 fn podman_session_runs_every_task_in_one_container_and_removes_it() {
     let Some(setup) = Setup::podman() else { return };
     let runs = two_steps_in(&setup, "session", &[]);
-    let ids: Vec<&Value> = runs.iter().map(|r| &r["container"]["id"]).collect();
-    assert!(ids.iter().all(|i| *i == ids[0]), "one container: {ids:?}");
-    assert_eq!(setup.containers(), Vec::<String>::new(), "none left");
-    assert_nothing_left(&setup.sb);
+    one_container_then_none(&setup, &runs);
 }
 
 #[test]
@@ -397,24 +399,7 @@ fn final_sigkill_in_the_container_leaves_an_honest_partial_record_and_no_contain
     let env = setup.template("session", &[]);
     // The task ignores SIGTERM: the runtime's final SIGKILL takes the host side; the entry
     // in the container sees its stdin end and stops roar there.
-    let job = r#"specificationVersion: jobtemplate-2023-09
-name: RoarStubborn
-parameterDefinitions:
-- name: Out
-  type: STRING
-steps:
-- name: Stubborn
-  script:
-    actions:
-      onRun:
-        command: /bin/sh
-        args: ["-c", 'trap "" TERM; echo partial > {{Param.Out}}/partial.txt; while :; do sleep 0.1; done']
-        timeout: 2
-        cancelation:
-          mode: NOTIFY_THEN_TERMINATE
-          notifyPeriodInSeconds: 1
-"#;
-    let out = setup.run(job, Some(&env), "out");
+    let out = setup.run(STUBBORN, Some(&env), "out");
     assert!(!out.status.success());
     assert_eq!(setup.containers(), Vec::<String>::new(), "none left");
     assert_nothing_left(sb);

@@ -242,3 +242,22 @@ steps:
 "#
     )
 }
+
+/// A task that ignores SIGTERM and outlives its timeout: the runtime's final SIGKILL ends it.
+pub const STUBBORN: &str = r#"specificationVersion: jobtemplate-2023-09
+name: RoarStubborn
+parameterDefinitions:
+- name: Out
+  type: STRING
+steps:
+- name: Stubborn
+  script:
+    actions:
+      onRun:
+        command: /bin/sh
+        args: ["-c", 'trap "" TERM; echo partial > {{Param.Out}}/partial.txt; while :; do sleep 0.1; done']
+        timeout: 2
+        cancelation:
+          mode: NOTIFY_THEN_TERMINATE
+          notifyPeriodInSeconds: 1
+"#;
