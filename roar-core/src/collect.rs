@@ -514,3 +514,77 @@ fn hash_jobs(
         notes.warnings.push(format!("hash cache not updated: {e}"));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(key: FileKey) -> Pending {
+        Pending {
+            path: b"/x".to_vec(),
+            is_output: false,
+            read_as: Some(key),
+            as_read: None,
+        }
+    }
+
+    fn is(v: Visible) -> &'static str {
+        match v {
+            Visible::Yes => "yes",
+            Visible::Moved => "moved",
+            Visible::No => "no",
+        }
+    }
+
+    #[test]
+    fn a_file_elsewhere_is_visible_only_if_it_is_the_one_the_trace_saw() {
+        let d = tempfile::TempDir::new().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, "x").unwrap();
+        let md = std::fs::metadata(&p).unwrap();
+        let key = hashing::file_key(&md);
+        let now_ns = crate::time::now_ms() as u64 * 1_000_000;
+        let there = Seen::Elsewhere { started_ns: now_ns };
+        let v = |f: &Pending, md, seen| is(visible(f, md, seen));
+        assert_eq!(v(&input(key), Some(&md), there), "yes");
+        assert_eq!(v(&input(key), None, there), "no");
+        let other_inode = FileKey {
+            ino: key.ino + 1,
+            ..key
+        };
+        assert_eq!(v(&input(other_inode), Some(&md), there), "no");
+        assert_eq!(v(&input(other_inode), Some(&md), Seen::Here), "yes");
+        let other_mount = FileKey {
+            dev: key.dev + 1,
+            ..key
+        };
+        assert_eq!(v(&input(other_mount), Some(&md), there), "moved");
+        let later = FileKey {
+            size: key.size + 1,
+            ..key
+        };
+        assert_eq!(v(&input(later), Some(&md), there), "yes");
+        // An output: it must have changed since the tree started.
+        let out = Pending {
+            is_output: true,
+            read_as: None,
+            ..input(key)
+        };
+        assert_eq!(v(&out, Some(&md), there), "yes");
+        let hour = 3_600_000_000_000;
+        let after = Seen::Elsewhere {
+            started_ns: now_ns + hour,
+        };
+        assert_eq!(v(&out, Some(&md), after), "no");
+        assert_eq!(v(&out, None, there), "no");
+    }
+
+    #[test]
+    fn the_warning_names_the_paths_and_what_to_do() {
+        let paths: Vec<String> = (0..7).map(|i| format!("/scratch/{i}")).collect();
+        let w = not_visible(&paths);
+        assert!(w.starts_with("7 files the run used are not visible here (/scratch/0, "));
+        assert!(w.contains("and 2 more") && w.contains("mounted at the same paths"));
+        assert!(not_visible(&paths[..1]).starts_with("1 file the run used is not visible here"));
+    }
+}

@@ -22,11 +22,12 @@ fn workspace() -> PathBuf {
 }
 
 fn template(args: &[&str]) -> String {
-    let out = output(
-        roar_command(&std::env::temp_dir())
-            .args(["k8s", "pod-template"])
-            .args(args),
-    );
+    template_cmd(&[&["k8s", "pod-template"], args].concat())
+}
+
+/// roar's stdout for `args`, which must succeed.
+fn template_cmd(args: &[&str]) -> String {
+    let out = output(roar_command(&std::env::temp_dir()).args(args));
     assert!(out.status.success(), "{out:?}");
     text(&out.stdout)
 }
@@ -119,6 +120,10 @@ fn check_spec(spec: &Value, user_name: &str) {
 
 #[test]
 fn pod_template_is_valid_kubernetes_in_json_and_yaml() {
+    // Completions and the man page come from clap: the command is in both.
+    let bash = template_cmd(&["completions", "bash"]);
+    assert!(bash.contains("pod-template") && bash.contains("--roar-image"));
+    assert!(template_cmd(&["man"]).contains("roar\\-k8s(1)"));
     let v = validator();
     for osmo in [false, true] {
         let flag: &[&str] = if osmo { &["--osmo"] } else { &[] };
