@@ -1,7 +1,9 @@
 //! roar in real containers, under a private dockerd (see `containers/docker.rs`):
-//! the preload library in images older or slimmer than the build machine,
-//! the static roar in busybox, the pod layout with `roar ingest` as a
-//! container's pid 1, and container clients that do their work elsewhere.
+//! the preload library in images older or slimmer than the build machine
+//! (Debian 11 and 12, no libgcc_s), the static roar under ptrace in busybox,
+//! the pod layout with `roar ingest` as a container's pid 1, container
+//! clients that do their work elsewhere, and `roar k8s pod-template`
+//! (`containers/k8s.rs`).
 //!
 //! They need root (to start dockerd); elsewhere they are skipped and say
 //! so. Under CI as root they must run.
