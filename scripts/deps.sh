@@ -21,11 +21,12 @@ if [ "$mode" = all ]; then
     # graphviz: the DOT export test renders with the real `dot`.
     # postgresql: the team-store tests start a throwaway PostgreSQL 15 server themselves.
     # docker.io, mmdebstrap, busybox-static: the container tests start a private
-    # dockerd and build their base images without a registry.
+    # dockerd and build their base images without a registry; golang-go builds
+    # their Go parent (like OSMO's osmo_exec) from source.
     # openssl: the OpenLineage https test makes its own certificate.
     # podman: the OpenJD container template is tested with Podman too (runc, as
     # platform notes say: crun refuses this machine's cgroup layout).
-    pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static openssl podman runc)
+    pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static golang-go openssl podman runc)
 fi
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)
@@ -64,6 +65,12 @@ fi
 if ! python3 -c 'import prov, sys; sys.exit(prov.__version__ != "3.2.3")' 2>/dev/null; then
     python3 -m pip install -q prov==3.2.3 2>/dev/null \
         || python3 -m pip install -q --break-system-packages prov==3.2.3
+fi
+
+# `roar k8s pod-template` is checked against the Kubernetes schemas (offline, bundled), pinned.
+if [ ! -x .venv-k8s/bin/kubernetes-validate ]; then
+    python3 -m venv .venv-k8s
+    .venv-k8s/bin/pip install -q kubernetes-validate==1.37.0
 fi
 
 # The released Python OpenJD runtime, pinned.

@@ -17,6 +17,7 @@ mod diff;
 mod doctor;
 mod export;
 mod json;
+mod k8s;
 mod lineage;
 mod openjd;
 mod progress;
@@ -221,6 +222,27 @@ enum Cmd {
         #[command(subcommand)]
         cmd: OpenjdCmd,
     },
+    /// Kubernetes: a pod template that records a pod's user container.
+    K8s {
+        #[command(subcommand)]
+        cmd: K8sCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum K8sCmd {
+    /// Print the pod template (only LD_PRELOAD and ROAR_TRACE_DIR in the user
+    /// container) and the Job that ingests its traces.
+    PodTemplate {
+        /// Print an entry of OSMO's POD_TEMPLATE config (user container `{{USER_CONTAINER_NAME}}`).
+        #[arg(long)]
+        osmo: bool,
+        /// The image with roar and its library (examples/kubernetes/Dockerfile.roar).
+        #[arg(long, value_name = "IMAGE", default_value = "roar:latest")]
+        roar_image: String,
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: k8s::Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -340,6 +362,14 @@ fn main() {
             command,
         })
         .map(|never| match never {}),
+        Cmd::K8s {
+            cmd:
+                K8sCmd::PodTemplate {
+                    osmo,
+                    roar_image,
+                    format,
+                },
+        } => k8s::pod_template(osmo, roar_image, format),
         Cmd::Lineage { target, json } => {
             open_store().and_then(|s| lineage::lineage(&s, &target, json, &cwd()?))
         }

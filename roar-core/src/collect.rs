@@ -48,6 +48,18 @@ pub fn read_trace(trace_dir: &Path, notes: &mut Notes) -> Vec<(String, Vec<u8>)>
     }
 }
 
+/// Where the trace was written, for deciding whether a file at a traced
+/// path is the file the trace saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// Here (`roar run`, recovery): a path names the same file as in the run.
+    Here,
+    /// Perhaps in another mount namespace (a container, a pod; `roar
+    /// ingest`): a traced path may not exist here, or name another file.
+    /// `started_ns`: when the traced tree started (wall clock, ns).
+    Elsewhere { started_ns: u64 },
+}
+
 /// Decides inputs, outputs and processes from trace streams and hashes the
 /// files that need it.
 pub fn collect(
@@ -56,6 +68,21 @@ pub fn collect(
     cfg: &Config,
     streams: &[(String, Vec<u8>)],
     top: Option<Ending<'_>>,
+    notes: &mut Notes,
+) -> RunResult {
+    collect_seen(store, loc, cfg, streams, top, Seen::Here, notes)
+}
+
+/// [`collect`] of a trace written where `seen` says: a traced file that is
+/// not visible here (missing, or not the file the trace saw) is recorded
+/// by path with no hash, and one warning names them.
+pub fn collect_seen(
+    store: &Store,
+    loc: &Location,
+    cfg: &Config,
+    streams: &[(String, Vec<u8>)],
+    top: Option<Ending<'_>>,
+    seen: Seen,
     notes: &mut Notes,
 ) -> RunResult {
     let summary = analysis::analyze(streams);
@@ -76,8 +103,8 @@ pub fn collect(
     let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
     let filter = Filter::new(&root, home.as_deref(), &cfg.filter.ignore, &cfg.filter.keep);
     let own: Vec<Vec<u8>> = loc.own_paths().iter().map(|p| real(p)).collect();
-    let mut files = candidates(&summary.files, &filter, &own);
-    hash_files(store, &mut files, notes);
+    let mut files = candidates(&summary.files, &filter, &own, seen);
+    hash_files(store, &mut files, seen, notes);
     RunResult {
         inputs: files.inputs,
         outputs: files.outputs,
@@ -234,10 +261,15 @@ fn hidden(path: &[u8], size: u64) -> FileRecord {
 /// that are regular files now and whose content changed (a file only opened
 /// for writing is not one); inputs are paths whose original content was read. roar's own
 /// files are neither.
+///
+/// Traced elsewhere, a written path whose directory does not exist here is
+/// an output that is not visible here (a path that exists in a directory
+/// that does is what it is here: the run may have removed it).
 fn candidates(
     files: &std::collections::BTreeMap<Vec<u8>, Access>,
     filter: &Filter,
     own: &[Vec<u8>],
+    seen: Seen,
 ) -> Files {
     let mut out = Files {
         inputs: Vec::new(),
@@ -267,6 +299,17 @@ fn candidates(
                     as_read: None,
                 });
             }
+        } else if acc.written
+            && seen != Seen::Here
+            && !hides
+            && !as_path(path).parent().is_some_and(Path::is_dir)
+        {
+            out.pending.push(Pending {
+                path: path.clone(),
+                is_output: true,
+                read_as: None,
+                as_read: None,
+            });
         }
         if let Some(st) = acc.read_as {
             if hides {
@@ -299,19 +342,36 @@ struct Job {
 /// Decides, for each pending file, whether its current content is what the
 /// record wants (an output's content now; an input's as read, when the file
 /// is still what was read), takes hashes from the cache where the file's
-/// identity matches, and hashes the rest in parallel.
-fn hash_files(store: &Store, files: &mut Files, notes: &mut Notes) {
+/// identity matches, and hashes the rest in parallel. A file not visible
+/// here ([`visible`]) is recorded without a hash.
+fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut records: Vec<(bool, FileRecord, Option<FileKey>)> = Vec::new();
+    let mut invisible: Vec<String> = Vec::new();
     for f in std::mem::take(&mut files.pending) {
         let p = as_path(&f.path).to_path_buf();
-        let now = std::fs::metadata(&p)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| hashing::file_key(&m));
+        let md = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+        let now = md.as_ref().map(hashing::file_key);
+        let (read_as, now) = match visible(&f, md.as_ref(), seen) {
+            Visible::No => {
+                invisible.push(String::from_utf8_lossy(&f.path).into_owned());
+                let size = f.read_as.map(|k| k.size);
+                let rec = FileRecord {
+                    path: f.path,
+                    hash: None,
+                    size,
+                    filtered: false,
+                };
+                records.push((f.is_output, rec, None));
+                continue;
+            }
+            // The same file through another mount: its identity here.
+            Visible::Moved => (now, now),
+            Visible::Yes => (f.read_as, now),
+        };
         // The identity the hash must belong to: an output's now, an input's
         // as read.
-        let key = match (f.is_output, f.read_as, now) {
+        let key = match (f.is_output, read_as, now) {
             (true, _, Some(k)) => k,
             (false, Some(rk), _) => rk,
             _ => continue,
@@ -334,12 +394,20 @@ fn hash_files(store: &Store, files: &mut Files, notes: &mut Notes) {
                 });
             } else {
                 notes.warnings.push(format!(
-                    "{} changed during the run before roar could hash it; its content as read is unknown",
-                    String::from_utf8_lossy(&rec.path)
+                    "{} changed {} before roar could hash it; its content as read is unknown",
+                    String::from_utf8_lossy(&rec.path),
+                    if seen == Seen::Here {
+                        "during the run"
+                    } else {
+                        "since the run read it"
+                    }
                 ));
             }
         }
         records.push((f.is_output, rec, Some(key)));
+    }
+    if !invisible.is_empty() {
+        notes.warnings.push(not_visible(&invisible));
     }
     hash_jobs(store, &jobs, &mut records, notes);
     for (is_output, rec, _) in records {
@@ -349,6 +417,73 @@ fn hash_files(store: &Store, files: &mut Files, notes: &mut Notes) {
             files.inputs.push(rec)
         }
     }
+}
+
+enum Visible {
+    Yes,
+    /// The file the trace read, here under another device number (another
+    /// mount of the same filesystem): same inode, size and mtime.
+    Moved,
+    No,
+}
+
+/// How long before a traced tree started a file it wrote may have last
+/// changed (the writer's clock against this one).
+const CLOCK_SLACK_NS: i64 = 5_000_000_000;
+
+/// Whether the file at a traced path here is the one the trace saw. Here:
+/// always. Elsewhere: an input must exist with the inode, size and mtime
+/// it was read with (then only its content can have changed since); an
+/// output must exist and have changed (ctime, which no program can set
+/// back) since the tree started.
+fn visible(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Visible {
+    use std::os::unix::fs::MetadataExt;
+    let Seen::Elsewhere { started_ns } = seen else {
+        return Visible::Yes;
+    };
+    let Some(md) = md else {
+        return Visible::No;
+    };
+    if f.is_output {
+        let ctime = md.ctime() * 1_000_000_000 + md.ctime_nsec();
+        return if ctime + CLOCK_SLACK_NS < started_ns as i64 {
+            Visible::No
+        } else {
+            Visible::Yes
+        };
+    }
+    let Some(rk) = f.read_as else {
+        return Visible::Yes;
+    };
+    let now = hashing::file_key(md);
+    if now.ino != rk.ino {
+        Visible::No
+    } else if now.dev != rk.dev && now.size == rk.size && now.mtime_ns == rk.mtime_ns {
+        Visible::Moved
+    } else {
+        Visible::Yes
+    }
+}
+
+/// The warning for files the trace saw that are not here.
+fn not_visible(paths: &[String]) -> String {
+    const SHOWN: usize = 5;
+    let mut list = paths[..paths.len().min(SHOWN)].join(", ");
+    if paths.len() > SHOWN {
+        list.push_str(&format!(" and {} more", paths.len() - SHOWN));
+    }
+    format!(
+        "{} the run used {} not visible here ({list}): the trace was written in another \
+         filesystem view (a container or a pod), and here {} missing or another file; recorded \
+         without a hash. Ingest where the data is mounted at the same paths as in the run",
+        plural(paths.len(), "file", "files"),
+        if paths.len() == 1 { "is" } else { "are" },
+        if paths.len() == 1 {
+            "that path is"
+        } else {
+            "those paths are"
+        },
+    )
 }
 
 /// Hashes `jobs` in parallel into their records, and caches each hash
@@ -383,5 +518,79 @@ fn hash_jobs(
     }
     if let Err(e) = store.hash_cache_put(&cache_new) {
         notes.warnings.push(format!("hash cache not updated: {e}"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(key: FileKey) -> Pending {
+        Pending {
+            path: b"/x".to_vec(),
+            is_output: false,
+            read_as: Some(key),
+            as_read: None,
+        }
+    }
+
+    fn is(v: Visible) -> &'static str {
+        match v {
+            Visible::Yes => "yes",
+            Visible::Moved => "moved",
+            Visible::No => "no",
+        }
+    }
+
+    #[test]
+    fn a_file_elsewhere_is_visible_only_if_it_is_the_one_the_trace_saw() {
+        let d = tempfile::TempDir::new().unwrap();
+        let p = d.path().join("f");
+        std::fs::write(&p, "x").unwrap();
+        let md = std::fs::metadata(&p).unwrap();
+        let key = hashing::file_key(&md);
+        let now_ns = crate::time::now_ms() as u64 * 1_000_000;
+        let there = Seen::Elsewhere { started_ns: now_ns };
+        let v = |f: &Pending, md, seen| is(visible(f, md, seen));
+        assert_eq!(v(&input(key), Some(&md), there), "yes");
+        assert_eq!(v(&input(key), None, there), "no");
+        let other_inode = FileKey {
+            ino: key.ino + 1,
+            ..key
+        };
+        assert_eq!(v(&input(other_inode), Some(&md), there), "no");
+        assert_eq!(v(&input(other_inode), Some(&md), Seen::Here), "yes");
+        let other_mount = FileKey {
+            dev: key.dev + 1,
+            ..key
+        };
+        assert_eq!(v(&input(other_mount), Some(&md), there), "moved");
+        let later = FileKey {
+            size: key.size + 1,
+            ..key
+        };
+        assert_eq!(v(&input(later), Some(&md), there), "yes");
+        // An output: it must have changed since the tree started.
+        let out = Pending {
+            is_output: true,
+            read_as: None,
+            ..input(key)
+        };
+        assert_eq!(v(&out, Some(&md), there), "yes");
+        let hour = 3_600_000_000_000;
+        let after = Seen::Elsewhere {
+            started_ns: now_ns + hour,
+        };
+        assert_eq!(v(&out, Some(&md), after), "no");
+        assert_eq!(v(&out, None, there), "no");
+    }
+
+    #[test]
+    fn the_warning_names_the_paths_and_what_to_do() {
+        let paths: Vec<String> = (0..7).map(|i| format!("/scratch/{i}")).collect();
+        let w = not_visible(&paths);
+        assert!(w.starts_with("7 files the run used are not visible here (/scratch/0, "));
+        assert!(w.contains("and 2 more") && w.contains("mounted at the same paths"));
+        assert!(not_visible(&paths[..1]).starts_with("1 file the run used is not visible here"));
     }
 }

@@ -11,7 +11,11 @@
 //!   before it and had not exited yet (fork, vfork, posix_spawn). An image
 //!   without a parent is the root of a tree: it was started from outside the
 //!   traced set. Each tree becomes one run, built by the same
-//!   [`collect`](crate::collect::collect) that `roar run` uses.
+//!   [`collect`](crate::collect::collect) that `roar run` uses, told that
+//!   the trace may come from another filesystem view
+//!   ([`Seen::Elsewhere`](crate::collect::Seen)): a file not visible here
+//!   (missing, or not the file the trace saw) is recorded with no hash and
+//!   a warning, never hashed as something else.
 //! * **Idempotent.** A tree is keyed by its root stream's file name (unique:
 //!   it holds 64 random bits) and recorded in the store together with its
 //!   run, in one transaction; a tree already there is skipped.
@@ -38,7 +42,7 @@ use tracer_wire::{Decoder, Event, StartCause};
 
 use crate::Observer;
 use crate::backend::preload::alive_with_trace_dir;
-use crate::collect::{Notes, collect};
+use crate::collect::{Notes, Seen, collect_seen};
 use crate::config::Config;
 use crate::error::{Result, io};
 use crate::location::Location;
@@ -482,11 +486,17 @@ impl Context<'_> {
         }
         if !crate::paths::as_path(&r.cwd).is_dir() {
             notes.warnings.push(format!(
-                "the tree ran in {}, which does not exist where roar ingest ran: files it wrote there are not recorded and files it read are not hashed; ingest where its volumes are mounted at the same paths",
+                "the tree ran in {}, which does not exist where roar ingest ran: the files it used there are recorded without hashes; ingest where its volumes are mounted at the same paths",
                 String::from_utf8_lossy(&r.cwd)
             ));
         }
-        let mut result = collect(self.store, self.loc, self.cfg, streams, None, &mut notes);
+        // Traced in a container or pod, perhaps: a path may not be here.
+        let seen = Seen::Elsewhere {
+            started_ns: r.realtime_ns,
+        };
+        let mut result = collect_seen(
+            self.store, self.loc, self.cfg, streams, None, seen, &mut notes,
+        );
         if let Some(p) = result
             .processes
             .iter()

@@ -24,6 +24,7 @@ pub mod git;
 pub mod hashing;
 pub mod host;
 pub mod ingest;
+pub mod k8s;
 pub mod location;
 pub mod openjd;
 pub mod openlineage;

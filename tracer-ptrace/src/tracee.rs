@@ -59,17 +59,44 @@ impl Stopped {
     }
 
     /// Reads up to `buf.len()` bytes at `addr`; returns how many were read.
+    ///
+    /// `process_vm_readv` first; where it is refused (Docker's default
+    /// seccomp profile denies it without CAP_SYS_PTRACE, while allowing
+    /// ptrace itself), the tracer's `/proc/<tid>/mem`, which the kernel
+    /// opens to the tracer of a stopped tracee.
     pub fn read_mem(&self, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static VM_READV_REFUSED: AtomicBool = AtomicBool::new(false);
         if buf.is_empty() {
             return Ok(0);
         }
-        let local = [std::io::IoSliceMut::new(buf)];
-        let remote = [nix::sys::uio::RemoteIoVec {
-            base: addr as usize,
-            len: local[0].len(),
-        }];
-        let mut local = local;
-        nix::sys::uio::process_vm_readv(self.pid(), &mut local, &remote).map_err(io::Error::from)
+        if !VM_READV_REFUSED.load(Ordering::Relaxed) {
+            let local = [std::io::IoSliceMut::new(buf)];
+            let remote = [nix::sys::uio::RemoteIoVec {
+                base: addr as usize,
+                len: local[0].len(),
+            }];
+            let mut local = local;
+            match nix::sys::uio::process_vm_readv(self.pid(), &mut local, &remote) {
+                Err(nix::errno::Errno::EPERM | nix::errno::Errno::ENOSYS) => {
+                    VM_READV_REFUSED.store(true, Ordering::Relaxed);
+                }
+                r => return r.map_err(io::Error::from),
+            }
+        }
+        self.read_proc_mem(addr, buf)
+    }
+
+    fn read_proc_mem(&self, addr: u64, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{}/mem", self.tid))?;
+        match mem.read_at(buf, addr) {
+            // An unmapped address reads as EIO here, as EFAULT from the call.
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                Err(io::Error::from_raw_os_error(libc::EFAULT))
+            }
+            r => r,
+        }
     }
 
     /// Reads exactly `buf.len()` bytes at `addr`.

@@ -1,6 +1,6 @@
 //! A private dockerd for one test, and base images built without a
 //! registry (mmdebstrap, busybox-static, host binaries), cached as tar files
-//! under the target directory across test runs.
+//! across test runs and clones (see [`image_dir`]).
 //!
 //! The daemon touches nothing on the host: no bridge, no iptables, its own
 //! data root, exec root and socket in a temp dir, stopped and removed when
@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
-use tests::{is_root, output, target_dir};
+use tests::{is_root, output};
 
 /// Debian's dynamic client: the static one first on PATH here is not
 /// a program the preload library can see into.
@@ -180,14 +180,27 @@ impl Drop for Docker {
     }
 }
 
+/// Bumped whenever a recipe below changes, so that no cached tar outlives it.
+const RECIPES: u32 = 2;
+
+/// Where image tars are kept: `ROAR_TEST_IMAGES`, else a cache for the
+/// whole machine (these tests run as root), so that every clone on it (CI
+/// runs in a fresh one) builds each image once.
+fn image_dir() -> PathBuf {
+    std::env::var_os("ROAR_TEST_IMAGES")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/roar-tests/images"))
+}
+
 /// The tar of image `name`, built once per machine (a lock serialises
-/// concurrent tests) and kept under the target directory.
+/// concurrent tests) and kept in [`image_dir`].
 pub fn image_tar(name: &str) -> PathBuf {
-    let dir = target_dir().join("container-images");
+    let dir = image_dir();
     fs::create_dir_all(&dir).unwrap();
     let lock = fs::File::create(dir.join(format!("{name}.lock"))).unwrap();
     lock.lock().unwrap();
-    let tar = dir.join(format!("{name}.tar"));
+    let tar = dir.join(format!("{name}.r{RECIPES}.tar"));
     if tar.is_file() {
         return tar;
     }
@@ -203,6 +216,11 @@ pub fn image_tar(name: &str) -> PathBuf {
                         "mmdebstrap",
                         "--quiet",
                         "--variant=minbase",
+                        // Less to unpack and import: no docs, man pages or
+                        // translations.
+                        "--dpkgopt=path-exclude=/usr/share/doc/*",
+                        "--dpkgopt=path-exclude=/usr/share/man/*",
+                        "--dpkgopt=path-exclude=/usr/share/locale/*",
                         name,
                     ])
                     .arg(&tmp),
