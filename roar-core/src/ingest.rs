@@ -508,6 +508,14 @@ impl Context<'_> {
         }
         let last = members.iter().map(|&i| images[i].last).max().unwrap_or(0);
         result.duration_ms = last.saturating_sub(r.start) / 1_000_000;
+        // A tree of another pid namespace ran in a container: the packages installed here
+        // are not the ones it used.
+        let foreign = r.ns != self.own_ns;
+        if foreign {
+            notes.warnings.push(
+                "packages not derived: the tree ran in another pid namespace (a container or pod), whose installed packages are not visible here".into(),
+            );
+        }
         result.complete = notes.losses.is_empty();
         result.warnings = notes.losses.into_iter().chain(notes.warnings).collect();
         let new_run = NewRun {
@@ -532,7 +540,9 @@ impl Context<'_> {
             crate::time::now_ms(),
             Some((&new_run, &result)),
         )?;
-        if let Some(Some(id)) = stored {
+        if let Some(Some(id)) = stored
+            && !foreign
+        {
             // Packages as installed where roar ingest runs; the host is not known.
             let env = crate::collect::environment(&result, false, None);
             let _ = self.store.set_environment(id, &env);
