@@ -33,7 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
-import setup as rep24_setup  # noqa: E402
+import prepare  # noqa: E402
 import workloads as rep24_workloads  # noqa: E402
 
 TOOLS = ["native", "roar preload", "roar ptrace", "roar ebpf", "strace -f", "fsatrace"]
@@ -107,6 +107,7 @@ def phases(stderr):
 class Tools:
     def __init__(self, roar, fsatrace, env):
         self.roar, self.fsatrace, self.env = roar, fsatrace, env
+        self.warnings = {}  # (workload, tool) -> (count, first) of roar's warnings on complete runs
 
     def argv(self, tool, argv, rundir):
         if tool == "native":
@@ -134,8 +135,11 @@ class Tools:
             if r.returncode != 0:
                 return f"roar show failed: {r.stderr.strip()[-200:]}"
             show = json.loads(r.stdout)
-            if not show.get("complete", False) or show.get("warnings"):
-                return f"incomplete: {'; '.join(map(str, show.get('warnings') or ['complete=false']))[:200]}"
+            warns = show.get("warnings") or []
+            if not show.get("complete", False):
+                return f"run marked incomplete: {'; '.join(map(str, warns))[:200]}"
+            if warns:  # honest notes on a complete run (e.g. an input rewritten before it was hashed)
+                self.warnings.setdefault((w.key, tool), (len(warns), str(warns[0])[:160]))
             return w.check_roar(show)
         log = rundir / "trace.log"
         if not log.exists() or log.stat().st_size == 0:
@@ -155,7 +159,7 @@ class Tools:
 def probe(tools, tool, scratch):
     """None if `tool` can run `true` here, else why not."""
     d = scratch / "probe" / tool.replace(" ", "_")
-    d.mkdir(parents=True)
+    (d / "store").mkdir(parents=True)
     try:
         spawn(tools.argv(tool, ["/bin/true"], d), d, tools.environ(tool, d), d / "out")
         return None
@@ -187,7 +191,7 @@ def run_rounds(ws, tools, cols, a, scratch):
                 if (w.key, tool) in failed:
                     continue
                 rundir = scratch / "runs" / f"{w.key}-{tool.replace(' ', '_')}-{rnd}"
-                rundir.mkdir(parents=True)
+                (rundir / "store").mkdir(parents=True)
                 try:
                     if w.prep:
                         w.prep()
@@ -215,7 +219,7 @@ def fmt_ms(ms):
     return f"{ms / 1000:.2f} s" if ms >= 1000 else f"{ms:.1f} ms"
 
 
-def report(ws, cols, unavailable, res, info, scratch_note, a):
+def report(ws, cols, unavailable, res, warned, info, scratch_note, a):
     raw, ph, lat, problems, failed = res
     med = {k: statistics.median(v) for k, v in raw.items() if v}
     traced = [t for t in cols if t != "native"]
@@ -285,6 +289,10 @@ def report(ws, cols, unavailable, res, info, scratch_note, a):
             L.append(f"- {t} on {k}: failed: {why}")
         for (k, t), why in sorted(problems.items()):
             L.append(f"- {t} on {k}: incomplete record: {why}")
+    if warned:
+        L += ["", "roar's warnings on complete runs (not counted as failed checks):"]
+        for (k, t), (n, first) in sorted(warned.items()):
+            L.append(f"- {t} on {k}: {n} warning(s), e.g. {first}")
     notes = info.get("notes", {})
     if notes or info.get("missing"):
         L += ["", "Set-up:"] + [f"- {k}: {v}" for k, v in notes.items()] + [f"- missing {k}: {v}" for k, v in info["missing"].items()]
@@ -307,7 +315,7 @@ def main():
         a.rounds = 2
     a.seed = a.seed if a.seed is not None else random.randrange(2**31)
 
-    info = rep24_setup.Setup(a.cache).all()
+    info = prepare.Setup(a.cache).all()
     roar = find_roar(a.roar)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROAR_")}
     env["DO_NOT_TRACK"] = "1"
@@ -342,7 +350,7 @@ def main():
         if mounted:
             subprocess.run(["umount", str(mounted)])
             mounted.rmdir()
-    text, med, gm = report(ws, run_cols, {t: unavailable[t] for t in cols if t in unavailable}, res, info, scratch_note, a)
+    text, med, gm = report(ws, run_cols, {t: unavailable[t] for t in cols if t in unavailable}, res, tools.warnings, info, scratch_note, a)
     print(text)
     raw, ph, lat, problems, failed = res
     out = Path(a.out)
@@ -356,6 +364,7 @@ def main():
            "lmbench_us": {f"{k}|{t}": v for (k, t), v in lat.items() if v},
            "problems": {f"{k}|{t}": v for (k, t), v in problems.items()},
            "failed": {f"{k}|{t}": v for (k, t), v in failed.items()},
+           "roar_warnings": {f"{k}|{t}": v for (k, t), v in tools.warnings.items()},
            "geomean_ratio": gm, "paper_geomean_overhead": PAPER, "table_md": text}
     (out / f"rep24-{stamp}.json").write_text(json.dumps(doc, indent=1))
     (out / "rep24-latest.md").write_text(text + "\n")

@@ -5,7 +5,7 @@ classes `Cmds`, `Archive`, `Unarchive`, `Copy`, `Postmark`, `VCSTraffic`,
 `SimpleHttp`, and the SPLASH-3 and lmbench entries). The comment on each says
 which paper workload it mirrors and how it differs; README.md has the table.
 
-A workload is made fresh in a scratch directory (tmpfs) from what setup.py put
+A workload is made fresh in a scratch directory (tmpfs) from what prepare.py put
 in the cache. `argv(i)` is the command of run i; `prep()` resets its outputs
 before each run (not timed); `check_roar(show)` and `check_trace(text)` say
 what is wrong with what a tracer recorded (None when it looks complete).
@@ -213,7 +213,7 @@ def make(info, scratch, quick):
 
     # Paper: VCSTraffic(strace repository, git checkout of each of its first 500
     # commits, in one bash script). Ours: 300 commits of a history made by
-    # setup.py over the BenchExec tree (no network needed), checked out newest
+    # prepare.py over the BenchExec tree (no network needed), checked out newest
     # to oldest, the same way.
     if info.get("gitrepo"):
         d = wdir("git")
