@@ -515,7 +515,7 @@ pub unsafe fn join_argv<const N: usize>(
     }
 }
 
-fn to_filestat(st: &libc::stat) -> FileStat {
+pub fn to_filestat(st: &libc::stat) -> FileStat {
     FileStat {
         dev: st.st_dev,
         ino: st.st_ino,
