@@ -22,7 +22,10 @@ if [ "$mode" = all ]; then
     # postgresql: the team-store tests start a throwaway PostgreSQL 15 server themselves.
     # docker.io, mmdebstrap, busybox-static: the container tests start a private
     # dockerd and build their base images without a registry.
+    # autoconf, automake, sqlite3, vim, patch, flock (util-linux): the real-program
+    # corpus (tests/tests/realprograms.rs) generates and builds an autotools project.
     pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static)
+    pkgs+=(autoconf automake sqlite3 vim patch util-linux)
 fi
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)
