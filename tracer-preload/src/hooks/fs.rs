@@ -136,6 +136,81 @@ macro_rules! creat_hook {
 creat_hook!(creat);
 creat_hook!(creat64);
 
+// mkstemp and its kin create the file inside libc (no hooked open), so
+// without these a shell's here-document file would look like a file the
+// run only read, then deleted.
+type MkstempFn = unsafe extern "C" fn(*mut c_char) -> c_int;
+type MkostempFn = unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+type MkstempsFn = unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+type MkostempsFn = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
+
+/// Records the file a mkstemp-family call created (the template now holds
+/// its name).
+///
+/// # Safety
+/// `template` must be null or a C string.
+unsafe fn record_mkstemp(template: *const c_char, flags: c_int, ret: c_int) {
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | flags;
+    // SAFETY: forwarded from the caller.
+    unsafe { record_open(libc::AT_FDCWD, template, flags, 0o600, ret) };
+}
+
+macro_rules! mkstemp_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char) -> c_int {
+            let ret = call_real!($name: MkstempFn, (template), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, 0, ret) };
+            ret
+        }
+    };
+}
+mkstemp_hook!(mkstemp);
+mkstemp_hook!(mkstemp64);
+
+macro_rules! mkostemp_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char, flags: c_int) -> c_int {
+            let ret = call_real!($name: MkostempFn, (template, flags), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, flags, ret) };
+            ret
+        }
+    };
+}
+mkostemp_hook!(mkostemp);
+mkostemp_hook!(mkostemp64);
+
+macro_rules! mkstemps_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char, suffix: c_int) -> c_int {
+            let ret = call_real!($name: MkstempsFn, (template, suffix), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, 0, ret) };
+            ret
+        }
+    };
+}
+mkstemps_hook!(mkstemps);
+mkstemps_hook!(mkstemps64);
+
+macro_rules! mkostemps_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char, suffix: c_int, flags: c_int) -> c_int {
+            let ret = call_real!($name: MkostempsFn, (template, suffix, flags), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, flags, ret) };
+            ret
+        }
+    };
+}
+mkostemps_hook!(mkostemps);
+mkostemps_hook!(mkostemps64);
+
 /// `fopen` mode string to `O_*` flags, as glibc interprets it.
 ///
 /// # Safety
