@@ -103,7 +103,9 @@ fn contents(events: &[Event<'static>], path: &[u8]) -> Vec<[u8; 32]> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Content { path: p, blake3, .. } if *p == path => Some(*blake3),
+            Event::Content {
+                path: p, blake3, ..
+            } if *p == path => Some(*blake3),
             _ => None,
         })
         .collect()
@@ -158,7 +160,10 @@ fn pre_existing_files_are_hashed_before_they_are_destroyed() {
         );
     }
     // The program's files are what they would be without the library.
-    assert_eq!(std::fs::read(sb.work.join("rplus.txt")).unwrap(), b"Rewritten in place\n");
+    assert_eq!(
+        std::fs::read(sb.work.join("rplus.txt")).unwrap(),
+        b"Rewritten in place\n"
+    );
     assert_eq!(std::fs::read(sb.work.join("truncated.txt")).unwrap(), b"");
 }
 
