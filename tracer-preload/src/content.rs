@@ -20,7 +20,10 @@
 //! the run is not hashed: its first access was a write, so it cannot be an
 //! input (or, if it can, its identity no longer matches and roar warns).
 //! Without a start (standalone preload: the directory is not one run's),
-//! every regular file is hashed. Files larger than `ROAR_PRELOAD_HASH_MAX`
+//! every regular file is hashed. Within a run, a file of 1 MiB or more is
+//! hashed once per identity, by whichever process first creates the marker
+//! `hashed-<dev>-<ino>-<size>-<mtime>` in the trace directory (a loop of
+//! `sqlite3 db 'select ...'` opens the database read-write every time). Files larger than `ROAR_PRELOAD_HASH_MAX`
 //! bytes (default 128 MiB; 0 turns hashing off) are not: roar then records
 //! the input's hash as unknown and warns, naming the file.
 //!
@@ -47,6 +50,8 @@ const DEFAULT_LIMIT: u64 = 128 << 20;
 /// The read buffer: one anonymous mapping per hash, so threads with small
 /// stacks are safe.
 const BUF_LEN: usize = 64 << 10;
+/// From this size on, a file is hashed once per identity in a run.
+const SHARED_FROM: i64 = 1 << 20;
 /// Added to the run's start: its name is in whole milliseconds, and a file
 /// created in the same millisecond must still count as the run's (a file
 /// hashed needlessly costs time; one skipped costs its hash).
@@ -114,6 +119,40 @@ fn wanted(st: &libc::stat) -> bool {
         .wrapping_mul(1_000_000_000)
         .wrapping_add(st.st_ctime_nsec as u64);
     ctime < RUN_START_NS.load(Ordering::Relaxed)
+}
+
+/// Whether this process is the run's first to hash the identity `st` (a
+/// large file within a run): it creates the identity's marker in the trace
+/// directory. Any failure but "exists" means hash anyway.
+fn first_to_hash(st: &libc::stat) -> bool {
+    if st.st_size < SHARED_FROM || RUN_START_NS.load(Ordering::Relaxed) == u64::MAX {
+        return true;
+    }
+    let mut name = Buf::<128>::new();
+    name.push(b"hashed-");
+    for (i, v) in [
+        st.st_dev,
+        st.st_ino,
+        st.st_size as u64,
+        (st.st_mtime as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(st.st_mtime_nsec as u64),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            name.push(b"-");
+        }
+        name.push_u64(v, 16);
+    }
+    let marker = stream::stream_path(name.as_slice());
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC;
+    let fd = sys::openat(libc::AT_FDCWD, marker.as_slice_nul(), flags, 0o600);
+    if fd >= 0 {
+        sys::close(fd as c_int);
+    }
+    fd != -(libc::EEXIST as isize)
 }
 
 /// Opens `path` (NUL-terminated, relative to `dirfd`) for reading without
@@ -237,7 +276,7 @@ pub unsafe fn before_path(dirfd: c_int, path: *const c_char, follow: bool) {
         let Some(st) = sys::fstatat(dirfd, p.c_str(), flags) else {
             return;
         };
-        if !wanted(&st) {
+        if !wanted(&st) || !first_to_hash(&st) {
             return;
         }
         let Some(fd) = open_read(dirfd, p.c_str(), !follow) else {
@@ -271,7 +310,7 @@ pub fn before_fd(fd: c_int) {
     }
     guarded(|| {
         let Some(st) = sys::fstat(fd) else { return };
-        if !wanted(&st) {
+        if !wanted(&st) || !first_to_hash(&st) {
             return;
         }
         // Reopened for reading: the program's fd may be write-only.

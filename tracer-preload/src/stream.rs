@@ -209,7 +209,7 @@ fn make_dirs(dir: &[u8]) {
 }
 
 /// `$ROAR_TRACE_DIR/<name>`, NUL-terminated.
-fn stream_path(name: &[u8]) -> Buf<4300> {
+pub fn stream_path(name: &[u8]) -> Buf<4300> {
     // SAFETY: see TraceDir: only read after the constructor finished
     // writing it (or by the constructor itself).
     let dir = unsafe { &*TRACE_DIR.0.get() };

@@ -167,6 +167,32 @@ fn pre_existing_files_are_hashed_before_they_are_destroyed() {
     assert_eq!(std::fs::read(sb.work.join("truncated.txt")).unwrap(), b"");
 }
 
+/// A large file opened read-write by process after process (a loop of
+/// `sqlite3 db 'select ...'`) is hashed once in a run, not once per open.
+#[test]
+fn a_large_file_is_hashed_once_per_run() {
+    let sb = Sandbox::new("content-once");
+    let big: String = "0123456789abcdef".repeat(1 << 17);
+    sb.write("db.bin", &big);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let run_dir = sb.root.join(format!("run-1-{start_ms}-0"));
+    std::os::unix::fs::symlink(&sb.trace, &run_dir).unwrap();
+    let script = "for i in 1 2 3; do python3 -c \"open('db.bin', 'r+').read(1)\"; done";
+    let out = sb
+        .traced("sh", &["-c", script])
+        .env("ROAR_TRACE_DIR", &run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ev = sb.events();
+    let want = *blake3::hash(big.as_bytes()).as_bytes();
+    assert_eq!(contents(&ev, &sb.path("db.bin")), [want], "{}", sb.dump());
+}
+
 #[test]
 fn shell_copy_and_rename() {
     let sb = Sandbox::new("shell");
