@@ -27,6 +27,9 @@ if [ "$mode" = all ]; then
     # podman: the OpenJD container template is tested with Podman too (runc, as
     # platform notes say: crun refuses this machine's cgroup layout).
     pkgs+=(strace git graphviz postgresql docker.io mmdebstrap busybox-static golang-go openssl podman runc)
+    # autoconf, automake, sqlite3, vim, patch, flock (util-linux): the real-program
+    # corpus (tests/tests/realprograms.rs) generates and builds an autotools project.
+    pkgs+=(autoconf automake sqlite3 vim patch util-linux)
 fi
 # python3 is normally preinstalled (pyenv); the fixtures need one.
 command -v python3 >/dev/null || pkgs+=(python3)

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use tracer_wire::{
-    Decoder, Event, ExitStatus, FLAG_PATH_TRUNCATED, FileStat, LossReason, StartCause, exec_flags,
+    Decoder, Event, ExitStatus, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, FileStat, LossReason,
+    StartCause, exec_flags,
 };
 
 use crate::paths::normalize;
@@ -55,7 +56,11 @@ pub struct Access {
 pub struct Summary {
     pub procs: Vec<Proc>,
     pub files: BTreeMap<Vec<u8>, Access>,
+    /// What the trace lost: the run is incomplete.
     pub warnings: Vec<String>,
+    /// What the user must be told that loses no file access (a command
+    /// line recorded cut).
+    pub notes: Vec<String>,
     pub records: u64,
     /// Timestamp of the last record.
     pub last_ns: u64,
@@ -185,6 +190,9 @@ struct Analyzer {
     dropped: Vec<Vec<u8>>,
     /// Set-user-ID programs the kernel ran without their privileges.
     unprivileged: Vec<Vec<u8>>,
+    /// Images whose command line the backend could only record cut:
+    /// (pid, exe, arguments kept).
+    cut_argv: Vec<(u32, Vec<u8>, usize)>,
 }
 
 impl Analyzer {
@@ -211,6 +219,10 @@ impl Analyzer {
                 realtime_ns,
             } => {
                 self.run_start_ns.get_or_insert(realtime_ns as i64);
+                if h.flags & FLAG_ARGV_TRUNCATED != 0 {
+                    self.cut_argv
+                        .push((h.pid, normalize(exe, b"/"), argv.iter().count()));
+                }
                 let proc = Proc {
                     pid: h.pid,
                     ppid,
@@ -411,6 +423,9 @@ impl Analyzer {
                 self.truncated
             ));
         }
+        if let Some(w) = cut_argv_warning(&self.cut_argv) {
+            self.s.notes.push(w);
+        }
         for p in sorted_unique(self.static_execs) {
             self.s.warnings.push(format!(
                 "{} is statically linked: the preload backend cannot see its file accesses (use --backend ptrace)",
@@ -430,6 +445,33 @@ impl Analyzer {
         }
         self.s
     }
+}
+
+/// One warning for every image whose argument vector the backend recorded
+/// cut (eBPF reads at most about 4 KiB of it in the kernel): which, and how
+/// many arguments were kept.
+fn cut_argv_warning(cut: &[(u32, Vec<u8>, usize)]) -> Option<String> {
+    let (first, rest) = cut.split_first()?;
+    let name = |(pid, exe, kept): &(u32, Vec<u8>, usize)| {
+        format!(
+            "pid {pid} ({}, {kept} arguments kept)",
+            String::from_utf8_lossy(exe)
+        )
+    };
+    let mut listed: Vec<String> = std::iter::once(first)
+        .chain(rest)
+        .take(5)
+        .map(name)
+        .collect();
+    if cut.len() > 5 {
+        listed.push(format!("and {} more", cut.len() - 5));
+    }
+    Some(format!(
+        "{} command line{} too long for the backend to record whole and recorded cut: {}",
+        cut.len(),
+        if cut.len() == 1 { " was" } else { "s were" },
+        listed.join(", ")
+    ))
 }
 
 /// The warning for a set-user-ID program that ran without its privileges
@@ -502,6 +544,32 @@ mod tests {
             out.extend_from_slice(&buf[..n]);
         }
         out
+    }
+
+    #[test]
+    fn a_command_line_recorded_cut_is_a_warning_naming_the_process() {
+        let mut buf = [0u8; 512];
+        let h = Header {
+            seq: 0,
+            ts_ns: 1,
+            pid: 7,
+            tid: 7,
+            flags: FLAG_ARGV_TRUNCATED,
+        };
+        let n = encode(&h, &start(1, StartCause::Exec, b"cat\0a\0b\0"), &mut buf).unwrap();
+        let s = analyze(&[("ebpf.rwt".into(), buf[..n].to_vec())]);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+        assert_eq!(
+            s.notes,
+            [
+                "1 command line was too long for the backend to record whole and recorded cut: pid 7 (/bin/x, 3 arguments kept)"
+            ]
+        );
+        let whole = analyze(&[(
+            "p.rwt".into(),
+            stream(&[start(1, StartCause::Exec, b"cat\0")]),
+        )]);
+        assert!(whole.notes.is_empty(), "{:?}", whole.notes);
     }
 
     fn start(ppid: u32, cause: StartCause, argv: &[u8]) -> Event<'_> {

@@ -87,6 +87,7 @@ pub fn collect_seen(
 ) -> RunResult {
     let summary = analysis::analyze(streams);
     notes.losses.extend(summary.warnings.iter().cloned());
+    notes.warnings.extend(summary.notes.iter().cloned());
     if summary.procs.is_empty() && notes.losses.is_empty() {
         notes.losses.push("the tracer recorded no process (under preload: the library was not loaded into the command; is it built for this architecture?)".into());
     }

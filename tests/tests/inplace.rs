@@ -2,9 +2,11 @@
 //! reads a file and then rewrites, replaces or deletes it. The input must be
 //! recorded with the hash of its content as read, checked against an
 //! independent hash of the original bytes (the `blake3` crate). ptrace
-//! hashes the file before the call that changes it; preload and eBPF cannot
-//! stop the call, so there the hash is the content as read or null with a
-//! warning naming the file (the documented difference, never a wrong hash).
+//! hashes the file before the call that changes it, and the preload library
+//! does the same inside the process; eBPF cannot stop the call, so there the
+//! hash is the content as read or null with a warning naming the file (the
+//! documented difference, never a wrong hash). Under preload a file beyond
+//! `ROAR_PRELOAD_HASH_MAX` is not hashed: null with the warning.
 
 use serde_json::Value;
 use tests::Sandbox;
@@ -119,10 +121,10 @@ fn inputs_changed_by_the_run_keep_their_hash_as_read() {
             };
             let hash = inp["hash"].as_str();
             let warned = run["warnings"].to_string().contains(e.file);
-            // ptrace hashes before the call; preload and eBPF may only say
-            // they do not know (an eBPF reader holding the inode it saw read
+            // ptrace and preload hash before the call; eBPF may only say it
+            // does not know (an eBPF reader holding the inode it saw read
             // was tried: it runs too far behind short-lived programs).
-            let exact = backend == "ptrace";
+            let exact = backend != "ebpf";
             let as_read = hash == Some(blake3_of(e.before).as_str());
             let ok = as_read || (!exact && hash.is_none() && warned);
             if !ok {
@@ -134,4 +136,47 @@ fn inputs_changed_by_the_run_keep_their_hash_as_read() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The preload library's size limit: a file beyond it is not hashed before
+/// it is destroyed, and the input is null with a warning naming it (never a
+/// wrong hash); within it, the same edit is hashed as read.
+#[test]
+fn preload_beyond_its_hash_limit_says_it_does_not_know() {
+    for (limit, exact) in [("4", false), ("4096", true)] {
+        let sb = Sandbox::new();
+        sb.write("f.txt", "more than four bytes\n");
+        let out = sb
+            .roar()
+            .env("ROAR_PRELOAD_HASH_MAX", limit)
+            .args([
+                "run",
+                "--backend",
+                "preload",
+                "-q",
+                "--",
+                "sed",
+                "-i",
+                "s/four/4/",
+                "f.txt",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let run = sb.show_json("latest");
+        let inp =
+            input(&run, &sb, "f.txt").unwrap_or_else(|| panic!("f.txt not an input: {run:#}"));
+        let warned = run["warnings"]
+            .to_string()
+            .contains(&*sb.join("f.txt").to_string_lossy());
+        if exact {
+            assert_eq!(
+                inp["hash"],
+                blake3_of("more than four bytes\n").as_str(),
+                "{run:#}"
+            );
+        } else {
+            assert!(inp["hash"].is_null() && warned, "limit {limit}: {run:#}");
+        }
+    }
 }

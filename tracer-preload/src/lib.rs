@@ -45,6 +45,7 @@ use core::cell::Cell;
 use core::ffi::{c_char, c_int, c_void};
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+mod content;
 mod hooks;
 mod path;
 mod stream;
@@ -168,6 +169,14 @@ real_symbols!(
     __openat64_2,
     creat,
     creat64,
+    mkstemp,
+    mkstemp64,
+    mkostemp,
+    mkostemp64,
+    mkstemps,
+    mkstemps64,
+    mkostemps,
+    mkostemps64,
     fopen,
     fopen64,
     freopen,
@@ -230,6 +239,7 @@ unsafe extern "C" fn constructor(
     let dir = unsafe { sys::cstr(dir, 8192) };
     if !dir.is_empty() {
         real::resolve_all();
+        content::init(dir);
         // SAFETY: the constructor runs once, before hooks see ACTIVE.
         if unsafe { stream::init(dir, argc, argv) } {
             // SAFETY: registering a plain function as the child handler.

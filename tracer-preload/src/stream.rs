@@ -209,7 +209,7 @@ fn make_dirs(dir: &[u8]) {
 }
 
 /// `$ROAR_TRACE_DIR/<name>`, NUL-terminated.
-fn stream_path(name: &[u8]) -> Buf<4300> {
+pub fn stream_path(name: &[u8]) -> Buf<4300> {
     // SAFETY: see TraceDir: only read after the constructor finished
     // writing it (or by the constructor itself).
     let dir = unsafe { &*TRACE_DIR.0.get() };
@@ -515,7 +515,7 @@ pub unsafe fn join_argv<const N: usize>(
     }
 }
 
-fn to_filestat(st: &libc::stat) -> FileStat {
+pub fn to_filestat(st: &libc::stat) -> FileStat {
     FileStat {
         dev: st.st_dev,
         ino: st.st_ino,

@@ -19,6 +19,14 @@ const HOOKS: &[&str] = &[
     "__openat64_2",
     "creat",
     "creat64",
+    "mkstemp",
+    "mkstemp64",
+    "mkostemp",
+    "mkostemp64",
+    "mkstemps",
+    "mkstemps64",
+    "mkostemps",
+    "mkostemps64",
     "fopen",
     "fopen64",
     "freopen",
@@ -87,6 +95,102 @@ fn opened<'a>(events: &'a [Event<'static>], path: &[u8]) -> Vec<&'a Event<'stati
         .iter()
         .filter(|e| matches!(e, Event::Open { path: p, .. } if *p == path))
         .collect()
+}
+
+/// Content records of `path`: the hash the library took before a call
+/// destroyed it.
+fn contents(events: &[Event<'static>], path: &[u8]) -> Vec<[u8; 32]> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Content {
+                path: p, blake3, ..
+            } if *p == path => Some(*blake3),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn pre_existing_files_are_hashed_before_they_are_destroyed() {
+    let sb = Sandbox::new("content");
+    let files = [
+        ("deleted.txt", "read, then deleted\n"),
+        ("replaced.txt", "replaced by a rename\n"),
+        ("moved.txt", "moved out of the way\n"),
+        ("rplus.txt", "rewritten in place\n"),
+        ("truncated.txt", "emptied by O_TRUNC\n"),
+    ];
+    for (name, body) in files {
+        sb.write(name, body);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    // A directory named as roar run names one: its start is now, so files
+    // older than now existed before the run; new.txt, made during the run
+    // (after the start and its 10 ms slack), is not hashed when it is moved.
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let run_dir = sb.root.join(format!("run-1-{start_ms}-0"));
+    std::os::unix::fs::symlink(&sb.trace, &run_dir).unwrap();
+    let script = "sleep 0.05; cat deleted.txt >/dev/null; rm deleted.txt; \
+        echo new > tmp.txt; mv tmp.txt replaced.txt; mv moved.txt ../moved.txt; \
+        python3 -c \"open('rplus.txt', 'r+').write('R')\"; : > truncated.txt; \
+        echo made > new.txt; mv new.txt new2.txt";
+    let out = sb
+        .traced("sh", &["-c", script])
+        .env("ROAR_TRACE_DIR", &run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ev = sb.events();
+    let dump = sb.dump();
+    for (name, body) in files {
+        let want = *blake3::hash(body.as_bytes()).as_bytes();
+        assert!(
+            contents(&ev, &sb.path(name)).contains(&want),
+            "{name}: no content record with its original hash\n{dump}"
+        );
+    }
+    for name in ["tmp.txt", "new.txt"] {
+        assert!(
+            contents(&ev, &sb.path(name)).is_empty(),
+            "{name} was made by the run and hashed anyway\n{dump}"
+        );
+    }
+    // The program's files are what they would be without the library.
+    assert_eq!(
+        std::fs::read(sb.work.join("rplus.txt")).unwrap(),
+        b"Rewritten in place\n"
+    );
+    assert_eq!(std::fs::read(sb.work.join("truncated.txt")).unwrap(), b"");
+}
+
+/// A large file opened read-write by process after process (a loop of
+/// `sqlite3 db 'select ...'`) is hashed once in a run, not once per open.
+#[test]
+fn a_large_file_is_hashed_once_per_run() {
+    let sb = Sandbox::new("content-once");
+    let big: String = "0123456789abcdef".repeat(1 << 17);
+    sb.write("db.bin", &big);
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let run_dir = sb.root.join(format!("run-1-{start_ms}-0"));
+    std::os::unix::fs::symlink(&sb.trace, &run_dir).unwrap();
+    let script = "for i in 1 2 3; do python3 -c \"open('db.bin', 'r+').read(1)\"; done";
+    let out = sb
+        .traced("sh", &["-c", script])
+        .env("ROAR_TRACE_DIR", &run_dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let ev = sb.events();
+    let want = *blake3::hash(big.as_bytes()).as_bytes();
+    assert_eq!(contents(&ev, &sb.path("db.bin")), [want], "{}", sb.dump());
 }
 
 #[test]

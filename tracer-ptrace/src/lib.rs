@@ -90,6 +90,7 @@ impl Prepared {
             tasks: HashMap::new(),
             procs: HashMap::new(),
             expected: HashSet::new(),
+            adopted: HashSet::new(),
             read: HashMap::new(),
             hashed: HashMap::new(),
         };
@@ -212,6 +213,11 @@ pub struct Tracer {
     procs: HashMap<pid_t, Proc>,
     /// New tasks named by a fork event whose first stop has not come yet.
     expected: HashSet<pid_t>,
+    /// New tasks whose first stop came before their parent's fork event,
+    /// registered then: the event, when it is read, must not register them
+    /// again (by then they may have run and exited, and a second record
+    /// would start a process that never ends).
+    adopted: HashSet<pid_t>,
     /// Identities (dev, ino) of files the run opened for reading, with the
     /// stat they had: before a call changes, replaces or deletes one, its
     /// content is hashed (an input's hash as read).
@@ -507,6 +513,7 @@ impl Tracer {
             // (or never will be: a parent killed inside fork reports none).
             // The kernel knows what it is; adopt it now rather than hold it.
             self.adopt(tid);
+            self.adopted.insert(tid);
             stop.cont(0);
             return;
         }
@@ -573,7 +580,7 @@ impl Tracer {
             return;
         };
         let new = new as pid_t;
-        if !self.tasks.contains_key(&new) {
+        if !self.adopted.remove(&new) && !self.tasks.contains_key(&new) {
             let thread = event == libc::PTRACE_EVENT_CLONE
                 && clone_flags(&stop) & libc::CLONE_THREAD as u64 != 0;
             let ptgid = self.tgid(parent);

@@ -10,7 +10,7 @@ use tracer_wire::{Event, FLAG_PATH_TRUNCATED};
 use super::call_real;
 use crate::path::{self, PathBuf};
 use crate::stream::{self, emit, emit_large};
-use crate::{record, result, sys};
+use crate::{content, record, result, sys};
 
 fn path_flags(p: &PathBuf) -> u32 {
     if p.truncated { FLAG_PATH_TRUNCATED } else { 0 }
@@ -52,6 +52,8 @@ macro_rules! open_hook {
     ($name:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
+            // SAFETY: path is the caller's C string.
+            unsafe { content::before_open(libc::AT_FDCWD, path, flags) };
             let ret = call_real!($name: OpenFn, (path, flags, mode), -1);
             // SAFETY: path is the caller's C string.
             unsafe { record_open(libc::AT_FDCWD, path, flags, mode, ret) };
@@ -71,6 +73,8 @@ macro_rules! openat_hook {
             flags: c_int,
             mode: c_uint,
         ) -> c_int {
+            // SAFETY: path is the caller's C string.
+            unsafe { content::before_open(dirfd, path, flags) };
             let ret = call_real!($name: OpenatFn, (dirfd, path, flags, mode), -1);
             // SAFETY: path is the caller's C string.
             unsafe { record_open(dirfd, path, flags, mode, ret) };
@@ -86,6 +90,8 @@ macro_rules! open2_hook {
         /// Fortified `open` (`_FORTIFY_SOURCE`), no mode argument.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, flags: c_int) -> c_int {
+            // SAFETY: path is the caller's C string.
+            unsafe { content::before_open(libc::AT_FDCWD, path, flags) };
             let ret = call_real!($name: Open2Fn, (path, flags), -1);
             // SAFETY: path is the caller's C string.
             unsafe { record_open(libc::AT_FDCWD, path, flags, 0, ret) };
@@ -101,6 +107,8 @@ macro_rules! openat2_hook {
         /// Fortified `openat`, no mode argument.
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
+            // SAFETY: path is the caller's C string.
+            unsafe { content::before_open(dirfd, path, flags) };
             let ret = call_real!($name: Openat2Fn, (dirfd, path, flags), -1);
             // SAFETY: path is the caller's C string.
             unsafe { record_open(dirfd, path, flags, 0, ret) };
@@ -115,8 +123,10 @@ macro_rules! creat_hook {
     ($name:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, mode: mode_t) -> c_int {
-            let ret = call_real!($name: CreatFn, (path, mode), -1);
             let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+            // SAFETY: path is the caller's C string.
+            unsafe { content::before_open(libc::AT_FDCWD, path, flags) };
+            let ret = call_real!($name: CreatFn, (path, mode), -1);
             // SAFETY: path is the caller's C string.
             unsafe { record_open(libc::AT_FDCWD, path, flags, mode, ret) };
             ret
@@ -125,6 +135,81 @@ macro_rules! creat_hook {
 }
 creat_hook!(creat);
 creat_hook!(creat64);
+
+// mkstemp and its kin create the file inside libc (no hooked open), so
+// without these a shell's here-document file would look like a file the
+// run only read, then deleted.
+type MkstempFn = unsafe extern "C" fn(*mut c_char) -> c_int;
+type MkostempFn = unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+type MkstempsFn = unsafe extern "C" fn(*mut c_char, c_int) -> c_int;
+type MkostempsFn = unsafe extern "C" fn(*mut c_char, c_int, c_int) -> c_int;
+
+/// Records the file a mkstemp-family call created (the template now holds
+/// its name).
+///
+/// # Safety
+/// `template` must be null or a C string.
+unsafe fn record_mkstemp(template: *const c_char, flags: c_int, ret: c_int) {
+    let flags = libc::O_RDWR | libc::O_CREAT | libc::O_EXCL | flags;
+    // SAFETY: forwarded from the caller.
+    unsafe { record_open(libc::AT_FDCWD, template, flags, 0o600, ret) };
+}
+
+macro_rules! mkstemp_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char) -> c_int {
+            let ret = call_real!($name: MkstempFn, (template), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, 0, ret) };
+            ret
+        }
+    };
+}
+mkstemp_hook!(mkstemp);
+mkstemp_hook!(mkstemp64);
+
+macro_rules! mkostemp_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char, flags: c_int) -> c_int {
+            let ret = call_real!($name: MkostempFn, (template, flags), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, flags, ret) };
+            ret
+        }
+    };
+}
+mkostemp_hook!(mkostemp);
+mkostemp_hook!(mkostemp64);
+
+macro_rules! mkstemps_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char, suffix: c_int) -> c_int {
+            let ret = call_real!($name: MkstempsFn, (template, suffix), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, 0, ret) };
+            ret
+        }
+    };
+}
+mkstemps_hook!(mkstemps);
+mkstemps_hook!(mkstemps64);
+
+macro_rules! mkostemps_hook {
+    ($name:ident) => {
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn $name(template: *mut c_char, suffix: c_int, flags: c_int) -> c_int {
+            let ret = call_real!($name: MkostempsFn, (template, suffix, flags), -1);
+            // SAFETY: the caller's template, a C string.
+            unsafe { record_mkstemp(template, flags, ret) };
+            ret
+        }
+    };
+}
+mkostemps_hook!(mkostemps);
+mkostemps_hook!(mkostemps64);
 
 /// `fopen` mode string to `O_*` flags, as glibc interprets it.
 ///
@@ -188,6 +273,18 @@ unsafe fn record_fopen(path: *const c_char, mode: *const c_char, fp: *mut FILE) 
     });
 }
 
+/// Hashes the file an fopen-family call may change, first.
+///
+/// # Safety
+/// `path`/`mode` must be null or C strings.
+unsafe fn before_fopen(path: *const c_char, mode: *const c_char) {
+    if path.is_null() || !stream::ACTIVE.load(core::sync::atomic::Ordering::Acquire) {
+        return;
+    }
+    // SAFETY: forwarded from the caller.
+    unsafe { content::before_open(libc::AT_FDCWD, path, fopen_flags(mode)) };
+}
+
 type FopenFn = unsafe extern "C" fn(*const c_char, *const c_char) -> *mut FILE;
 type FreopenFn = unsafe extern "C" fn(*const c_char, *const c_char, *mut FILE) -> *mut FILE;
 
@@ -195,6 +292,8 @@ macro_rules! fopen_hook {
     ($name:ident) => {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, mode: *const c_char) -> *mut FILE {
+            // SAFETY: the caller's C strings.
+            unsafe { before_fopen(path, mode) };
             let fp = call_real!($name: FopenFn, (path, mode), core::ptr::null_mut());
             // SAFETY: the caller's strings and the FILE just returned.
             unsafe { record_fopen(path, mode, fp) };
@@ -213,6 +312,8 @@ macro_rules! freopen_hook {
             mode: *const c_char,
             stream: *mut FILE,
         ) -> *mut FILE {
+            // SAFETY: the caller's C strings.
+            unsafe { before_fopen(path, mode) };
             let fp = call_real!($name: FreopenFn, (path, mode, stream), core::ptr::null_mut());
             // SAFETY: the caller's strings and the FILE just returned.
             unsafe { record_fopen(path, mode, fp) };
@@ -248,9 +349,24 @@ unsafe fn record_rename(
     });
 }
 
+/// A rename moves the file away from `old` (out of the tree, perhaps) and
+/// replaces whatever `new` held: both are hashed first.
+///
+/// # Safety
+/// The paths must be null or C strings.
+unsafe fn before_rename(odir: c_int, old: *const c_char, ndir: c_int, new: *const c_char) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        content::before_path(odir, old, false);
+        content::before_path(ndir, new, false);
+    }
+}
+
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rename(old: *const c_char, new: *const c_char) -> c_int {
     type F = unsafe extern "C" fn(*const c_char, *const c_char) -> c_int;
+    // SAFETY: the caller's C strings.
+    unsafe { before_rename(libc::AT_FDCWD, old, libc::AT_FDCWD, new) };
     let ret = call_real!(rename: F, (old, new), -1);
     // SAFETY: the caller's C strings.
     unsafe { record_rename(libc::AT_FDCWD, old, libc::AT_FDCWD, new, 0, ret) };
@@ -265,6 +381,8 @@ pub unsafe extern "C" fn renameat(
     new: *const c_char,
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char) -> c_int;
+    // SAFETY: the caller's C strings.
+    unsafe { before_rename(odir, old, ndir, new) };
     let ret = call_real!(renameat: F, (odir, old, ndir, new), -1);
     // SAFETY: the caller's C strings.
     unsafe { record_rename(odir, old, ndir, new, 0, ret) };
@@ -280,6 +398,8 @@ pub unsafe extern "C" fn renameat2(
     flags: c_uint,
 ) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, c_uint) -> c_int;
+    // SAFETY: the caller's C strings.
+    unsafe { before_rename(odir, old, ndir, new) };
     let ret = call_real!(renameat2: F, (odir, old, ndir, new, flags), -1);
     // SAFETY: the caller's C strings.
     unsafe { record_rename(odir, old, ndir, new, flags, ret) };
@@ -388,6 +508,8 @@ unsafe fn record_unlink(dirfd: c_int, path: *const c_char, dir: bool, ret: c_int
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
     type F = unsafe extern "C" fn(*const c_char) -> c_int;
+    // SAFETY: the caller's C string.
+    unsafe { content::before_path(libc::AT_FDCWD, path, false) };
     let ret = call_real!(unlink: F, (path), -1);
     // SAFETY: the caller's C string.
     unsafe { record_unlink(libc::AT_FDCWD, path, false, ret) };
@@ -397,8 +519,12 @@ pub unsafe extern "C" fn unlink(path: *const c_char) -> c_int {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn unlinkat(dirfd: c_int, path: *const c_char, flags: c_int) -> c_int {
     type F = unsafe extern "C" fn(c_int, *const c_char, c_int) -> c_int;
-    let ret = call_real!(unlinkat: F, (dirfd, path, flags), -1);
     let dir = flags & libc::AT_REMOVEDIR != 0;
+    if !dir {
+        // SAFETY: the caller's C string.
+        unsafe { content::before_path(dirfd, path, false) };
+    }
+    let ret = call_real!(unlinkat: F, (dirfd, path, flags), -1);
     // SAFETY: the caller's C string.
     unsafe { record_unlink(dirfd, path, dir, ret) };
     ret
@@ -425,6 +551,10 @@ pub unsafe extern "C" fn remove(path: *const c_char) -> c_int {
         sys::fstatat(libc::AT_FDCWD, b.c_str(), libc::AT_SYMLINK_NOFOLLOW)
             .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
     });
+    if !is_dir {
+        // SAFETY: the caller's C string.
+        unsafe { content::before_path(libc::AT_FDCWD, path, false) };
+    }
     let ret = call_real!(remove: F, (path), -1);
     // SAFETY: the caller's C string.
     unsafe { record_unlink(libc::AT_FDCWD, path, is_dir, ret) };
@@ -447,6 +577,8 @@ macro_rules! truncate_hook {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(path: *const c_char, length: $off) -> c_int {
             type F = unsafe extern "C" fn(*const c_char, $off) -> c_int;
+            // SAFETY: the caller's C string.
+            unsafe { content::before_path(libc::AT_FDCWD, path, true) };
             let ret = call_real!($name: F, (path, length), -1);
             if crate::stream::ACTIVE.load(core::sync::atomic::Ordering::Acquire) {
                 // SAFETY: the caller's C string.
@@ -465,6 +597,7 @@ macro_rules! ftruncate_hook {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(fd: c_int, length: $off) -> c_int {
             type F = unsafe extern "C" fn(c_int, $off) -> c_int;
+            content::before_fd(fd);
             let ret = call_real!($name: F, (fd, length), -1);
             if crate::stream::ACTIVE.load(core::sync::atomic::Ordering::Acquire) {
                 let p = path::of_fd(fd);

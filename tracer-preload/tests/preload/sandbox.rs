@@ -47,7 +47,7 @@ pub struct Sandbox {
     pub work: PathBuf,
     /// ROAR_TRACE_DIR.
     pub trace: PathBuf,
-    root: PathBuf,
+    pub root: PathBuf,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
