@@ -174,7 +174,10 @@ pub fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
-/// A new directory for one run's trace under `parent`.
+/// A new directory for one run's trace under `parent`, named `run-<pid>-<ms>-<n>`. The
+/// preload library reads the run's start (`<ms>`) from this name to tell files that existed
+/// before the run (hashed before it destroys them) from its own (tracer-preload
+/// `content.rs`): change the two together.
 pub fn tempdir_in(parent: &Path) -> std::io::Result<PathBuf> {
     let mut n: u32 = 0;
     loop {
