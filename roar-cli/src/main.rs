@@ -337,31 +337,7 @@ fn main() {
         Cmd::Push { remote, quiet } => remote::push(remote.as_deref(), quiet),
         Cmd::Pull { remote, quiet } => remote::pull(remote.as_deref(), quiet),
         Cmd::Doctor { json } => doctor::doctor(json),
-        Cmd::Openjd {
-            cmd: OpenjdCmd::Template { mode, container },
-        } => openjd_template(mode, container),
-        Cmd::Openjd {
-            cmd: OpenjdCmd::Container { cmd },
-        } => container::dispatch(cmd),
-        Cmd::Openjd {
-            cmd:
-                OpenjdCmd::EnvAction {
-                    phase,
-                    name,
-                    record,
-                    remote,
-                    backend,
-                    command,
-                },
-        } => openjd::env_action(openjd::EnvAction {
-            phase,
-            name,
-            record: record == "true",
-            remote,
-            backend,
-            command,
-        })
-        .map(|never| match never {}),
+        Cmd::Openjd { cmd } => openjd_cmd(cmd),
         Cmd::K8s {
             cmd:
                 K8sCmd::PodTemplate {
@@ -393,18 +369,46 @@ fn main() {
         } => open_store().and_then(|s| reproduce::reproduce(&s, &target, script, json, &cwd()?)),
     };
     if let Err(e) = result {
-        // A closed stdout (`roar log | head`) ends quietly.
-        if e.chain().any(|c| {
-            c.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-        }) {
-            std::process::exit(0);
-        }
-        let code = e
-            .downcast_ref::<roar_core::Error>()
-            .map_or(1, roar_core::Error::exit_code);
-        eprintln!("roar: {e:#}");
-        std::process::exit(code);
+        exit_with(e);
+    }
+}
+
+/// Ends roar for an error: quietly for a closed stdout (`roar log | head`), else saying it,
+/// with the status the error carries.
+fn exit_with(e: anyhow::Error) -> ! {
+    if e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    }) {
+        std::process::exit(0);
+    }
+    let code = e
+        .downcast_ref::<roar_core::Error>()
+        .map_or(1, roar_core::Error::exit_code);
+    eprintln!("roar: {e:#}");
+    std::process::exit(code);
+}
+
+fn openjd_cmd(cmd: OpenjdCmd) -> Result<()> {
+    match cmd {
+        OpenjdCmd::Template { mode, container } => openjd_template(mode, container),
+        OpenjdCmd::Container { cmd } => container::dispatch(cmd),
+        OpenjdCmd::EnvAction {
+            phase,
+            name,
+            record,
+            remote,
+            backend,
+            command,
+        } => openjd::env_action(openjd::EnvAction {
+            phase,
+            name,
+            record: record == "true",
+            remote,
+            backend,
+            command,
+        })
+        .map(|never| match never {}),
     }
 }
 
