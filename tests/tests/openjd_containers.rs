@@ -114,6 +114,17 @@ impl Setup {
     }
 
     fn run(&self, job: &str, env: Option<&Path>, out: &str) -> std::process::Output {
+        self.run_with(job, env, out, &[])
+    }
+
+    /// [`Setup::run`] with more `-p NAME=VALUE` parameters.
+    fn run_with(
+        &self,
+        job: &str,
+        env: Option<&Path>,
+        out: &str,
+        params: &[&str],
+    ) -> std::process::Output {
         let path = self.sb.join("job.yaml");
         std::fs::write(&path, job).unwrap();
         self.sb.mkdir(out);
@@ -123,6 +134,9 @@ impl Setup {
             c.arg("--environment").arg(env);
         }
         c.args(["-p", &format!("Out={}", self.sb.join(out).display())]);
+        for p in params {
+            c.args(["-p", p]);
+        }
         output(&mut c)
     }
 
@@ -462,4 +476,24 @@ fn a_session_whose_image_changes_between_tasks_is_warned() {
         w.contains("image changed") && w.contains("sha256:aaa") && w.contains("sha256:bbb"),
         "{moved:#}"
     );
+}
+
+#[test]
+fn inner_environment_actions_run_in_the_container_and_are_recorded_on_request() {
+    let Some(setup) = Setup::new() else { return };
+    let env = setup.template("session", &[]);
+    let out = setup.run_with(JOB, Some(&env), "out", &["RoarRecordEnvironments=true"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The inner environment still exports its variable to the tasks.
+    assert_eq!(setup.sb.read("out/part-1.txt"), b"hello 1||--dash\n");
+    let runs = setup.runs();
+    let inner: Vec<&Value> = runs
+        .iter()
+        .filter(|r| r["label"] == "Inner (enter)")
+        .collect();
+    assert_eq!(inner.len(), 1, "{runs:#?}");
+    assert_eq!(inner[0]["container"]["runtime"], "docker", "{:#}", inner[0]);
+    let task = runs.iter().find(|r| r["label"] == "Consume").unwrap();
+    assert_eq!(task["container"]["id"], inner[0]["container"]["id"]);
+    assert_eq!(setup.containers(), Vec::<String>::new(), "none left");
 }
