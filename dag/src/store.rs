@@ -477,6 +477,32 @@ impl Store {
             .optional()?)
     }
 
+    /// [`Store::hash_cache_get`] for many files, in one read transaction: `None` where the
+    /// cache does not know the file.
+    pub fn hash_cache_get_many(&self, keys: &[FileKey]) -> Result<Vec<Option<String>>, StoreError> {
+        let tx = self.read_tx()?;
+        let mut stmt = tx.prepare_cached(
+            "SELECT hash FROM hash_cache \
+             WHERE dev = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4",
+        )?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(
+                stmt.query_row(
+                    params![
+                        u64_to_sql(key.dev),
+                        u64_to_sql(key.ino),
+                        u64_to_sql(key.size),
+                        key.mtime_ns
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            );
+        }
+        Ok(out)
+    }
+
     /// Caches hashes, replacing whatever was cached for the same (dev, ino).
     pub fn hash_cache_put(&self, entries: &[(FileKey, String)]) -> Result<(), StoreError> {
         let tx = self.write_tx()?;

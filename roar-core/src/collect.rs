@@ -349,9 +349,31 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut records: Vec<(bool, FileRecord, Option<FileKey>)> = Vec::new();
     let mut invisible: Vec<String> = Vec::new();
-    for f in std::mem::take(&mut files.pending) {
-        let p = as_path(&f.path).to_path_buf();
-        let md = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+    // Every file's identity first, then the cache asked once for all of them.
+    let pending: Vec<(Pending, PathBuf, Option<std::fs::Metadata>)> =
+        std::mem::take(&mut files.pending)
+            .into_iter()
+            .map(|f| {
+                let p = as_path(&f.path).to_path_buf();
+                let md = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+                (f, p, md)
+            })
+            .collect();
+    let wanted: Vec<FileKey> = pending
+        .iter()
+        .filter_map(|(f, _, md)| cache_key(f, md.as_ref(), seen))
+        .collect();
+    let cached: std::collections::HashMap<FileKey, String> = store
+        .hash_cache_get_many(&wanted)
+        .map(|hits| {
+            wanted
+                .iter()
+                .zip(hits)
+                .filter_map(|(k, h)| Some((*k, h?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    for (f, p, md) in pending {
         let now = md.as_ref().map(hashing::file_key);
         let (read_as, now) = match visible(&f, md.as_ref(), seen) {
             Visible::No => {
@@ -380,9 +402,7 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
         let i = records.len();
         let rec = FileRecord {
             path: f.path,
-            hash: f
-                .as_read
-                .or_else(|| store.hash_cache_get(&key).ok().flatten()),
+            hash: f.as_read.or_else(|| cached.get(&key).cloned()),
             size: Some(key.size),
             filtered: false,
         };
@@ -417,6 +437,24 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
         } else {
             files.inputs.push(rec)
         }
+    }
+}
+
+/// The identity whose cached hash a pending file would take (as [`hash_files`] decides).
+fn cache_key(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Option<FileKey> {
+    if f.as_read.is_some() {
+        return None;
+    }
+    let now = md.map(hashing::file_key);
+    let (read_as, now) = match visible(f, md, seen) {
+        Visible::No => return None,
+        Visible::Moved => (now, now),
+        Visible::Yes => (f.read_as, now),
+    };
+    match (f.is_output, read_as, now) {
+        (true, _, Some(k)) => Some(k),
+        (false, Some(rk), _) => Some(rk),
+        _ => None,
     }
 }
 
