@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 
 mod diff;
 mod doctor;
+mod ebpf;
 mod export;
 mod json;
 mod lineage;
@@ -215,6 +216,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The eBPF programs loaded once for a session or a machine.
+    Ebpf {
+        #[command(subcommand)]
+        cmd: ebpf::EbpfCmd,
+    },
     /// OpenJD: environment templates that record every task of a job.
     Openjd {
         #[command(subcommand)]
@@ -305,6 +311,7 @@ fn main() {
         Cmd::Push { remote, quiet } => remote::push(remote.as_deref(), quiet),
         Cmd::Pull { remote, quiet } => remote::pull(remote.as_deref(), quiet),
         Cmd::Doctor { json } => doctor::doctor(json),
+        Cmd::Ebpf { cmd } => ebpf::run(cmd),
         Cmd::Openjd {
             cmd: OpenjdCmd::Template { mode },
         } => openjd_template(mode),
