@@ -452,6 +452,10 @@ pub(crate) fn for_run(btf: &Path, persist: bool) -> Result<Option<(Instance, Loc
     ensure_root(&root)?;
     let l = lock(&root)?;
     let dir = if exists && missing(&dir).is_empty() {
+        // An instance this one replaced goes once its last run is done.
+        if std::fs::read_dir(&root).is_ok_and(|rd| rd.count() > 1) {
+            gc(&root);
+        }
         dir
     } else {
         publish(&root, btf, persist.then_some(DEFAULT_HOLDER))?.0
