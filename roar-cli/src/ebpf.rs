@@ -16,6 +16,9 @@ pub enum EbpfCmd {
         /// Who holds them loaded (an OpenJD session names itself).
         #[arg(long, default_value = DEFAULT_HOLDER)]
         holder: String,
+        /// `false`: do nothing (an OpenJD template passes its parameter).
+        #[arg(long, default_value = "true", hide = true)]
+        when: String,
     },
     /// Whether they are loaded: version, holders, active runs, idle cost.
     Status {
@@ -29,13 +32,16 @@ pub enum EbpfCmd {
         /// Unpin even while other holders or runs use them (their recording stops).
         #[arg(long)]
         force: bool,
+        #[arg(long, default_value = "true", hide = true)]
+        when: String,
     },
 }
 
 pub fn run(cmd: EbpfCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
-        EbpfCmd::Load { holder } => {
+        EbpfCmd::Load { when, .. } | EbpfCmd::Unload { when, .. } if when != "true" => {}
+        EbpfCmd::Load { holder, .. } => {
             let l = pinned::load(&holder)?;
             let what = if l.already {
                 "already loaded"
@@ -44,7 +50,7 @@ pub fn run(cmd: EbpfCmd) -> Result<()> {
             };
             writeln!(out, "{what}: {} (held by {holder})", l.dir.display())?;
         }
-        EbpfCmd::Unload { holder, force } => {
+        EbpfCmd::Unload { holder, force, .. } => {
             let u = pinned::unload(&holder, force)?;
             for id in &u.removed {
                 writeln!(out, "unloaded {id}")?;

@@ -234,6 +234,9 @@ enum OpenjdCmd {
     Template {
         #[arg(long, value_enum, default_value = "wrap")]
         mode: openjd::Mode,
+        /// Add RoarEbpfPersist: the session loads the eBPF programs in onEnter and releases them in onExit.
+        #[arg(long)]
+        ebpf_persist: bool,
     },
     /// Used by the wrap template's enter/exit hooks: note the environment, then run its action.
     #[command(hide = true)]
@@ -313,8 +316,8 @@ fn main() {
         Cmd::Doctor { json } => doctor::doctor(json),
         Cmd::Ebpf { cmd } => ebpf::run(cmd),
         Cmd::Openjd {
-            cmd: OpenjdCmd::Template { mode },
-        } => openjd_template(mode),
+            cmd: OpenjdCmd::Template { mode, ebpf_persist },
+        } => openjd_template(mode, ebpf_persist),
         Cmd::Openjd {
             cmd:
                 OpenjdCmd::EnvAction {
@@ -451,7 +454,12 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
     Ok(())
 }
 
-fn openjd_template(mode: openjd::Mode) -> Result<()> {
+fn openjd_template(mode: openjd::Mode, ebpf_persist: bool) -> Result<()> {
+    if ebpf_persist && mode != openjd::Mode::Wrap {
+        anyhow::bail!(
+            "--ebpf-persist goes with --mode wrap: preload-mode tasks are traced by LD_PRELOAD, not eBPF"
+        );
+    }
     let loc = location::find_or_default(&cwd()?);
     let db = std::path::absolute(&loc.db).unwrap_or(loc.db);
     let roar = std::env::current_exe().context("cannot tell where the roar binary is")?;
@@ -464,6 +472,7 @@ fn openjd_template(mode: openjd::Mode) -> Result<()> {
             lib: &lib,
             db: &db,
         },
+        ebpf_persist,
     );
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())

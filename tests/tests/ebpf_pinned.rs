@@ -465,3 +465,86 @@ fn persist_from_the_environment_pins_on_the_first_run() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(holders(&current(&pins)), ["default"]);
 }
+
+/// The OpenJD runtime, where the OpenJD tests find it (OPENJD, PATH, or
+/// the checkout's .venv-openjd).
+fn openjd_bin() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("OPENJD").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("openjd"))
+        .chain([Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-openjd/bin/openjd")])
+        .find(|p| p.is_file())
+}
+
+/// With RoarEbpfPersist=true the session loads the programs in onEnter,
+/// holds them (named after its working directory) while its tasks run
+/// under eBPF, and releases them in onExit.
+#[test]
+fn an_openjd_session_holds_the_pinned_programs_while_it_lasts() {
+    let Some(pins) = Pins::new("openjd") else {
+        return;
+    };
+    let Some(openjd) = openjd_bin() else {
+        panic!(
+            "the OpenJD runtime is not installed (see tests/tests/openjd.rs: .venv-openjd, or OPENJD=)"
+        );
+    };
+    let sb = Sandbox::bare();
+    let db = sb.join("store/roar.db");
+    let env = check(pins.roar(sb.path()).args([
+        "--db",
+        db.to_str().unwrap(),
+        "openjd",
+        "template",
+        "--ebpf-persist",
+    ]));
+    std::fs::write(sb.join("env.yaml"), env).unwrap();
+    let job = format!(
+        "specificationVersion: jobtemplate-2023-09
+name: Pinned
+steps:
+- name: Look
+  script:
+    actions:
+      onRun:
+        command: /bin/sh
+        args: [\"-c\", \"{} ebpf status --json > {}\"]
+",
+        tests::roar_bin().display(),
+        sb.join("seen.json").display()
+    );
+    std::fs::write(sb.join("job.yaml"), job).unwrap();
+    let out = output(
+        Command::new(openjd)
+            .current_dir(sb.path())
+            .env("ROAR_BPFFS_DIR", &pins.root)
+            .env_remove("ROAR_DB")
+            .env_remove("LD_PRELOAD")
+            .args(["run", "job.yaml", "--environment", "env.yaml"])
+            .args(["-p", "RoarBackend=ebpf"])
+            .stdin(Stdio::null()),
+    );
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = parse_json(&std::fs::read_to_string(sb.join("seen.json")).unwrap());
+    let inst = &seen["instances"][0];
+    let hs = holders(inst);
+    assert!(hs.len() == 1 && hs[0].starts_with("openjd:/"), "{seen:#}");
+    assert_eq!(
+        inst["slots"][0]["alive"], true,
+        "the task ran on the session's instance: {seen:#}"
+    );
+    assert!(
+        pins.instances().is_empty(),
+        "onExit released it: {:#}",
+        pins.status()
+    );
+}

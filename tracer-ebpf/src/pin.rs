@@ -135,11 +135,22 @@ fn ensure_root(root: &Path) -> Result<(), PinError> {
     }
 }
 
+/// A holder's name as its key: a name longer than the key keeps its start
+/// and gets a hash of the whole (session paths share long prefixes).
 fn holder_key(name: &str) -> [u8; HOLDER_LEN] {
     let mut k = [0u8; HOLDER_LEN];
     let b = name.as_bytes();
-    let n = b.len().min(HOLDER_LEN - 1);
-    k[..n].copy_from_slice(&b[..n]);
+    if b.len() < HOLDER_LEN {
+        k[..b.len()].copy_from_slice(b);
+        return k;
+    }
+    let h = b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(*c)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let tail = format!("~{h:016x}");
+    let keep = HOLDER_LEN - 1 - tail.len();
+    k[..keep].copy_from_slice(&b[..keep]);
+    k[keep..keep + tail.len()].copy_from_slice(tail.as_bytes());
     k
 }
 
