@@ -83,8 +83,20 @@ struct {
 	__type(value, struct scratch);
 } SCRATCH SEC(".maps");
 
-/* RINGS[slot]: the ring buffer of the run in that slot, created by that
- * run (its size is the run's choice: ring buffers of any size fit). */
+/* Set at load: a private instance (one run, loaded for it) writes to
+ * EVENTS; a pinned one to RINGS[slot]. Changing an element of a map of
+ * maps makes the kernel wait for an RCU grace period (~10 ms), which a
+ * private load has no reason to pay. */
+const volatile __u32 private_ring = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RING_SIZE);
+} EVENTS SEC(".maps");
+
+/* RINGS[slot]: the ring buffer of the run in that slot, created by the
+ * first run to take the slot and kept for the next (its size is the run's
+ * choice: ring buffers of any size fit). */
 struct ring {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, RING_SIZE);
@@ -329,19 +341,27 @@ static __always_inline void emit(struct scratch *s, __u32 off)
 	__u64 size = sizeof(struct re_record) + (off & (2 * AREA - 1));
 	if (size > sizeof(struct scratch))
 		size = sizeof(struct scratch);
+	/* Batches: user space polls every few milliseconds, and is woken
+	 * early only when a quarter of the ring is in use. Waking it for every
+	 * record costs a context switch per file call. */
+#define OUTPUT(ring)                                                              \
+	do {                                                                      \
+		__u64 used = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);          \
+		__u64 cap = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);            \
+		__u64 wake = used > cap / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP; \
+		if (bpf_ringbuf_output(ring, s, size, wake))                      \
+			count(slot, RE_STAT_RINGBUF_FULL);                        \
+	} while (0)
+	if (private_ring) {
+		OUTPUT(&EVENTS);
+		return;
+	}
 	void *ring = bpf_map_lookup_elem(&RINGS, &slot);
 	if (!ring) {
 		count(slot, RE_STAT_RINGBUF_FULL);
 		return;
 	}
-	/* Batches: user space polls every few milliseconds, and is woken
-	 * early only when a quarter of the ring is in use. Waking it for every
-	 * record costs a context switch per file call. */
-	__u64 used = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);
-	__u64 cap = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);
-	__u64 wake = used > cap / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(ring, s, size, wake))
-		count(slot, RE_STAT_RINGBUF_FULL);
+	OUTPUT(ring);
 }
 
 static __always_inline struct scratch *start(__u16 kind, __u32 pid, __u32 tid)

@@ -24,7 +24,8 @@ use crate::{ATTACH, LoadError, PROGRAM, Tuning, refused, sys};
 /// The program user space runs to change the traced set.
 pub(crate) const CTL: &str = "roar_ctl";
 /// The maps of the program, all pinned.
-pub(crate) const MAPS: [&str; 8] = [
+pub(crate) const MAPS: [&str; 9] = [
+    "EVENTS",
     "TRACED",
     "TRACED_BITS",
     "PENDING",
@@ -36,13 +37,34 @@ pub(crate) const MAPS: [&str; 8] = [
 ];
 /// The ring buffer a run gets unless told otherwise.
 pub const RING_BYTES: u32 = 16 << 20;
+/// Slots below this keep their ring buffer for the next run (a pinned
+/// instance): putting one in RINGS, or taking it out, waits for an RCU
+/// grace period (~10 ms here). Higher slots, used only by many concurrent
+/// runs, give theirs back.
+const KEEP_RINGS: u32 = 4;
 
 /// The programs loaded and the five tracepoints attached, not yet pinned.
 /// With `attach` false the programs are loaded only ([`pin_all`] attaches
-/// them with links it pins).
-pub(crate) fn load_programs(btf: &Btf, tuning: Tuning, attach: bool) -> Result<Ebpf, LoadError> {
+/// them with links it pins). `private_ring`: the size of EVENTS, the one
+/// ring buffer of a private instance; None for a pinned one (runs bring
+/// their own, in RINGS).
+pub(crate) fn load_programs(
+    btf: &Btf,
+    tuning: Tuning,
+    attach: bool,
+    private_ring: Option<u32>,
+) -> Result<Ebpf, LoadError> {
     let mut loader = EbpfLoader::new();
     loader.btf(Some(btf));
+    match private_ring {
+        Some(bytes) => {
+            loader.override_global("private_ring", &1u32, true);
+            loader.map_max_entries("EVENTS", bytes);
+        }
+        None => {
+            loader.map_max_entries("EVENTS", page_size());
+        }
+    }
     // One bit per possible pid.
     let words = tuning.pid_words.or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/pid_max")
@@ -70,6 +92,12 @@ pub(crate) fn load_programs(btf: &Btf, tuning: Tuning, attach: bool) -> Result<E
         }
     }
     Ok(ebpf)
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 { n as u32 } else { 4096 }
 }
 
 /// Pins every map, program and link of `ebpf` in `dir` (which exists).
@@ -113,6 +141,8 @@ pub(crate) fn pin_all(mut ebpf: Ebpf, dir: &Path) -> Result<(), LoadError> {
 pub struct Instance {
     /// A private instance: dropping it detaches the programs.
     ebpf: Option<Ebpf>,
+    /// A private instance's ring buffer (EVENTS), until a run claims it.
+    private_ring: Option<RingBuf<MapData>>,
     traced: BpfHashMap<MapData, u32, u32>,
     rings: ArrayOfMaps<MapData, MapData>,
     /// RINGS again, for deletes (aya has none for maps of maps).
@@ -141,6 +171,8 @@ impl Instance {
             take("STATS")?,
             take("SLOTS")?,
         );
+        let ring = RingBuf::try_from(take("EVENTS")?)
+            .map_err(|e| refused("map the EVENTS ring buffer", e))?;
         let ctl = ebpf
             .program(CTL)
             .ok_or_else(|| LoadError::NotBuilt(format!("program {CTL} missing")))?
@@ -151,6 +183,7 @@ impl Instance {
         Self::from_maps(traced, rings, stats, slots, ctl, None)
             .map(|mut i| {
                 i.ebpf = Some(ebpf);
+                i.private_ring = Some(ring);
                 i
             })
             .map_err(|e| refused("open the program's maps", e))
@@ -188,6 +221,7 @@ impl Instance {
         };
         Ok(Instance {
             ebpf: None,
+            private_ring: None,
             rings_fd,
             traced: BpfHashMap::try_from(traced).map_err(map_err("TRACED"))?,
             rings: ArrayOfMaps::try_from(rings).map_err(map_err("RINGS"))?,
@@ -234,7 +268,9 @@ impl Instance {
                 let _ = self.ctl(&[RE_CTL_UNTRACE, t.into()]);
             }
         }
-        let _ = sys::map_delete(self.rings_fd(), slot);
+        if slot >= KEEP_RINGS {
+            let _ = sys::map_delete(self.rings_fd(), slot);
+        }
         let _ = self.slots.set(slot, Slot::default(), 0);
     }
 
@@ -274,17 +310,10 @@ impl Instance {
         for i in 0..RE_NSTATS {
             let _ = self.stats.set(slot * RE_NSTATS + i, 0, 0);
         }
-        let ring = sys::ringbuf_create(ring_bytes)
-            .map_err(|e| {
-                io::Error::other(format!(
-                    "cannot create a {ring_bytes}-byte ring buffer: {e}"
-                ))
-            })
-            .and_then(|fd| MapData::from_fd(fd).map_err(map_err("ring buffer")));
-        let ring = ring.and_then(|md| {
-            self.rings.set(slot, &md, 0).map_err(map_err("RINGS"))?;
-            RingBuf::try_from(Map::RingBuf(md)).map_err(map_err("ring buffer"))
-        });
+        let ring = match self.private_ring.take() {
+            Some(r) => Ok(r),
+            None => self.slot_ring(slot, ring_bytes),
+        };
         match ring {
             Ok(r) => Ok((slot, r)),
             Err(e) => {
@@ -292,6 +321,35 @@ impl Instance {
                 Err(e)
             }
         }
+    }
+
+    /// The ring buffer of `slot` in RINGS, empty: the one a previous run
+    /// left there when it has the size asked for, else a new one.
+    fn slot_ring(&mut self, slot: u32, ring_bytes: u32) -> io::Result<RingBuf<MapData>> {
+        let kept: Option<MapData> = self.rings.get(&slot, 0).ok();
+        if let Some(md) = kept
+            && md.info().is_ok_and(|i| i.max_entries() == ring_bytes)
+        {
+            let mut ring = RingBuf::try_from(Map::RingBuf(md)).map_err(map_err("ring buffer"))?;
+            // What the previous owner's processes wrote before they were
+            // untraced is not this run's.
+            while ring.next().is_some() {}
+            return Ok(ring);
+        }
+        let md = sys::ringbuf_create(ring_bytes)
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "cannot create a {ring_bytes}-byte ring buffer: {e}"
+                ))
+            })
+            .and_then(|fd| MapData::from_fd(fd).map_err(map_err("ring buffer")))?;
+        self.rings.set(slot, &md, 0).map_err(map_err("RINGS"))?;
+        RingBuf::try_from(Map::RingBuf(md)).map_err(map_err("ring buffer"))
+    }
+
+    /// Gives `slot` a ring buffer of the default size before any run needs it.
+    pub(crate) fn prepare_ring(&mut self, slot: u32) -> io::Result<()> {
+        self.slot_ring(slot, RING_BYTES).map(drop)
     }
 
     /// The counters of `slot`.

@@ -267,7 +267,13 @@ impl Prepared {
             path: btf.display().to_string(),
             reason,
         })?;
-        let inst = Instance::private(instance::load_programs(&btf_data, tuning, true)?)?;
+        let ring = tuning.ring_bytes.unwrap_or(instance::RING_BYTES);
+        let inst = Instance::private(instance::load_programs(
+            &btf_data,
+            tuning,
+            true,
+            Some(ring),
+        )?)?;
         Self::claim(inst, tuning, t0, "loaded for this run".into())
     }
 

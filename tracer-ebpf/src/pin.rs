@@ -293,7 +293,7 @@ fn publish(root: &Path, btf: &Path, holder: Option<&str>) -> Result<(PathBuf, bo
     let tmp = root.join(format!("tmp-{}-{}", id(), std::process::id()));
     remove_dir(&tmp);
     std::fs::create_dir(&tmp).map_err(io_err(format!("cannot create {}", tmp.display())))?;
-    let built = load_programs(&btf_data, Tuning::default(), false)
+    let built = load_programs(&btf_data, Tuning::default(), false, None)
         .and_then(|ebpf| pin_all(ebpf, &tmp))
         .map_err(PinError::from)
         .and_then(|()| {
@@ -305,6 +305,13 @@ fn publish(root: &Path, btf: &Path, holder: Option<&str>) -> Result<(PathBuf, bo
                 }
             }
             names.iter().try_for_each(|h| add_holder(&tmp, h))
+        })
+        .and_then(|()| {
+            // The first run's ring buffer, made now: putting it in RINGS
+            // waits for an RCU grace period, better paid here than by a run.
+            Instance::open_pinned(&tmp)
+                .and_then(|mut i| i.prepare_ring(0))
+                .map_err(io_err("cannot give the new instance its first ring buffer"))
         })
         .and_then(|()| {
             std::fs::rename(&tmp, &dir).map_err(io_err(format!("cannot publish {}", dir.display())))
