@@ -129,8 +129,7 @@ pub(crate) fn pin_all(mut ebpf: Ebpf, dir: &Path) -> Result<(), LoadError> {
         let link = p
             .take_link(id)
             .map_err(|e| refused(format!("take the {tp} link"), e))?;
-        FdLink::try_from(link)
-            .map_err(|e| refused(format!("use the {tp} link as a bpf link"), e))?
+        FdLink::from(link)
             .pin(dir.join(format!("link_{prog}")))
             .map_err(|e| refused(format!("pin the {tp} link"), e))?;
     }
