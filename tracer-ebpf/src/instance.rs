@@ -146,6 +146,8 @@ pub struct Instance {
     rings: ArrayOfMaps<MapData, MapData>,
     /// RINGS again, for deletes (aya has none for maps of maps).
     rings_fd: OwnedFd,
+    /// SLOTS again, for batch reads.
+    slots_fd: OwnedFd,
     stats: Array<MapData, u64>,
     slots: Array<MapData, Slot>,
     ctl: OwnedFd,
@@ -214,6 +216,10 @@ impl Instance {
         ctl: io::Result<OwnedFd>,
         dir: Option<PathBuf>,
     ) -> io::Result<Instance> {
+        let slots_fd = match &slots {
+            Map::Array(md) => md.fd().as_fd().try_clone_to_owned()?,
+            _ => return Err(io::Error::other("the SLOTS map is not an array")),
+        };
         let rings_fd = match &rings {
             Map::ArrayOfMaps(md) => md.fd().as_fd().try_clone_to_owned()?,
             _ => return Err(io::Error::other("the RINGS map is not an array of maps")),
@@ -222,6 +228,7 @@ impl Instance {
             ebpf: None,
             private_ring: None,
             rings_fd,
+            slots_fd,
             traced: BpfHashMap::try_from(traced).map_err(map_err("TRACED"))?,
             rings: ArrayOfMaps::try_from(rings).map_err(map_err("RINGS"))?,
             stats: Array::try_from(stats).map_err(map_err("STATS"))?,
@@ -231,10 +238,16 @@ impl Instance {
         })
     }
 
-    /// Who owns each slot.
+    /// Who owns each slot (one batch read of SLOTS).
     pub fn slots(&self) -> Vec<(u32, Slot)> {
+        let fd = self.slots_fd.as_fd();
+        let all = sys::array_values::<Slot>(fd, RE_NSLOTS).unwrap_or_else(|_| {
+            (0..RE_NSLOTS)
+                .map(|i| self.slots.get(&i, 0).unwrap_or_default())
+                .collect()
+        });
         (0..RE_NSLOTS)
-            .filter_map(|i| self.slots.get(&i, 0).ok().map(|s| (i, s)))
+            .zip(all)
             .filter(|(_, s)| s.pid != 0)
             .collect()
     }
@@ -282,6 +295,8 @@ impl Instance {
         let dead: Vec<(u32, Slot)> = self
             .slots()
             .into_iter()
+            // A slot of a live roar is in use; one whose roar is gone
+            // (killed) is freed, its processes untraced.
             .filter(|(_, s)| sys::start_time(s.pid) != Some(s.start_time))
             .collect();
         for (i, _) in &dead {

@@ -13,6 +13,7 @@ const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
 /// `BPF_FS_MAGIC` (include/uapi/linux/magic.h).
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -88,6 +89,27 @@ pub fn map_delete(map: BorrowedFd<'_>, key: u32) -> io::Result<()> {
     a.u32(0, map.as_raw_fd() as u32)
         .u64(8, std::ptr::from_ref(&key) as u64);
     a.call(BPF_MAP_DELETE_ELEM).map(drop)
+}
+
+/// Every value of the array map `map` (`n` elements of `T`) in one call.
+pub fn array_values<T: Copy + Default>(map: BorrowedFd<'_>, n: u32) -> io::Result<Vec<T>> {
+    let mut keys = vec![0u32; n as usize];
+    let mut values = vec![T::default(); n as usize];
+    let mut out_batch = 0u32;
+    let mut a = Attr::new();
+    a.u64(8, std::ptr::from_mut(&mut out_batch) as u64)
+        .u64(16, keys.as_mut_ptr() as u64)
+        .u64(24, values.as_mut_ptr() as u64)
+        .u32(32, n)
+        .u32(36, map.as_raw_fd() as u32);
+    match a.call(BPF_MAP_LOOKUP_BATCH) {
+        // ENOENT: the batch reached the end of the map.
+        Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+        _ => {}
+    }
+    let count = u32::from_ne_bytes(a.0[32..36].try_into().unwrap_or_default());
+    values.truncate(count as usize);
+    Ok(values)
 }
 
 /// Whether `dir` is on a BPF file system.
