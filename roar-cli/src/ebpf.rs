@@ -87,7 +87,11 @@ pub fn run(cmd: EbpfCmd) -> Result<()> {
                     } else {
                         "dead (reclaimed by the next run)"
                     };
-                    writeln!(out, "  slot {slot}: roar pid {} {st}", s.pid)?;
+                    writeln!(
+                        out,
+                        "  slot {slot}: roar pid {}, command pid {}, {st}",
+                        s.pid, s.root
+                    )?;
                 }
                 match pinned::ns_per_call(i) {
                     Some(ns) => writeln!(out, "  idle cost: {ns:.0} ns per system call")?,
@@ -124,6 +128,7 @@ fn instance_json(i: &InstanceState) -> Json {
                         Json::obj(vec![
                             ("slot", Json::Int((*slot).into())),
                             ("pid", Json::Int(s.pid.into())),
+                            ("command_pid", Json::Int(s.root.into())),
                             ("alive", Json::Bool(*alive)),
                         ])
                     })

@@ -267,9 +267,15 @@ impl Instance {
     }
 
     /// Puts `tgid` in the traced set for `slot`.
-    pub(crate) fn trace(&self, tgid: u32, slot: u32) -> io::Result<()> {
+    pub(crate) fn trace(&mut self, tgid: u32, slot: u32) -> io::Result<()> {
         self.ctl(&[RE_CTL_TRACE, tgid.into(), slot.into()])
-            .map_err(|e| io::Error::other(format!("cannot trace pid {tgid}: {e}")))
+            .map_err(|e| io::Error::other(format!("cannot trace pid {tgid}: {e}")))?;
+        // For `roar ebpf status`: the command the slot's run traces.
+        if let Ok(mut s) = self.slots.get(&slot, 0) {
+            s.root = tgid;
+            let _ = self.slots.set(slot, s, 0);
+        }
+        Ok(())
     }
 
     /// Frees `slot`: its processes are no longer traced, its ring goes.

@@ -341,7 +341,7 @@ impl Prepared {
     /// directory is `cwd` and parent `ppid`), starts reading events into
     /// `trace` (created), then lets the child go on to exec.
     pub fn attach(&self, pid: i32, ppid: u32, cwd: &[u8], trace: &Path) -> io::Result<Tracer> {
-        let (claim, ring) = self
+        let (mut claim, ring) = self
             .claim
             .lock()
             .ok()
