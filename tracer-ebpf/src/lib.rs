@@ -9,8 +9,10 @@
 //! They need root (CAP_BPF + CAP_PERFMON) and the kernel's BTF for CO-RE,
 //! and neither tracefs nor kprobes, fentry or LSM hooks.
 //!
-//! Use: [`Prepared::load`] before fork (loads and attaches: it is also the
-//! probe that says whether the backend works here); [`Prepared::in_child`]
+//! Use: [`Prepared::open`] before fork (registers with the instance pinned
+//! in bpffs when there is one for these programs, see [`pin`]; else
+//! [`Prepared::load`]s and attaches privately, which is also the probe that
+//! says whether the backend works here); [`Prepared::in_child`]
 //! in the forked child before exec (waits until its pid is being traced);
 //! [`Prepared::attach`] in the parent right after fork; [`Tracer::finish`]
 //! once the command has ended.
@@ -27,6 +29,10 @@
 //! be read on a successful call, a cut walk, and ia32/x32 calls (not decoded)
 //! are counted in the kernel or flagged on the record, and end up as `Loss`
 //! records or truncation flags, which make the run incomplete with a warning.
+//!
+//! Runs: each has a slot in the instance (see `instance.rs`), its own ring
+//! buffer, its own loss counters; its processes carry the slot in TRACED,
+//! so concurrent runs on one pinned instance never see each other's records.
 //!
 //! Throughput: the kernel side does not wake the reader per record; the
 //! reader drains the ring every 10 ms, or when a quarter of it is in
