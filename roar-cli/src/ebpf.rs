@@ -93,6 +93,12 @@ pub fn run(cmd: EbpfCmd) -> Result<()> {
                         s.pid, s.root
                     )?;
                 }
+                let hooks = if i.syscalls_attached {
+                    "attached (a run is registered)"
+                } else {
+                    "detached: no run is registered, so other processes' system calls pay nothing"
+                };
+                writeln!(out, "  system call hooks: {hooks}")?;
                 match pinned::ns_per_call(i) {
                     Some(ns) => writeln!(out, "  idle cost: {ns:.0} ns per system call")?,
                     None if !st.stats_enabled => writeln!(
@@ -135,6 +141,7 @@ fn instance_json(i: &InstanceState) -> Json {
                     .collect(),
             ),
         ),
+        ("syscalls_attached", Json::Bool(i.syscalls_attached)),
         (
             "idle_ns_per_call",
             pinned::ns_per_call(i).map_or(Json::Null, |ns| Json::Int(ns.round() as i64)),

@@ -100,8 +100,9 @@ fn page_size() -> u32 {
     if n > 0 { n as u32 } else { 4096 }
 }
 
-/// Pins every map, program and link of `ebpf` in `dir` (which exists).
-/// The links are taken out of `ebpf`: the pins keep them attached.
+/// Pins every map and program of `ebpf` in `dir` (which exists), and the
+/// links of the hooks that stay attached (fork, exec, exit), which the pins
+/// keep attached. The system call hooks are attached by runs.
 pub(crate) fn pin_all(mut ebpf: Ebpf, dir: &Path) -> Result<(), LoadError> {
     for m in MAPS {
         ebpf.map(m)
@@ -118,7 +119,10 @@ pub(crate) fn pin_all(mut ebpf: Ebpf, dir: &Path) -> Result<(), LoadError> {
         p.pin(dir.join(format!("prog_{prog}")))
             .map_err(|e| refused(format!("pin program {prog}"), e))?;
     }
-    for (prog, tp) in ATTACH {
+    for (prog, tp) in ATTACH
+        .into_iter()
+        .filter(|(p, _)| !crate::pin::ON_DEMAND.contains(p))
+    {
         let p: &mut RawTracePoint = ebpf
             .program_mut(prog)
             .and_then(|p| p.try_into().ok())

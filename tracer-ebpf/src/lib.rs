@@ -100,6 +100,9 @@ pub(crate) fn kernel_btf(path: &Path) -> Result<Btf, String> {
 }
 
 /// The tracepoints attached, by program name.
+/// A pinned instance keeps the first two (every system call of the machine
+/// runs them) attached only while a run is registered: see
+/// [`pin::ON_DEMAND`].
 pub(crate) const ATTACH: [(&str, &str); 5] = [
     ("roar_sys_enter", "sys_enter"),
     ("roar_sys_exit", "sys_exit"),
@@ -238,8 +241,9 @@ struct Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // A private instance goes as a whole.
-        if self.inst.dir.is_some() {
+        if let Some(dir) = self.inst.dir.clone() {
             self.inst.release(self.slot);
+            pin::detach_syscalls_if_idle(&dir);
         }
     }
 }
@@ -293,12 +297,16 @@ impl Prepared {
         }
         check_can_load()?;
         match pin::for_run(btf, persist)? {
-            Some((inst, _lock)) => {
-                let how = format!(
-                    "pinned instance {}",
-                    inst.dir.as_deref().unwrap_or(Path::new("?")).display()
-                );
-                Ok(Self::claim(inst, tuning, t0, how)?)
+            Some((inst, lock)) => {
+                let dir = inst.dir.clone().unwrap_or_default();
+                let how = format!("pinned instance {}", dir.display());
+                let p = Self::claim(inst, tuning, t0, how)?;
+                // With the slot taken (so no release detaches them), under
+                // the lock: the system call hooks, before the command runs.
+                pin::attach_syscalls(&dir)
+                    .map_err(|e| refused("attach the system call hooks", e))?;
+                drop(lock);
+                Ok(p)
             }
             None => Ok(Self::load_tuned(btf, tuning)?),
         }
@@ -313,12 +321,14 @@ impl Prepared {
         if inst.dir.is_some() {
             inst.reclaim();
         }
+        // Nothing may fail once the slot is claimed: dropping a claim takes
+        // the pin root's lock, which open() may hold.
+        let gate = Gate::new().map_err(|e| refused("create a pipe", e))?;
         let (slot, ring) = inst
             .claim(tuning.ring_bytes.unwrap_or(instance::RING_BYTES))
             .map_err(|e| refused("register the run", e))?;
         let claim = Claim { inst, slot };
         dont_fork_bpf_maps();
-        let gate = Gate::new().map_err(|e| refused("create a pipe", e))?;
         Ok(Prepared {
             claim: std::sync::Mutex::new(Some((claim, ring))),
             gate,

@@ -3,8 +3,11 @@
 //! Layout: `ROOT/ID/` (ROOT is /sys/fs/bpf/roar, or `ROAR_BPFFS_DIR`; ID is
 //! roar's version and the hash of the program it carries) holds
 //! `map_NAME` for every map, `prog_NAME` for every program and `link_NAME`
-//! for the five tracepoint links, which keep the programs attached with no
-//! process around. An instance is built in `ROOT/tmp-ID-PID` and renamed
+//! for the tracepoint links, which keep the programs attached with no
+//! process around: fork, exec and exit always, `sys_enter` and `sys_exit`
+//! only while a run is registered (the first run attaches them, the last
+//! one to leave detaches them), so that an idle instance costs the
+//! machine's system calls nothing. An instance is built in `ROOT/tmp-ID-PID` and renamed
 //! into place, so a complete set appears at once; a set with a pin missing
 //! (a crash while removing it, a hand-deleted file) is set aside and loaded
 //! anew, never used. Every change happens under an exclusive `flock` of
@@ -69,15 +72,57 @@ fn io_err(what: impl std::fmt::Display) -> impl Fn(io::Error) -> PinError {
     move |e| PinError::Io(format!("{what}: {e}"))
 }
 
-/// Every pin a complete instance has.
+/// The programs every system call of the machine runs: attached (their
+/// links pinned) only while at least one run is registered, so that with
+/// no run the machine's system calls pay nothing.
+pub(crate) const ON_DEMAND: [&str; 2] = ["roar_sys_enter", "roar_sys_exit"];
+
+/// Every pin a complete instance has (the on-demand links come and go).
 fn expected() -> Vec<String> {
     let mut v: Vec<String> = MAPS.iter().map(|m| format!("map_{m}")).collect();
     for (p, _) in ATTACH {
         v.push(format!("prog_{p}"));
-        v.push(format!("link_{p}"));
+        if !ON_DEMAND.contains(&p) {
+            v.push(format!("link_{p}"));
+        }
     }
     v.push(format!("prog_{CTL}"));
     v
+}
+
+/// Attaches the system call hooks of the instance in `dir` unless they are.
+/// Under the root's lock, with a slot claimed.
+pub(crate) fn attach_syscalls(dir: &Path) -> io::Result<()> {
+    for (prog, tp) in ATTACH.iter().filter(|(p, _)| ON_DEMAND.contains(p)) {
+        let link = dir.join(format!("link_{prog}"));
+        if link.exists() {
+            continue;
+        }
+        let p = sys::obj_get(&dir.join(format!("prog_{prog}")))?;
+        let l = sys::raw_tp_open(std::os::fd::AsFd::as_fd(&p), tp)?;
+        sys::obj_pin(std::os::fd::AsFd::as_fd(&l), &link)?;
+    }
+    Ok(())
+}
+
+/// Whether the system call hooks of the instance in `dir` are attached.
+pub fn syscalls_attached(dir: &Path) -> bool {
+    ON_DEMAND
+        .iter()
+        .any(|p| dir.join(format!("link_{p}")).exists())
+}
+
+/// Detaches the system call hooks of the instance in `dir` when no live
+/// run is registered with it any more.
+pub(crate) fn detach_syscalls_if_idle(dir: &Path) {
+    let Some(root) = dir.parent() else { return };
+    let Ok(_l) = lock(root) else { return };
+    if slots(dir).iter().any(|(_, _, alive)| *alive) {
+        return;
+    }
+    for p in ON_DEMAND {
+        let _ = std::fs::remove_file(dir.join(format!("link_{p}")));
+    }
 }
 
 /// The pins `dir` lacks.
@@ -408,6 +453,8 @@ pub struct InstanceState {
     pub holders: Vec<(String, u64)>,
     pub slots: Vec<(u32, Slot, bool)>,
     pub progs: Vec<ProgStat>,
+    /// The system call hooks are attached (only while runs are registered).
+    pub syscalls_attached: bool,
 }
 
 /// What is pinned under the root.
@@ -428,6 +475,7 @@ pub fn status() -> Status {
             missing: missing(&dir),
             holders: holders(&dir),
             slots: slots(&dir),
+            syscalls_attached: syscalls_attached(&dir),
             progs: ATTACH
                 .iter()
                 .filter_map(|(p, _)| {

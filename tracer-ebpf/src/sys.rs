@@ -11,7 +11,9 @@ use std::path::Path;
 
 const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
+const BPF_RAW_TRACEPOINT_OPEN: libc::c_long = 17;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
 const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_TYPE_RINGBUF: u32 = 27;
@@ -71,6 +73,22 @@ pub fn obj_get(path: &Path) -> io::Result<OwnedFd> {
     let mut a = Attr::new();
     a.u64(0, c.as_ptr() as u64);
     a.call(BPF_OBJ_GET).map(owned)
+}
+
+/// Pins the bpf object `fd` at `path`.
+pub fn obj_pin(fd: BorrowedFd<'_>, path: &Path) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let mut a = Attr::new();
+    a.u64(0, c.as_ptr() as u64).u32(8, fd.as_raw_fd() as u32);
+    a.call(BPF_OBJ_PIN).map(drop)
+}
+
+/// Attaches the raw tracepoint program `prog` to `tracepoint`: the link.
+pub fn raw_tp_open(prog: BorrowedFd<'_>, tracepoint: &str) -> io::Result<OwnedFd> {
+    let c = CString::new(tracepoint).map_err(io::Error::other)?;
+    let mut a = Attr::new();
+    a.u64(0, c.as_ptr() as u64).u32(8, prog.as_raw_fd() as u32);
+    a.call(BPF_RAW_TRACEPOINT_OPEN).map(owned)
 }
 
 /// Runs the raw tracepoint program `prog` once on this CPU with `args` as

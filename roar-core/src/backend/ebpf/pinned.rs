@@ -37,9 +37,9 @@ pub fn this_id() -> String {
 }
 
 /// What the pinned `sys_enter` and `sys_exit` programs cost per system
-/// call, on average over every call they saw (when no run is active,
-/// that is every other process's cost): None until
-/// kernel.bpf_stats_enabled=1 has let them count.
+/// call, on average over every call they saw while attached (every
+/// process's calls, traced or not; they are detached while no run is
+/// registered): None until kernel.bpf_stats_enabled=1 has let them count.
 pub fn ns_per_call(inst: &InstanceState) -> Option<f64> {
     let (n, t) = inst
         .progs
