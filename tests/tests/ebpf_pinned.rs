@@ -245,8 +245,16 @@ fn a_run_on_the_pinned_instance_records_what_a_cold_run_does() {
         cold["processes"].as_array().map(|p| p.len() + 1)
     );
     assert_eq!(pinned["complete"], true, "{pinned:#}");
-    // The run freed its slot.
-    assert_eq!(current(&pins)["slots"], serde_json::json!([]));
+    assert_eq!(
+        parse_json(&seen)["instances"][0]["syscalls_attached"],
+        true,
+        "{seen}"
+    );
+    // The run freed its slot, and with no run left the system call hooks
+    // are detached: an idle instance costs other processes nothing.
+    let idle = current(&pins);
+    assert_eq!(idle["slots"], serde_json::json!([]));
+    assert_eq!(idle["syscalls_attached"], false, "{idle:#}");
 }
 
 #[test]
