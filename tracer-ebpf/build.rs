@@ -134,6 +134,13 @@ fn main() {
             e
         }
     };
+    // The identity of the program, recorded with a pinned instance: a roar
+    // carrying other programs replaces the pins instead of using them.
+    let prog = std::fs::read(out.join("roar.bpf.o")).unwrap_or_default();
+    let hash = prog.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    println!("cargo::rustc-env=ROAR_EBPF_PROGRAM_HASH={hash:016x}");
     // One line: what was missing when the program could not be built.
     println!(
         "cargo::rustc-env=ROAR_EBPF_BUILD_ERROR={}",

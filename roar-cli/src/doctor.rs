@@ -9,6 +9,7 @@
 use std::io::Write as _;
 
 use anyhow::Result;
+use roar_core::backend::ebpf::pinned;
 use roar_core::backend::{auto_choice, checks};
 use roar_core::{git, location};
 
@@ -59,6 +60,7 @@ pub fn doctor(json: bool) -> Result<()> {
         let doc = Json::obj(vec![
             ("backends", Json::Arr(backends)),
             ("auto", Json::Str(auto_choice(&checks).into())),
+            ("ebpf_pinned", Json::Str(pinned::summary())),
             ("store", store_json),
             ("git", git_json),
         ]);
@@ -80,6 +82,7 @@ pub fn doctor(json: bool) -> Result<()> {
         "auto     picks {} for a dynamically linked command",
         auto_choice(&checks)
     )?;
+    writeln!(out, "pinned   {}", pinned::summary())?;
     match &store {
         Some(l) => writeln!(out, "store    {}", l.db.display())?,
         None => writeln!(

@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 mod container;
 mod diff;
 mod doctor;
+mod ebpf;
 mod export;
 mod json;
 mod k8s;
@@ -217,6 +218,11 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The eBPF programs loaded once for a session or a machine.
+    Ebpf {
+        #[command(subcommand)]
+        cmd: ebpf::EbpfCmd,
+    },
     /// OpenJD: environment templates that record every task of a job.
     Openjd {
         #[command(subcommand)]
@@ -253,6 +259,9 @@ enum OpenjdCmd {
         mode: openjd::Mode,
         #[command(flatten)]
         container: openjd::ContainerArgs,
+        /// Add RoarEbpfPersist: the session loads the eBPF programs in onEnter and releases them in onExit.
+        #[arg(long)]
+        ebpf_persist: bool,
     },
     /// The container wrap template's hooks.
     #[command(hide = true)]
@@ -337,6 +346,7 @@ fn main() {
         Cmd::Push { remote, quiet } => remote::push(remote.as_deref(), quiet),
         Cmd::Pull { remote, quiet } => remote::pull(remote.as_deref(), quiet),
         Cmd::Doctor { json } => doctor::doctor(json),
+        Cmd::Ebpf { cmd } => ebpf::run(cmd),
         Cmd::Openjd { cmd } => openjd_cmd(cmd),
         Cmd::K8s {
             cmd:
@@ -391,7 +401,11 @@ fn exit_with(e: anyhow::Error) -> ! {
 
 fn openjd_cmd(cmd: OpenjdCmd) -> Result<()> {
     match cmd {
-        OpenjdCmd::Template { mode, container } => openjd_template(mode, container),
+        OpenjdCmd::Template {
+            mode,
+            container,
+            ebpf_persist,
+        } => openjd_template(mode, container, ebpf_persist),
         OpenjdCmd::Container { cmd } => container::dispatch(cmd),
         OpenjdCmd::EnvAction {
             phase,
@@ -492,7 +506,21 @@ fn show(reference: &str, json: bool, all: bool) -> Result<()> {
     Ok(())
 }
 
-fn openjd_template(mode: openjd::Mode, container: openjd::ContainerArgs) -> Result<()> {
+fn openjd_template(
+    mode: openjd::Mode,
+    container: openjd::ContainerArgs,
+    ebpf_persist: bool,
+) -> Result<()> {
+    if ebpf_persist && mode != openjd::Mode::Wrap {
+        anyhow::bail!(
+            "--ebpf-persist goes with --mode wrap: preload-mode tasks are traced by LD_PRELOAD, not eBPF"
+        );
+    }
+    if ebpf_persist && container.container.is_some() {
+        anyhow::bail!(
+            "--ebpf-persist does not go with --container: in a container roar traces with preload or ptrace (eBPF needs the host's pid namespace)"
+        );
+    }
     let loc = location::find_or_default(&cwd()?);
     let db = std::path::absolute(&loc.db).unwrap_or(loc.db);
     let roar = std::env::current_exe().context("cannot tell where the roar binary is")?;
@@ -508,7 +536,7 @@ fn openjd_template(mode: openjd::Mode, container: openjd::ContainerArgs) -> Resu
             anyhow::bail!("--container needs --mode wrap: the container runs each wrapped task")
         }
         Some(rt) => openjd::container_template(&paths, rt, &container)?,
-        None => openjd::template(mode, &paths),
+        None => openjd::template(mode, &paths, ebpf_persist),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(())

@@ -105,19 +105,51 @@ const WRAPPED_ACTION: &str = "        - --
           notifyPeriodInSeconds: \"{{WrappedAction.Cancelation.NotifyPeriodInSeconds}}\"
 ";
 
-pub fn template(mode: Mode, p: &Paths<'_>) -> String {
+/// `ebpf_persist` (`--ebpf-persist`, wrap mode) adds the RoarEbpfPersist
+/// parameter and the onEnter/onExit actions that hold the pinned eBPF
+/// programs for the session; without it the template has no actions
+/// beyond the wrap hooks, so a session runs exactly the actions it would
+/// unwrapped.
+pub fn template(mode: Mode, p: &Paths<'_>, ebpf_persist: bool) -> String {
     match mode {
-        Mode::Wrap => wrap_template(p),
+        Mode::Wrap => wrap_template(p, ebpf_persist),
         Mode::Preload => preload_template(p),
     }
 }
 
+/// RoarEbpfPersist: the session loads roar's eBPF programs in onEnter and
+/// releases its hold in onExit (`roar ebpf load|unload --holder`, named
+/// after the session's working directory).
+const EBPF_PARAM: &str = "- name: RoarEbpfPersist
+  type: STRING
+  description: \"true: load roar's eBPF programs once in onEnter (pinned in bpffs, held by this session) so each eBPF task only registers, and release them in onExit. Needs root.\"
+  default: \"true\"
+  allowedValues: [\"true\", \"false\"]
+";
+
+fn ebpf_hold(roar: &str) -> String {
+    let action = |hook: &str, verb: &str| {
+        format!(
+            "      {hook}:
+        command: {roar}
+        args:
+        - ebpf
+        - {verb}
+        - --holder=openjd:{{{{Session.WorkingDirectory}}}}
+        - --when={{{{Param.RoarEbpfPersist}}}}
+"
+        )
+    };
+    action("onEnter", "load") + &action("onExit", "unload")
+}
+
 /// `--mode wrap`: every task through `roar run`, with the step as label.
-fn wrap_template(p: &Paths<'_>) -> String {
+fn wrap_template(p: &Paths<'_>, ebpf_persist: bool) -> String {
     let roar = q(&p.roar.to_string_lossy());
     {
         {
-            let params = parameters(p, WRAP_PARAMETERS);
+            let params =
+                parameters(p, WRAP_PARAMETERS) + if ebpf_persist { EBPF_PARAM } else { "" };
             let fallback = q(&format!("--db-fallback={}", p.db.display()));
             let env_hook = |phase: &str| {
                 format!(
@@ -153,7 +185,7 @@ extensions: [EXPR, WRAP_ACTIONS, FEATURE_BUNDLE_1]
   description: Records what every task reads, writes and runs in a roar store.
   script:
     actions:
-{enter}      onWrapTaskRun:
+{hold}{enter}      onWrapTaskRun:
         command: {roar}
         args:
         - run
@@ -164,6 +196,11 @@ extensions: [EXPR, WRAP_ACTIONS, FEATURE_BUNDLE_1]
         - --label={{{{WrappedStep.Name}}}}
 {wrapped}{exit}",
                 wrapped = WRAPPED_ACTION,
+                hold = if ebpf_persist {
+                    ebpf_hold(&roar)
+                } else {
+                    String::new()
+                },
                 enter = env_hook("enter"),
                 exit = env_hook("exit"),
             )

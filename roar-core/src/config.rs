@@ -18,6 +18,18 @@ pub struct Config {
     pub remote: RemoteConfig,
     #[serde(default)]
     pub openlineage: OpenLineageConfig,
+    #[serde(default)]
+    pub ebpf: EbpfConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbpfConfig {
+    /// The first eBPF run pins the programs in bpffs and leaves them
+    /// attached for later runs (`roar ebpf unload` removes them); also
+    /// `ROAR_EBPF_PERSIST=1`.
+    #[serde(default)]
+    pub persist: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,14 +53,13 @@ fn auto_picks_ebpf_where_it_works_and_says_why() {
 #[test]
 fn auto_without_btf_falls_back_to_preload_and_records_why() {
     let sb = Sandbox::new();
-    let out = output(sb.roar().env("ROAR_BTF", "/nonexistent/vmlinux").args([
-        "run",
-        "-q",
-        "--",
-        "sh",
-        "-c",
-        "echo x > out.txt",
-    ]));
+    let out = output(
+        sb.roar()
+            .env("ROAR_BTF", "/nonexistent/vmlinux")
+            // A pinned instance needs no BTF: test the load, not one the machine has.
+            .env("ROAR_BPFFS_DIR", "/nonexistent/roar-pins")
+            .args(["run", "-q", "--", "sh", "-c", "echo x > out.txt"]),
+    );
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -79,15 +78,21 @@ fn auto_without_btf_falls_back_to_preload_and_records_why() {
 #[test]
 fn ebpf_that_cannot_load_exits_125_before_the_command_runs() {
     let sb = Sandbox::new();
-    let out = output(sb.roar().env("ROAR_BTF", "/nonexistent/vmlinux").args([
-        "run",
-        "--backend",
-        "ebpf",
-        "--",
-        "sh",
-        "-c",
-        "echo ran > ran.txt",
-    ]));
+    let out = output(
+        sb.roar()
+            .env("ROAR_BTF", "/nonexistent/vmlinux")
+            // A pinned instance needs no BTF: test the load, not one the machine has.
+            .env("ROAR_BPFFS_DIR", "/nonexistent/roar-pins")
+            .args([
+                "run",
+                "--backend",
+                "ebpf",
+                "--",
+                "sh",
+                "-c",
+                "echo ran > ran.txt",
+            ]),
+    );
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -176,6 +181,8 @@ fn doctor_names_each_missing_requirement() {
     let doc = doctor(
         sb.roar()
             .env("ROAR_BTF", "/nonexistent/vmlinux")
+            // A pinned instance needs no BTF: test the load, not one the machine has.
+            .env("ROAR_BPFFS_DIR", "/nonexistent/roar-pins")
             .env("ROAR_PRELOAD_LIB", "/nonexistent/libroar_preload.so"),
     );
     let e = backend(&doc, "ebpf");

@@ -95,6 +95,8 @@ fn auto_picks_ptrace_for_a_static_binary() {
     let out = output(
         sb.roar()
             .env("ROAR_BTF", "/nonexistent/btf")
+            // Nor through programs a user loaded on this machine (they need no BTF).
+            .env("ROAR_BPFFS_DIR", "/nonexistent/roar-pins")
             .args(["run", "--backend", "auto", "-q", "--"])
             .arg(env!("FIXTURE_STATIC_WRITE")),
     );

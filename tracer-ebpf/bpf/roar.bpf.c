@@ -48,18 +48,20 @@ struct pend {
 	__u64 args[6];
 };
 
+/* tgid -> the slot of the run that traces it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u32);
-	__type(value, __u8);
+	__type(value, __u32);
 } TRACED SEC(".maps");
 
 /* Bit (tgid % 64) of word (tgid / 64): the test every system call on the
- * machine makes while roar runs. An array lookup is inlined by the
- * verifier; a hash lookup is a call and a hash. User space sizes it from
- * kernel.pid_max at load; a tgid beyond it (pid_max raised later) falls
- * back to TRACED. */
+ * machine makes while the programs are attached, the whole idle cost. An
+ * array lookup is inlined by the verifier; a hash lookup is a call and a
+ * hash. User space sizes it from kernel.pid_max at load; a tgid beyond it
+ * (pid_max raised later) falls back to TRACED. Changed only by atomic
+ * operations here (user space goes through roar_ctl). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 65536);
@@ -81,21 +83,62 @@ struct {
 	__type(value, struct scratch);
 } SCRATCH SEC(".maps");
 
+/* Set at load: a private instance (one run, loaded for it) writes to
+ * EVENTS; a pinned one to RINGS[slot]. Changing an element of a map of
+ * maps makes the kernel wait for an RCU grace period (~10 ms), which a
+ * private load has no reason to pay. */
+const volatile __u32 private_ring = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, RING_SIZE);
 } EVENTS SEC(".maps");
 
+/* RINGS[slot]: the ring buffer of the run in that slot, created by the
+ * first run to take the slot and kept for the next (its size is the run's
+ * choice: ring buffers of any size fit). */
+struct ring {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, RING_SIZE);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, RE_NSLOTS);
+	__type(key, __u32);
+	__array(values, struct ring);
+} RINGS SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, RE_NSTATS);
+	__uint(max_entries, RE_NSTATS * RE_NSLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } STATS SEC(".maps");
 
-static __always_inline void count(__u32 which)
+/* Who owns each slot, and who holds a pinned instance: user space only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, RE_NSLOTS);
+	__type(key, __u32);
+	__type(value, struct re_slot);
+} SLOTS SEC(".maps");
+
+struct holder {
+	char name[64];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, struct holder);
+	__type(value, __u64);
+} HOLDERS SEC(".maps");
+
+static __always_inline void count(__u32 slot, __u32 which)
 {
-	__u64 *v = bpf_map_lookup_elem(&STATS, &which);
+	__u32 i = (slot & (RE_NSLOTS - 1)) * RE_NSTATS + which;
+	__u64 *v = bpf_map_lookup_elem(&STATS, &i);
 	if (v)
 		__sync_fetch_and_add(v, 1);
 }
@@ -109,11 +152,17 @@ static __always_inline int traced(__u32 tgid)
 	return (*w >> (tgid & 63)) & 1;
 }
 
-static __always_inline void set_traced(__u32 tgid)
+/* The slot of a traced tgid (0 when it has none: a race with untrace). */
+static __always_inline __u32 slot_of(__u32 tgid)
 {
-	__u8 one = 1;
+	__u32 *s = bpf_map_lookup_elem(&TRACED, &tgid);
+	return s ? (*s & (RE_NSLOTS - 1)) : 0;
+}
+
+static __always_inline void set_traced(__u32 tgid, __u32 slot)
+{
 	__u32 word = tgid >> 6;
-	bpf_map_update_elem(&TRACED, &tgid, &one, BPF_ANY);
+	bpf_map_update_elem(&TRACED, &tgid, &slot, BPF_ANY);
 	__u64 *w = bpf_map_lookup_elem(&TRACED_BITS, &word);
 	if (w)
 		__sync_fetch_and_or(w, 1ULL << (tgid & 63));
@@ -281,22 +330,38 @@ static __always_inline void put_at(struct scratch *s, __u32 *off, int slot,
 		put_file(s, off, slot + 1, fd_file(t, (int)dirfd));
 }
 
+/* Into the ring of the run that traces the record's process. */
 static __always_inline void emit(struct scratch *s, __u32 off)
 {
+	__u32 slot = slot_of(s->rec.pid);
 	if (s->rec.flags & RE_F_TRUNCATED)
-		count(RE_STAT_TRUNCATED);
+		count(slot, RE_STAT_TRUNCATED);
 	if (s->rec.flags & RE_F_UNREADABLE)
-		count(RE_STAT_UNREADABLE);
+		count(slot, RE_STAT_UNREADABLE);
 	__u64 size = sizeof(struct re_record) + (off & (2 * AREA - 1));
 	if (size > sizeof(struct scratch))
 		size = sizeof(struct scratch);
 	/* Batches: user space polls every few milliseconds, and is woken
 	 * early only when a quarter of the ring is in use. Waking it for every
 	 * record costs a context switch per file call. */
-	__u64 used = bpf_ringbuf_query(&EVENTS, BPF_RB_AVAIL_DATA);
-	__u64 wake = used > RING_SIZE / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&EVENTS, s, size, wake))
-		count(RE_STAT_RINGBUF_FULL);
+#define OUTPUT(ring)                                                              \
+	do {                                                                      \
+		__u64 used = bpf_ringbuf_query(ring, BPF_RB_AVAIL_DATA);          \
+		__u64 cap = bpf_ringbuf_query(ring, BPF_RB_RING_SIZE);            \
+		__u64 wake = used > cap / 4 ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP; \
+		if (bpf_ringbuf_output(ring, s, size, wake))                      \
+			count(slot, RE_STAT_RINGBUF_FULL);                        \
+	} while (0)
+	if (private_ring) {
+		OUTPUT(&EVENTS);
+		return;
+	}
+	void *ring = bpf_map_lookup_elem(&RINGS, &slot);
+	if (!ring) {
+		count(slot, RE_STAT_RINGBUF_FULL);
+		return;
+	}
+	OUTPUT(ring);
 }
 
 static __always_inline struct scratch *start(__u16 kind, __u32 pid, __u32 tid)
@@ -345,7 +410,7 @@ int roar_sys_enter(__u64 *ctx)
 	p.args[4] = BPF_CORE_READ(regs, r8);
 	p.args[5] = BPF_CORE_READ(regs, r9);
 	if (bpf_map_update_elem(&PENDING, &tid, &p, BPF_ANY))
-		count(RE_STAT_PENDING_FULL);
+		count(slot_of(id >> 32), RE_STAT_PENDING_FULL);
 	return 0;
 }
 
@@ -451,7 +516,7 @@ int roar_fork(__u64 *ctx)
 	__u32 tgid = BPF_CORE_READ(child, tgid);
 	if (pid != tgid)
 		return 0; /* a thread: its process is followed already */
-	set_traced(tgid);
+	set_traced(tgid, slot_of(ptgid)); /* the child belongs to the parent's run */
 	struct scratch *s = start(RE_FORK, tgid, pid);
 	if (!s)
 		return 0;
@@ -519,14 +584,30 @@ int roar_exit(__u64 *ctx)
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
 		return 0; /* other threads of the process still run */
-	clear_traced(tgid);
 	struct scratch *s = start(RE_EXIT, tgid, tid);
-	if (!s)
+	if (!s) {
+		clear_traced(tgid);
 		return 0;
+	}
 	__u32 code = BPF_CORE_READ(t, exit_code);
 	if (BPF_CORE_READ(t, signal, flags) & SIGNAL_GROUP_EXIT_)
 		code = BPF_CORE_READ(t, signal, group_exit_code);
 	s->rec.exit_code = code;
-	emit(s, 0);
+	emit(s, 0); /* while the tgid still names its slot */
+	clear_traced(tgid);
+	return 0;
+}
+
+/* Not attached: user space runs it with BPF_PROG_TEST_RUN to add a run's
+ * root process to the traced set, or take a process out, with the same
+ * atomic bitmap operations the hooks use. */
+SEC("raw_tracepoint/roar_ctl")
+int roar_ctl(__u64 *ctx)
+{
+	__u32 tgid = (__u32)ctx[1];
+	if (ctx[0] == RE_CTL_TRACE)
+		set_traced(tgid, (__u32)ctx[2] & (RE_NSLOTS - 1));
+	else if (ctx[0] == RE_CTL_UNTRACE)
+		clear_traced(tgid);
 	return 0;
 }

@@ -37,6 +37,23 @@
 #define RE_STAT_PENDING_FULL 3
 #define RE_NSTATS 4
 
+/* Runs one instance serves at once: each run owns a slot, its ring buffer
+ * is RINGS[slot], its counters STATS[slot * RE_NSTATS + i], and each traced
+ * tgid maps to its slot in TRACED. A power of two (the program masks). */
+#define RE_NSLOTS 64
+
+/* roar_ctl operations (run by user space with BPF_PROG_TEST_RUN, so that
+ * the traced bitmap is only ever changed by atomic operations). */
+#define RE_CTL_TRACE 1   /* ctx: op, tgid, slot */
+#define RE_CTL_UNTRACE 2 /* ctx: op, tgid */
+
+/* SLOTS[i]: who owns slot i (pid 0: free); user space only. */
+struct re_slot {
+	__u32 pid;        /* the roar that registered */
+	__u32 root;       /* the command it runs */
+	__u64 start_time; /* the roar's start time (/proc/PID/stat field 22) */
+};
+
 struct re_record {
 	__u16 version;
 	__u16 kind;

@@ -9,8 +9,10 @@
 //! They need root (CAP_BPF + CAP_PERFMON) and the kernel's BTF for CO-RE,
 //! and neither tracefs nor kprobes, fentry or LSM hooks.
 //!
-//! Use: [`Prepared::load`] before fork (loads and attaches: it is also the
-//! probe that says whether the backend works here); [`Prepared::in_child`]
+//! Use: [`Prepared::open`] before fork (registers with the instance pinned
+//! in bpffs when there is one for these programs, see [`pin`]; else
+//! [`Prepared::load`]s and attaches privately, which is also the probe that
+//! says whether the backend works here); [`Prepared::in_child`]
 //! in the forked child before exec (waits until its pid is being traced);
 //! [`Prepared::attach`] in the parent right after fork; [`Tracer::finish`]
 //! once the command has ended.
@@ -28,6 +30,10 @@
 //! are counted in the kernel or flagged on the record, and end up as `Loss`
 //! records or truncation flags, which make the run incomplete with a warning.
 //!
+//! Runs: each has a slot in the instance (see `instance.rs`), its own ring
+//! buffer, its own loss counters; its processes carry the slot in TRACED,
+//! so concurrent runs on one pinned instance never see each other's records.
+//!
 //! Throughput: the kernel side does not wake the reader per record; the
 //! reader drains the ring every 10 ms, or when a quarter of it is in
 //! use. Load time: CO-RE relocation uses a minimal BTF cut at build time when
@@ -44,9 +50,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, RingBuf};
-use aya::programs::RawTracePoint;
-use aya::{Btf, Ebpf, EbpfLoader, Endianness};
+use aya::maps::{MapData, RingBuf};
+use aya::{Btf, Endianness};
 use libc::c_int;
 use tracer_stream::clock::{now_ns, realtime_ns};
 use tracer_stream::path::join;
@@ -56,14 +61,21 @@ use tracer_wire::{
     StartCause,
 };
 
+mod instance;
+pub mod pin;
 pub mod record;
+mod sys;
+
+use instance::Instance;
+pub use instance::RING_BYTES;
 
 use record::*;
 
 /// Where the kernel's BTF is read from unless told otherwise.
 pub const DEFAULT_BTF: &str = "/sys/kernel/btf/vmlinux";
 
-static PROGRAM: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/roar.bpf.o"));
+pub(crate) static PROGRAM: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/roar.bpf.o"));
 /// The kernel types the program relocates against, from the build machine's
 /// BTF (see build.rs), and that kernel's identity: BTF size (8 bytes LE)
 /// followed by /sys/kernel/notes (its build id).
@@ -72,7 +84,7 @@ static BTF_IDENTITY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/btf_ident
 
 /// The BTF to relocate against: the small one cut at build time when the
 /// running kernel is the one it was cut from, else the full file at `path`.
-fn kernel_btf(path: &Path) -> Result<Btf, String> {
+pub(crate) fn kernel_btf(path: &Path) -> Result<Btf, String> {
     if path == Path::new(DEFAULT_BTF)
         && !MIN_BTF.is_empty()
         && BTF_IDENTITY.len() > 8
@@ -88,7 +100,10 @@ fn kernel_btf(path: &Path) -> Result<Btf, String> {
 }
 
 /// The tracepoints attached, by program name.
-const ATTACH: [(&str, &str); 5] = [
+/// A pinned instance keeps the first two (every system call of the machine
+/// runs them) attached only while a run is registered: see
+/// [`pin::ON_DEMAND`].
+pub(crate) const ATTACH: [(&str, &str); 5] = [
     ("roar_sys_enter", "sys_enter"),
     ("roar_sys_exit", "sys_exit"),
     ("roar_fork", "sched_process_fork"),
@@ -162,7 +177,7 @@ fn errno_of(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
     None
 }
 
-fn refused(step: impl Into<String>, e: impl std::error::Error + 'static) -> LoadError {
+pub(crate) fn refused(step: impl Into<String>, e: impl std::error::Error + 'static) -> LoadError {
     let errno = errno_of(&e);
     let mut detail = e.to_string();
     // The verifier log is long; its last lines say what went wrong.
@@ -195,29 +210,61 @@ fn refused(step: impl Into<String>, e: impl std::error::Error + 'static) -> Load
 /// Sizes the defaults of which tests shrink to reach rare paths.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tuning {
-    /// The ring buffer in bytes (a power of two, at least a page) instead
-    /// of the built-in 16 MiB: tiny, it proves overflows are reported.
+    /// The run's ring buffer in bytes (a power of two, at least a page)
+    /// instead of the built-in 16 MiB: tiny, it proves overflows are
+    /// reported.
     pub ring_bytes: Option<u32>,
     /// Words of the traced-pid bitmap instead of pid_max / 64: tiny, every
-    /// pid takes the fallback a raised pid_max would.
+    /// pid takes the fallback a raised pid_max would. A private load only.
     pub pid_words: Option<u32>,
 }
 
-/// The program, loaded and attached, and the pipe the child waits on.
+/// What must hold before any load is tried.
+pub(crate) fn check_can_load() -> Result<(), LoadError> {
+    if PROGRAM.is_empty() {
+        return Err(LoadError::NotBuilt(
+            env!("ROAR_EBPF_BUILD_ERROR").to_string(),
+        ));
+    }
+    // The kernel side keys processes by their pids in the initial pid
+    // namespace; inside a container roar would put a pid the program
+    // never sees into TRACED and record nothing.
+    in_initial_pid_namespace().map_err(LoadError::PidNamespace)
+}
+
+/// A run's slot in an instance; dropping it frees the slot.
+struct Claim {
+    inst: Instance,
+    slot: u32,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // A private instance goes as a whole.
+        if let Some(dir) = self.inst.dir.clone() {
+            self.inst.release(self.slot);
+            pin::detach_syscalls_if_idle(&dir);
+        }
+    }
+}
+
+/// The programs ready (a private load, or a pinned instance), this run's
+/// slot and ring buffer, and the pipe the child waits on.
 pub struct Prepared {
     /// Taken by [`Prepared::attach`]; a Mutex so that attach can take
-    /// `&self` while the child hook borrows it too.
-    ebpf: std::sync::Mutex<Option<Ebpf>>,
-    /// The EVENTS ring buffer, mapped at load: mapping it takes about a
-    /// millisecond, which would otherwise come between fork and exec.
-    ring: std::sync::Mutex<Option<RingBuf<MapData>>>,
+    /// `&self` while the child hook borrows it too. The ring is mapped
+    /// here: mapping it takes about a millisecond, which would otherwise
+    /// come between fork and exec.
+    claim: std::sync::Mutex<Option<(Claim, RingBuf<MapData>)>>,
     gate: Gate,
     load_time: Duration,
+    how: String,
 }
 
 impl Prepared {
-    /// Loads the program with the BTF at `btf` and attaches every
-    /// tracepoint. Nothing is traced until [`Prepared::attach`] names a pid.
+    /// Loads the program privately (for this run only) with the BTF at
+    /// `btf` and attaches every tracepoint. Nothing is traced until
+    /// [`Prepared::attach`] names a pid.
     pub fn load(btf: &Path) -> Result<Prepared, LoadError> {
         Self::load_tuned(btf, Tuning::default())
     }
@@ -225,69 +272,79 @@ impl Prepared {
     /// [`Prepared::load`] with sizes tests shrink (see [`Tuning`]).
     pub fn load_tuned(btf: &Path, tuning: Tuning) -> Result<Prepared, LoadError> {
         let t0 = Instant::now();
-        if PROGRAM.is_empty() {
-            return Err(LoadError::NotBuilt(
-                env!("ROAR_EBPF_BUILD_ERROR").to_string(),
-            ));
-        }
-        // The kernel side keys processes by their pids in the initial pid
-        // namespace; inside a container roar would put a pid the program
-        // never sees into TRACED and record nothing.
-        if let Err(why) = in_initial_pid_namespace() {
-            return Err(LoadError::PidNamespace(why));
-        }
+        check_can_load()?;
         let btf_data = kernel_btf(btf).map_err(|reason| LoadError::NoBtf {
             path: btf.display().to_string(),
             reason,
         })?;
-        let mut loader = EbpfLoader::new();
-        loader.btf(Some(&btf_data));
-        if let Some(n) = tuning.ring_bytes {
-            loader.map_max_entries("EVENTS", n);
+        let ring = tuning.ring_bytes.unwrap_or(instance::RING_BYTES);
+        let inst = Instance::private(instance::load_programs(
+            &btf_data,
+            tuning,
+            true,
+            Some(ring),
+        )?)?;
+        Self::claim(inst, tuning, t0, "loaded for this run".into())
+    }
+
+    /// Registers with the pinned instance when one matches this roar (or
+    /// pins one first when `persist`, or when it replaces or repairs one
+    /// someone holds), else loads privately as [`Prepared::load_tuned`].
+    pub fn open(btf: &Path, tuning: Tuning, persist: bool) -> Result<Prepared, pin::PinError> {
+        let t0 = Instant::now();
+        if tuning.pid_words.is_some() {
+            return Ok(Self::load_tuned(btf, tuning)?);
         }
-        // One bit per possible pid.
-        let words = tuning.pid_words.or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/pid_max")
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-                .map(|max| max.div_ceil(64))
-        });
-        if let Some(w) = words {
-            loader.map_max_entries("TRACED_BITS", w.max(1));
+        check_can_load()?;
+        match pin::for_run(btf, persist)? {
+            Some((inst, lock)) => {
+                let dir = inst.dir.clone().unwrap_or_default();
+                let how = format!("pinned instance {}", dir.display());
+                let p = Self::claim(inst, tuning, t0, how)?;
+                // With the slot taken (so no release detaches them), under
+                // the lock: the system call hooks, before the command runs.
+                pin::attach_syscalls(&dir)
+                    .map_err(|e| refused("attach the system call hooks", e))?;
+                drop(lock);
+                Ok(p)
+            }
+            None => Ok(Self::load_tuned(btf, tuning)?),
         }
-        let mut ebpf = loader
-            .load(PROGRAM)
-            .map_err(|e| refused("load the BPF maps and programs", e))?;
-        for (prog, tp) in ATTACH {
-            let p: &mut RawTracePoint = ebpf
-                .program_mut(prog)
-                .ok_or_else(|| LoadError::NotBuilt(format!("program {prog} missing")))?
-                .try_into()
-                .map_err(|e| refused(format!("use {prog} as a raw tracepoint"), e))?;
-            p.load()
-                .map_err(|e| refused(format!("load the raw_tracepoint program for {tp}"), e))?;
-            p.attach(tp)
-                .map_err(|e| refused(format!("attach to raw_tracepoint {tp}"), e))?;
+    }
+
+    fn claim(
+        mut inst: Instance,
+        tuning: Tuning,
+        t0: Instant,
+        how: String,
+    ) -> Result<Prepared, LoadError> {
+        if inst.dir.is_some() {
+            inst.reclaim();
         }
-        let ring = ebpf
-            .take_map("EVENTS")
-            .ok_or_else(|| LoadError::NotBuilt("map EVENTS missing".into()))
-            .and_then(|m| {
-                RingBuf::try_from(m).map_err(|e| refused("map the EVENTS ring buffer", e))
-            })?;
-        dont_fork_bpf_maps();
+        // Nothing may fail once the slot is claimed: dropping a claim takes
+        // the pin root's lock, which open() may hold.
         let gate = Gate::new().map_err(|e| refused("create a pipe", e))?;
+        let (slot, ring) = inst
+            .claim(tuning.ring_bytes.unwrap_or(instance::RING_BYTES))
+            .map_err(|e| refused("register the run", e))?;
+        let claim = Claim { inst, slot };
+        dont_fork_bpf_maps();
         Ok(Prepared {
-            ebpf: std::sync::Mutex::new(Some(ebpf)),
-            ring: std::sync::Mutex::new(Some(ring)),
+            claim: std::sync::Mutex::new(Some((claim, ring))),
             gate,
             load_time: t0.elapsed(),
+            how: format!("{how}, slot {slot}"),
         })
     }
 
-    /// How long loading and attaching took.
+    /// How long loading (or registering) took.
     pub fn load_time(&self) -> Duration {
         self.load_time
+    }
+
+    /// Which instance the run uses, and its slot.
+    pub fn how(&self) -> &str {
+        &self.how
     }
 
     /// In the forked child, before exec: waits until the parent has put the
@@ -300,41 +357,14 @@ impl Prepared {
     /// directory is `cwd` and parent `ppid`), starts reading events into
     /// `trace` (created), then lets the child go on to exec.
     pub fn attach(&self, pid: i32, ppid: u32, cwd: &[u8], trace: &Path) -> io::Result<Tracer> {
-        let mut ebpf = self
-            .ebpf
+        let (mut claim, ring) = self
+            .claim
             .lock()
             .ok()
-            .and_then(|mut e| e.take())
+            .and_then(|mut c| c.take())
             .ok_or_else(|| io::Error::other("the eBPF program was attached once already"))?;
-        let ring = self
-            .ring
-            .lock()
-            .ok()
-            .and_then(|mut r| r.take())
-            .ok_or_else(|| io::Error::other("the EVENTS ring buffer was taken already"))?;
         let sink = Sink::create(trace)?;
-        {
-            let mut traced: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
-                ebpf.map_mut("TRACED")
-                    .ok_or_else(|| io::Error::other("the TRACED map is missing"))?,
-            )
-            .map_err(io::Error::other)?;
-            traced
-                .insert(pid as u32, 1, 0)
-                .map_err(|e| io::Error::other(format!("cannot trace pid {pid}: {e}")))?;
-            let mut bits: Array<_, u64> = Array::try_from(
-                ebpf.map_mut("TRACED_BITS")
-                    .ok_or_else(|| io::Error::other("the TRACED_BITS map is missing"))?,
-            )
-            .map_err(io::Error::other)?;
-            // Beyond the bitmap (pid_max raised since load) the program
-            // falls back to TRACED, which has the pid already.
-            let word = pid as u32 >> 6;
-            if let Ok(w) = bits.get(&word, 0) {
-                bits.set(word, w | 1 << (pid as u32 & 63), 0)
-                    .map_err(|e| io::Error::other(format!("cannot trace pid {pid}: {e}")))?;
-            }
-        }
+        claim.inst.trace(pid as u32, claim.slot)?;
         let stop = Arc::new(Wake::new()?);
         let conv = Converter::new(pid as u32, ppid, cwd.to_vec());
         let thread = {
@@ -345,7 +375,7 @@ impl Prepared {
         };
         self.gate.open()?;
         Ok(Tracer {
-            ebpf: Some(ebpf),
+            claim: Some(claim),
             stop,
             thread: Some(thread),
         })
@@ -455,8 +485,8 @@ fn read_loop(
 
 /// Tracing in progress.
 pub struct Tracer {
-    /// Taken by [`Tracer::finish`], which detaches it on a thread of its own.
-    ebpf: Option<Ebpf>,
+    /// Taken by [`Tracer::finish`].
+    claim: Option<Claim>,
     stop: Arc<Wake>,
     thread: Option<std::thread::JoinHandle<(Sink, Converter)>>,
 }
@@ -470,15 +500,14 @@ pub struct Finished {
 
 impl Tracer {
     /// After the command has ended: reads what is left in the ring buffer,
-    /// reports every loss the kernel counted, and closes the stream.
+    /// reports every loss the kernel counted for this run, closes the
+    /// stream and frees the run's slot.
     pub fn finish(mut self) -> io::Result<Finished> {
-        let mut lingering: Vec<u32> = self
-            .ebpf
-            .as_ref()
-            .and_then(|e| e.map("TRACED"))
-            .and_then(|m| BpfHashMap::<_, u32, u8>::try_from(m).ok())
-            .map(|m| m.keys().filter_map(Result::ok).collect())
-            .unwrap_or_default();
+        let mut claim = self
+            .claim
+            .take()
+            .ok_or_else(|| io::Error::other("tracer already finished"))?;
+        let mut lingering = claim.inst.tgids(claim.slot);
         lingering.sort_unstable();
         self.stop.set();
         let (mut sink, mut conv) = self
@@ -487,13 +516,7 @@ impl Tracer {
             .ok_or_else(|| io::Error::other("tracer already finished"))?
             .join()
             .map_err(|_| io::Error::other("the eBPF reader thread panicked"))?;
-        let stats: Vec<u64> = self
-            .ebpf
-            .as_ref()
-            .and_then(|e| e.map("STATS"))
-            .and_then(|m| Array::<_, u64>::try_from(m).ok())
-            .map(|a| (0..RE_NSTATS).map(|i| a.get(&i, 0).unwrap_or(0)).collect())
-            .unwrap_or_default();
+        let stats = claim.inst.stats(claim.slot);
         let stat = |i: u32| stats.get(i as usize).copied().unwrap_or(0);
         let now = now_ns();
         let root = conv.root;
@@ -512,13 +535,14 @@ impl Tracer {
             }
         }
         sink.finish(now, root)?;
-        // Detaching waits for the kernel to retire five tracepoint hooks
-        // (about half a millisecond): done beside roar's own storing. Should
-        // roar exit first, the kernel detaches them as it closes the fds.
-        if let Some(e) = self.ebpf.take() {
+        // Detaching a private load waits for the kernel to retire five
+        // tracepoint hooks (about half a millisecond): done beside roar's
+        // own storing. Should roar exit first, the kernel detaches them as
+        // it closes the fds. A pinned instance stays; the slot is freed.
+        if let Some(e) = claim.inst.take_private() {
             let _ = std::thread::Builder::new()
                 .name("roar-ebpf-detach".into())
-                .spawn(move || drop(e));
+                .spawn(move || drop((e, claim)));
         }
         Ok(Finished { lingering })
     }

@@ -20,6 +20,23 @@ pub const RE_STAT_TRUNCATED: u32 = 1;
 pub const RE_STAT_UNREADABLE: u32 = 2;
 pub const RE_STAT_PENDING_FULL: u32 = 3;
 pub const RE_NSTATS: u32 = 4;
+/// Runs one instance serves at once (bpf/roar_ebpf.h).
+pub const RE_NSLOTS: u32 = 64;
+/// `roar_ctl` operations.
+pub const RE_CTL_TRACE: u64 = 1;
+pub const RE_CTL_UNTRACE: u64 = 2;
+
+/// `struct re_slot`: who owns a slot (pid 0: free).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slot {
+    pub pid: u32,
+    pub root: u32,
+    pub start_time: u64,
+}
+
+// SAFETY: plain integers, no padding.
+unsafe impl aya::Pod for Slot {}
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
@@ -133,6 +150,11 @@ mod tests {
             konst("RE_STAT_UNREADABLE", super::RE_STAT_UNREADABLE.into()),
             konst("RE_STAT_PENDING_FULL", super::RE_STAT_PENDING_FULL.into()),
             konst("RE_NSTATS", super::RE_NSTATS.into()),
+            konst("RE_NSLOTS", super::RE_NSLOTS.into()),
+            konst("RE_CTL_TRACE", super::RE_CTL_TRACE),
+            konst("RE_CTL_UNTRACE", super::RE_CTL_UNTRACE),
+            ("slot", size_of::<super::Slot>(), size_of::<super::Slot>()),
+            ("slot.start_time", offset_of!(super::Slot, start_time), 8),
         ];
         let rust: Vec<(&str, usize, usize)> = rust.into_iter().chain(consts).collect();
         let c: Vec<(String, usize, usize)> = C_LAYOUT

@@ -1,7 +1,11 @@
 //! The eBPF backend: raw tracepoint programs follow the command's process
 //! tree inside the kernel and stream records through a ring buffer to a
-//! reader thread. Opening it loads and attaches the program, which is also
-//! the only honest probe of whether it works here.
+//! reader thread. Opening it registers the run with the pinned instance
+//! when one matches this roar (see [`pinned`]), or loads and attaches the
+//! program for this run, which is also the only honest probe of whether it
+//! works here.
+
+pub mod pinned;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,8 +24,25 @@ pub fn btf_path() -> PathBuf {
         .map_or_else(|| PathBuf::from(tracer_ebpf::DEFAULT_BTF), PathBuf::from)
 }
 
-/// Loads and attaches the eBPF program: the probe and the real thing.
-fn load() -> Result<Loaded, tracer_ebpf::LoadError> {
+/// Whether eBPF runs should load and pin an instance when none is pinned:
+/// `ROAR_EBPF_PERSIST` (1/true or 0/false) over `[ebpf] persist` in the
+/// store's config.
+pub fn persist_wanted() -> bool {
+    match std::env::var("ROAR_EBPF_PERSIST").ok().as_deref() {
+        Some("1" | "true" | "yes") => return true,
+        Some("0" | "false" | "no") => return false,
+        _ => {}
+    }
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| crate::location::find(&cwd))
+        .and_then(|loc| crate::config::load(&loc.roar_dir()).ok())
+        .is_some_and(|c| c.ebpf.persist)
+}
+
+/// Registers with the pinned instance, or loads and attaches the eBPF
+/// program: the probe and the real thing.
+fn load() -> Result<Loaded, tracer_ebpf::pin::PinError> {
     // Test knobs: ROAR_EBPF_RING_BYTES, a smaller ring buffer (overflow);
     // ROAR_EBPF_PID_WORDS, a smaller pid bitmap (its fallback).
     let num = |k: &str| std::env::var(k).ok().and_then(|v| v.parse().ok());
@@ -30,7 +51,7 @@ fn load() -> Result<Loaded, tracer_ebpf::LoadError> {
         pid_words: num("ROAR_EBPF_PID_WORDS"),
     };
     Ok(Loaded {
-        prepared: tracer_ebpf::Prepared::load_tuned(&btf_path(), tuning)?,
+        prepared: tracer_ebpf::Prepared::open(&btf_path(), tuning, persist_wanted())?,
     })
 }
 
@@ -41,7 +62,14 @@ impl Kind for Ebpf {
 
     fn open(&self, _: &Program, auto: bool) -> Result<(Box<dyn Backend>, String), String> {
         match load() {
-            Ok(l) => Ok((Box::new(l), "eBPF loads and attaches here".into())),
+            Ok(l) => {
+                let why = if l.prepared.how().starts_with("pinned") {
+                    "eBPF is loaded here (a pinned instance)"
+                } else {
+                    "eBPF loads and attaches here"
+                };
+                Ok((Box::new(l), why.into()))
+            }
             Err(e) if auto => Err(format!("eBPF unavailable ({e})")),
             Err(e) => Err(format!("the ebpf backend cannot be used: {e}")),
         }
