@@ -17,6 +17,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -46,8 +47,8 @@ struct Index {
 #[derive(Default)]
 struct Resolver {
     dpkg_dir: PathBuf,
-    /// Site-packages directory -> its pip index.
-    sites: HashMap<Vec<u8>, Index>,
+    /// Site-packages directory -> its pip index (cached on disk like the dpkg one).
+    sites: HashMap<Vec<u8>, dpkg::Index>,
     /// Directory -> the conda prefix it is in (or none), for every directory asked about.
     conda_prefix: HashMap<Vec<u8>, Option<Vec<u8>>>,
     condas: HashMap<Vec<u8>, Index>,
@@ -99,12 +100,12 @@ impl Resolver {
         let index = self
             .sites
             .entry(site.to_vec())
-            .or_insert_with(|| pip_index(as_path(site)));
-        let dist = &index.dists[*index.files.get(path)?];
+            .or_insert_with(|| cached_pip_index(as_path(site)));
+        let (name, version) = index.owner(path)?;
         Some(Package {
             manager: "pip".into(),
-            name: dist.name.clone(),
-            version: dist.version.clone(),
+            name: name.clone(),
+            version: version.clone(),
             location: site.to_vec(),
         })
     }
@@ -196,6 +197,37 @@ fn site_dir(path: &[u8]) -> Option<&[u8]> {
         }
     }
     None
+}
+
+/// [`pip_index`] of `site`, from roar's cache directory while `site` itself has not changed
+/// (pip adds or removes a `*.dist-info` entry in it on every install, upgrade and removal):
+/// reading every RECORD of a big environment costs tens of milliseconds a run.
+fn cached_pip_index(site: &Path) -> dpkg::Index {
+    let name = blake3::hash(site.as_os_str().as_encoded_bytes()).to_hex();
+    pip_index_cached_at(site, dpkg::cache_file(&format!("pip-{}", &name[..16])))
+}
+
+/// [`cached_pip_index`] with the cache file named.
+fn pip_index_cached_at(site: &Path, cache: Option<PathBuf>) -> dpkg::Index {
+    let build = || {
+        let index = pip_index(site);
+        let packages = index
+            .dists
+            .iter()
+            .map(|d| (d.name.clone(), d.version.clone()))
+            .collect();
+        dpkg::Index::from_pairs(
+            index.files.iter().map(|(p, &d)| (p.as_slice(), d as u32)),
+            packages,
+        )
+    };
+    match std::fs::metadata(site) {
+        Ok(m) => {
+            let stamp = (m.mtime() * 1_000_000_000 + m.mtime_nsec(), m.ino() as i64);
+            dpkg::Index::cached(cache, stamp, build)
+        }
+        Err(_) => build(),
+    }
 }
 
 /// The pip distributions of one site-packages directory, file by file from their RECORDs.

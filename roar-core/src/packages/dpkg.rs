@@ -16,9 +16,10 @@ const MAGIC: &[u8; 8] = b"roardpk1";
 
 /// Files -> packages, with each package's installed version.
 pub struct Index {
-    /// (path hash, package number) as 12-byte little-endian records, sorted by hash: the
-    /// cache file's tail, searched in place.
+    /// (path hash, package number) as 12-byte little-endian records, sorted by hash, from
+    /// `start` on: the cache file as read, searched in place (not copied out of it).
     entries: Vec<u8>,
+    start: usize,
     /// Package (as its list file names it, `name` or `name:arch`) and its version.
     packages: Vec<(String, String)>,
 }
@@ -37,25 +38,36 @@ fn stamp(dir: &Path) -> Option<(i64, i64)> {
     Some((m(dir.join("info"))?, m(dir.join("status"))?))
 }
 
-fn cache_file() -> Option<PathBuf> {
+/// `name` in roar's cache directory (`$XDG_CACHE_HOME/roar`, else `~/.cache/roar`).
+pub fn cache_file(name: &str) -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("roar").join("dpkg-index"))
+    Some(base.join("roar").join(name))
 }
 
 impl Index {
     /// The index of the dpkg database in `dir`, from the cache (when `cached`) if current.
     pub fn load(dir: &Path, cached: bool) -> Option<Index> {
         let stamp = stamp(dir)?;
-        let cache = cache_file().filter(|_| cached);
+        let cache = cache_file("dpkg-index").filter(|_| cached);
+        Some(Index::cached(cache, stamp, || Index::build(dir)))
+    }
+
+    /// The index in `cache` if it was built at `stamp`, else `build()`'s, written there for
+    /// the next roar.
+    pub fn cached(
+        cache: Option<PathBuf>,
+        stamp: (i64, i64),
+        build: impl FnOnce() -> Index,
+    ) -> Index {
         if let Some(found) = cache.as_ref().and_then(|f| std::fs::read(f).ok())
             && let Some(index) = Index::decode(found, stamp)
         {
-            return Some(index);
+            return index;
         }
-        let index = Index::build(dir);
+        let index = build();
         if let Some(f) = cache
             && let Some(parent) = f.parent()
             && std::fs::create_dir_all(parent).is_ok()
@@ -67,7 +79,26 @@ impl Index {
             }
             let _ = std::fs::remove_file(&tmp);
         }
-        Some(index)
+        index
+    }
+
+    /// An index of `(path, package number)` pairs over `packages` (name, version).
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (&'a [u8], u32)>,
+        packages: Vec<(String, String)>,
+    ) -> Index {
+        let mut entries: Vec<(u64, u32)> = pairs.into_iter().map(|(p, n)| (key(p), n)).collect();
+        entries.sort_unstable();
+        let mut raw = Vec::with_capacity(entries.len() * 12);
+        for (k, n) in entries {
+            raw.extend(k.to_le_bytes());
+            raw.extend(n.to_le_bytes());
+        }
+        Index {
+            entries: raw,
+            start: 0,
+            packages,
+        }
     }
 
     fn build(dir: &Path) -> Index {
@@ -102,6 +133,7 @@ impl Index {
         }
         Index {
             entries: raw,
+            start: 0,
             packages,
         }
     }
@@ -118,11 +150,11 @@ impl Index {
         let names = names.join("\n");
         out.extend((names.len() as u64).to_le_bytes());
         out.extend(names.as_bytes());
-        out.extend(&self.entries);
+        out.extend(&self.entries[self.start..]);
         out
     }
 
-    fn decode(mut b: Vec<u8>, stamp: (i64, i64)) -> Option<Index> {
+    fn decode(b: Vec<u8>, stamp: (i64, i64)) -> Option<Index> {
         let u64_at = |at: usize| Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?));
         if b.get(..8)? != MAGIC || u64_at(8)? as i64 != stamp.0 || u64_at(16)? as i64 != stamp.1 {
             return None;
@@ -140,12 +172,20 @@ impl Index {
         if !(b.len() - 32 - len).is_multiple_of(12) {
             return None;
         }
-        let entries = b.split_off(32 + len);
-        Some(Index { entries, packages })
+        Some(Index {
+            start: 32 + len,
+            entries: b,
+            packages,
+        })
+    }
+
+    fn len(&self) -> usize {
+        (self.entries.len() - self.start) / 12
     }
 
     fn record(&self, i: usize) -> (u64, u32) {
-        let c = &self.entries[i * 12..i * 12 + 12];
+        let at = self.start + i * 12;
+        let c = &self.entries[at..at + 12];
         let k = u64::from_le_bytes(c[..8].try_into().expect("8 bytes"));
         (k, u32::from_le_bytes(c[8..].try_into().expect("4 bytes")))
     }
@@ -153,7 +193,7 @@ impl Index {
     /// The package owning `path` and its version.
     pub fn owner(&self, path: &[u8]) -> Option<&(String, String)> {
         let k = key(path);
-        let (mut lo, mut hi) = (0, self.entries.len() / 12);
+        let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
             if self.record(mid).0 < k {
@@ -162,7 +202,7 @@ impl Index {
                 hi = mid;
             }
         }
-        let (found, n) = (lo < self.entries.len() / 12).then(|| self.record(lo))?;
+        let (found, n) = (lo < self.len()).then(|| self.record(lo))?;
         (found == k)
             .then(|| self.packages.get(n as usize))
             .flatten()

@@ -112,3 +112,37 @@ fn record_paths_and_names() {
         ]
     );
 }
+
+#[test]
+fn the_pip_index_is_cached_until_the_site_directory_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site-packages");
+    let dist = |v: &str| {
+        let info = site.join(format!("six-{v}.dist-info"));
+        write(
+            &info.join("METADATA"),
+            &format!("Name: six\nVersion: {v}\n\n"),
+        );
+        write(&info.join("RECORD"), "six.py,,\n");
+        info
+    };
+    write(&site.join("six.py"), "");
+    let old = dist("1.16.0");
+    let cache = dir.path().join("cache");
+    let file = to_bytes(&site.join("six.py"));
+    let owner = || {
+        pip_index_cached_at(&site, Some(cache.join("pip")))
+            .owner(&file)
+            .cloned()
+    };
+    assert_eq!(owner(), Some(("six".into(), "1.16.0".into())));
+    assert!(cache.join("pip").is_file(), "written for the next run");
+    // The cache, not the RECORDs, answers while the directory is unchanged.
+    std::fs::write(old.join("RECORD"), "other.py,,\n").unwrap();
+    assert_eq!(owner(), Some(("six".into(), "1.16.0".into())));
+    // An upgrade replaces the dist-info: the directory changes, and so does the answer.
+    std::fs::remove_dir_all(&old).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    dist("1.17.0");
+    assert_eq!(owner(), Some(("six".into(), "1.17.0".into())));
+}
