@@ -460,21 +460,9 @@ impl Store {
     /// The cached hash of a file, if `key` matches the cached identity in all four fields.
     pub fn hash_cache_get(&self, key: &FileKey) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn
-            .prepare_cached(
-                "SELECT hash FROM hash_cache \
-                 WHERE dev = ?1 AND ino = ?2 AND size = ?3 AND mtime_ns = ?4",
-            )?
-            .query_row(
-                params![
-                    u64_to_sql(key.dev),
-                    u64_to_sql(key.ino),
-                    u64_to_sql(key.size),
-                    key.mtime_ns
-                ],
-                |r| r.get(0),
-            )
-            .optional()?)
+            .hash_cache_get_many(std::slice::from_ref(key))?
+            .pop()
+            .flatten())
     }
 
     /// [`Store::hash_cache_get`] for many files, in one read transaction: `None` where the

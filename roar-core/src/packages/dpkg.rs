@@ -87,7 +87,14 @@ impl Index {
         pairs: impl IntoIterator<Item = (&'a [u8], u32)>,
         packages: Vec<(String, String)>,
     ) -> Index {
-        let mut entries: Vec<(u64, u32)> = pairs.into_iter().map(|(p, n)| (key(p), n)).collect();
+        Index::from_keys(
+            pairs.into_iter().map(|(p, n)| (key(p), n)).collect(),
+            packages,
+        )
+    }
+
+    /// An index of `(path hash, package number)` records, in any order.
+    fn from_keys(mut entries: Vec<(u64, u32)>, packages: Vec<(String, String)>) -> Index {
         entries.sort_unstable();
         let mut raw = Vec::with_capacity(entries.len() * 12);
         for (k, n) in entries {
@@ -125,17 +132,7 @@ impl Index {
             let lines = list.split(|b| *b == b'\n').filter(|l| l.len() > 1);
             entries.extend(lines.map(|l| (key(l), n)));
         }
-        entries.sort_unstable();
-        let mut raw = Vec::with_capacity(entries.len() * 12);
-        for (k, n) in entries {
-            raw.extend(k.to_le_bytes());
-            raw.extend(n.to_le_bytes());
-        }
-        Index {
-            entries: raw,
-            start: 0,
-            packages,
-        }
+        Index::from_keys(entries, packages)
     }
 
     fn encode(&self, stamp: (i64, i64)) -> Vec<u8> {
