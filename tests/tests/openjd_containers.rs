@@ -312,31 +312,12 @@ fn external_lifetime_attaches_to_a_running_container_and_never_stops_it() {
 
     // Another image than the one asked for: refused, saying which; nothing runs.
     let env = setup.template("external", &["--name", "users-box"]);
-    let job = sb.join("job.yaml");
-    std::fs::write(&job, JOB).unwrap();
-    let out = output(
-        setup
-            .openjd()
-            .arg("run")
-            .arg(&job)
-            .arg("--environment")
-            .arg(&env)
-            .args(["-p", &format!("Out={}", sb.join("out2").display())])
-            .args(["-p", "RoarImage=busybox-none"]),
-    );
+    let out = setup.run_with(JOB, Some(&env), "out2", &["RoarImage=busybox-none"]);
     assert!(!out.status.success());
     assert!(text(&out).contains("busybox-none"), "{}", text(&out));
     // A container that is not running: refused, saying so.
     check(setup.client().args(["stop", "-t", "0", "users-box"]));
-    let out = output(
-        setup
-            .openjd()
-            .arg("run")
-            .arg(&job)
-            .arg("--environment")
-            .arg(&env)
-            .args(["-p", &format!("Out={}", sb.join("out3").display())]),
-    );
+    let out = setup.run(JOB, Some(&env), "out3");
     assert!(!out.status.success());
     assert!(text(&out).contains("is not running"), "{}", text(&out));
     assert_eq!(log(sb).len(), 3, "the refused sessions recorded nothing");
