@@ -180,10 +180,15 @@ def main():
     ap.add_argument("--only", default="")
     ap.add_argument("--no-roarcli", action="store_true")
     ap.add_argument("--tools", default="", help="only these columns (comma-separated names, e.g. 'native,roar ebpf')")
+    ap.add_argument("--roar", default="", help="the roar to measure, e.g. what `PREFIX=DIR ./install.sh` installed "
+                    "(static, as users get it; its library beside it); default: a release build of this tree")
     a = ap.parse_args()
     runs = 3 if a.quick else a.runs
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "roar-cli", "-p", "tracer-preload"], cwd=ROOT, check=True)
-    roar = ROOT / "target" / "release" / "roar"
+    if a.roar:
+        roar = Path(a.roar).resolve()
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "roar-cli", "-p", "tracer-preload"], cwd=ROOT, check=True)
+        roar = ROOT / "target" / "release" / "roar"
     old = None if a.no_roarcli else roarcli()
     strace = shutil.which("strace")
     env = dict(os.environ, DO_NOT_TRACK="1")
