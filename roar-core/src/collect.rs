@@ -350,18 +350,22 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
     let mut records: Vec<(bool, FileRecord, Option<FileKey>)> = Vec::new();
     let mut invisible: Vec<String> = Vec::new();
     // Every file's identity first, then the cache asked once for all of them.
-    let pending: Vec<(Pending, PathBuf, Option<std::fs::Metadata>)> =
-        std::mem::take(&mut files.pending)
-            .into_iter()
-            .map(|f| {
-                let p = as_path(&f.path).to_path_buf();
-                let md = std::fs::metadata(&p).ok().filter(|m| m.is_file());
-                (f, p, md)
-            })
-            .collect();
+    let pending: Vec<(Pending, PathBuf, Identity)> = std::mem::take(&mut files.pending)
+        .into_iter()
+        .map(|f| {
+            let p = as_path(&f.path).to_path_buf();
+            let md = std::fs::metadata(&p).ok().filter(|m| m.is_file());
+            let id = identity(&f, md.as_ref(), seen);
+            (f, p, id)
+        })
+        .collect();
     let wanted: Vec<FileKey> = pending
         .iter()
-        .filter_map(|(f, _, md)| cache_key(f, md.as_ref(), seen))
+        .filter(|(f, _, _)| f.as_read.is_none())
+        .filter_map(|(_, _, id)| match id {
+            Identity::Known { key, .. } => Some(*key),
+            _ => None,
+        })
         .collect();
     let cached: std::collections::HashMap<FileKey, String> = store
         .hash_cache_get_many(&wanted)
@@ -373,10 +377,9 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
                 .collect()
         })
         .unwrap_or_default();
-    for (f, p, md) in pending {
-        let now = md.as_ref().map(hashing::file_key);
-        let (read_as, now) = match visible(&f, md.as_ref(), seen) {
-            Visible::No => {
+    for (f, p, id) in pending {
+        let (key, now) = match id {
+            Identity::Invisible => {
                 invisible.push(String::from_utf8_lossy(&f.path).into_owned());
                 let size = f.read_as.map(|k| k.size);
                 let rec = FileRecord {
@@ -388,16 +391,8 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
                 records.push((f.is_output, rec, None));
                 continue;
             }
-            // The same file through another mount: its identity here.
-            Visible::Moved => (now, now),
-            Visible::Yes => (f.read_as, now),
-        };
-        // The identity the hash must belong to: an output's now, an input's
-        // as read.
-        let key = match (f.is_output, read_as, now) {
-            (true, _, Some(k)) => k,
-            (false, Some(rk), _) => rk,
-            _ => continue,
+            Identity::Unknown => continue,
+            Identity::Known { key, now } => (key, now),
         };
         let i = records.len();
         let rec = FileRecord {
@@ -440,21 +435,29 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
     }
 }
 
-/// The identity whose cached hash a pending file would take (as [`hash_files`] decides).
-fn cache_key(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Option<FileKey> {
-    if f.as_read.is_some() {
-        return None;
-    }
+/// What a pending file is here.
+enum Identity {
+    /// Not the file the trace saw ([`visible`]).
+    Invisible,
+    /// No identity to hash against (an output that is gone, an input never stat'ed).
+    Unknown,
+    /// `key`: the identity the hash must belong to (an output's now, an input's as read);
+    /// `now`: the file's identity now.
+    Known { key: FileKey, now: Option<FileKey> },
+}
+
+fn identity(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Identity {
     let now = md.map(hashing::file_key);
     let (read_as, now) = match visible(f, md, seen) {
-        Visible::No => return None,
+        Visible::No => return Identity::Invisible,
+        // The same file through another mount: its identity here.
         Visible::Moved => (now, now),
         Visible::Yes => (f.read_as, now),
     };
     match (f.is_output, read_as, now) {
-        (true, _, Some(k)) => Some(k),
-        (false, Some(rk), _) => Some(rk),
-        _ => None,
+        (true, _, Some(key)) => Identity::Known { key, now },
+        (false, Some(key), _) => Identity::Known { key, now },
+        _ => Identity::Unknown,
     }
 }
 
