@@ -425,19 +425,7 @@ pub fn run_action(
 }
 
 /// Signals the host side forwards into the container: those `roar run` forwards.
-use crate::spawn::FORWARDED;
-
-fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset only write the set they are given.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
-}
+use crate::spawn::{FORWARDED, sigset};
 
 /// Blocks `signals` in this thread (and the threads it starts), so one thread can wait for
 /// them with `sigwait`.

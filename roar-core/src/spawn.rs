@@ -23,6 +23,19 @@ pub const FORWARDED: [libc::c_int; 6] = [
     libc::SIGUSR2,
 ];
 
+/// A signal set holding `signals`.
+pub(crate) fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset only write the set they are given; sigset_t is POD.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
 /// How long a command gets between SIGTERM and SIGKILL after `--timeout`.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
@@ -178,15 +191,11 @@ pub fn spawn(
     let mut sh_argv: Vec<*const libc::c_char> = vec![sh.as_ptr(), prog.as_ptr()];
     sh_argv.extend(argv.iter().skip(1));
 
+    let mut blocked = FORWARDED.to_vec();
+    blocked.extend([libc::SIGCHLD, wake_signal()]);
+    let set = sigset(&blocked);
     // SAFETY: plain libc calls on locals we own; sigset_t is POD.
     unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigaddset(&mut set, libc::SIGCHLD);
-        libc::sigaddset(&mut set, wake_signal());
         let mut old_mask: libc::sigset_t = std::mem::zeroed();
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old_mask);
 
@@ -329,16 +338,9 @@ fn forward(targets: &dyn Fn() -> Vec<libc::pid_t>, timeout: Option<Duration>) ->
     let start = Instant::now();
     let mut timed_out = false;
     let mut kill_at: Option<Instant> = None;
-    // SAFETY: building a sigset on the stack.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::sigaddset(&mut set, wake_signal());
-        set
-    };
+    let mut waited = FORWARDED.to_vec();
+    waited.push(wake_signal());
+    let set = sigset(&waited);
     let me = std::process::id() as libc::pid_t;
     loop {
         let deadline = match (timeout, kill_at) {
@@ -472,9 +474,7 @@ pub fn exit_like(ended: Ended) -> ! {
                 };
                 libc::setrlimit(libc::RLIMIT_CORE, &rl);
                 libc::signal(sig, libc::SIG_DFL);
-                let mut set: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut set);
-                libc::sigaddset(&mut set, sig);
+                let set = sigset(&[sig]);
                 libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
                 libc::raise(sig);
             }
