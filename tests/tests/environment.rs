@@ -30,6 +30,18 @@ struct Pipeline {
 }
 
 impl Pipeline {
+    /// `roar export --format FORMAT -o NAME` in the sandbox; the file's path.
+    fn export(&self, format: &str, name: &str) -> PathBuf {
+        let file = self.sb.join(name);
+        check(
+            self.sb
+                .roar()
+                .args(["export", "--format", format, "-o"])
+                .arg(&file),
+        );
+        file
+    }
+
     /// A venv with six installed, and the step run twice with the input changed in between
     /// (runs 1 and 2), then `cat data/raw.csv` (run 3).
     fn new() -> Pipeline {
@@ -202,12 +214,7 @@ fn environment_diff_sources_status_and_pins() {
 #[test]
 fn openlineage_events_validate_against_the_spec() {
     let p = Pipeline::new();
-    let file = p.sb.join("events.jsonl");
-    check(
-        p.sb.roar()
-            .args(["export", "--format", "openlineage", "-o"])
-            .arg(&file),
-    );
+    let file = p.export("openlineage", "events.jsonl");
     let text = std::fs::read_to_string(&file).unwrap();
     let events: Vec<Value> = text
         .lines()
@@ -413,12 +420,7 @@ fn run_posts_its_events_and_never_fails_when_the_server_is_down() {
 #[test]
 fn prov_json_is_read_by_the_w3c_prov_library_with_every_record() {
     let p = Pipeline::new();
-    let file = p.sb.join("prov.json");
-    check(
-        p.sb.roar()
-            .args(["export", "--format", "prov-json", "-o"])
-            .arg(&file),
-    );
+    let file = p.export("prov-json", "prov.json");
     let out = output(
         Command::new("python3")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("read_prov.py"))
