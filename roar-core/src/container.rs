@@ -134,10 +134,9 @@ impl Spec {
         format!("roar-{clean}")
     }
 
-    /// Bind mounts: roar and its library (read-only), the session directory, the store's
-    /// directory, and the user's, each at its host path.
-    fn volumes(&self, session_dir: &Path) -> Result<Vec<String>> {
-        let (exe, lib) = roar_files()?;
+    /// Bind mounts: roar `exe` and its library `lib` (read-only), the session directory, the
+    /// store's directory, and the user's, each at its host path.
+    fn volumes(&self, session_dir: &Path, exe: &Path, lib: &Path) -> Result<Vec<String>> {
         let store_dir = self
             .db
             .parent()
@@ -152,7 +151,7 @@ impl Spec {
         let same =
             |p: &Path, ro: bool| format!("{0}:{0}{1}", p.display(), if ro { ":ro" } else { "" });
         let mut v = vec![
-            same(&exe, true),
+            same(exe, true),
             same(lib.parent().unwrap_or(Path::new("/")), true),
             same(session_dir, false),
         ];
@@ -252,13 +251,13 @@ pub fn enter(spec: &Spec, session_dir: &Path) -> Result<String> {
                     spec.image
                 )));
             }
-            let (exe, _) = roar_files()?;
+            let (exe, lib) = roar_files()?;
             let mut probe = rt.cmd();
             probe.args(["exec", &name]).arg(&exe).arg("--version");
             run_client(probe, &format!("roar in {name}")).map_err(|e| {
                 setup(format!(
                     "{e}: roar is not visible in {name}; start it with {}",
-                    spec.volumes(session_dir)
+                    spec.volumes(session_dir, &exe, &lib)
                         .unwrap_or_default()
                         .iter()
                         .map(|v| format!("-v {v}"))
@@ -271,7 +270,7 @@ pub fn enter(spec: &Spec, session_dir: &Path) -> Result<String> {
             ))
         }
         Lifetime::Session => {
-            let (exe, _) = roar_files()?;
+            let (exe, lib) = roar_files()?;
             // A container of this name left by a session that was killed: replace it.
             let mut rm = rt.cmd();
             rm.args(["rm", "-f", &name])
@@ -280,7 +279,7 @@ pub fn enter(spec: &Spec, session_dir: &Path) -> Result<String> {
             let _ = rm.status();
             let mut c = rt.cmd();
             c.args(["run", "-d", "--name", &name, "--label", "roar.session=1"]);
-            for v in spec.volumes(session_dir)? {
+            for v in spec.volumes(session_dir, &exe, &lib)? {
                 c.args(["-v", &v]);
             }
             c.args(&spec.run_args)
@@ -307,16 +306,19 @@ pub fn exit(spec: &Spec, session_dir: &Path) -> Result<String> {
         return Ok(String::new());
     }
     let mut c = spec.runtime.cmd();
-    c.args(["rm", "-f", "-t", "2", &name]);
-    if spec.runtime == Runtime::Docker {
-        // docker rm has no -t; stop first so the container's processes get SIGTERM.
-        let mut stop = spec.runtime.cmd();
-        stop.args(["stop", "-t", "2", &name])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        let _ = stop.status();
-        c = spec.runtime.cmd();
-        c.args(["rm", "-f", &name]);
+    match spec.runtime {
+        Runtime::Podman => {
+            c.args(["rm", "-f", "-t", "2", &name]);
+        }
+        Runtime::Docker => {
+            // docker rm has no -t; stop first so the container's processes get SIGTERM.
+            let mut stop = spec.runtime.cmd();
+            stop.args(["stop", "-t", "2", &name])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = stop.status();
+            c.args(["rm", "-f", &name]);
+        }
     }
     run_client(c, &format!("{} rm {name}", spec.runtime.name()))?;
     Ok(format!("removed the container {name}"))
@@ -356,7 +358,7 @@ pub fn run_action(
     action: Action,
 ) -> Result<std::convert::Infallible> {
     let rt = spec.runtime;
-    let (exe, _) = roar_files()?;
+    let (exe, lib) = roar_files()?;
     let files = Files::new(session_dir);
     let cwd = std::env::current_dir()
         .map_err(|e| setup(format!("cannot read the current directory: {e}")))?;
@@ -386,7 +388,7 @@ pub fn run_action(
     match spec.lifetime {
         Lifetime::Task => {
             c.args(["run", "--rm", "-i", "--name", &name]);
-            for v in spec.volumes(session_dir)? {
+            for v in spec.volumes(session_dir, &exe, &lib)? {
                 c.args(["-v", &v]);
             }
             c.args(&spec.run_args).arg("--entrypoint").arg(&exe);
