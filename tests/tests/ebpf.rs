@@ -411,7 +411,8 @@ fn ebpf_sees_what_preload_cannot() {
 
 /// Ring-buffer overflow is counted in the kernel and surfaces as a warning
 /// on an incomplete run: here with a one-page ring (ROAR_EBPF_RING_BYTES)
-/// and a burst of file calls faster than the reader's batch interval.
+/// and a burst of file calls made while roar, the command's parent, is
+/// stopped, so no reader can drain the ring however fast the machine is.
 #[test]
 fn ebpf_ring_buffer_overflow_is_reported() {
     if !is_root() {
@@ -426,7 +427,7 @@ fn ebpf_ring_buffer_overflow_is_reported() {
         "--",
         "sh",
         "-c",
-        "i=0; while [ $i -lt 500 ]; do : > f$i; i=$((i+1)); done",
+        "kill -STOP $PPID; i=0; while [ $i -lt 500 ]; do : > f$i; i=$((i+1)); done; kill -CONT $PPID",
     ]));
     assert!(out.status.success(), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
