@@ -380,6 +380,31 @@ fn file_store_reopens_and_is_marked() {
     );
 }
 
+/// Opening a store that is up to date takes no write lock: a run starting while another
+/// roar holds the write lock (finishing its run) opens at once instead of queueing.
+#[test]
+fn an_up_to_date_store_opens_while_another_writer_holds_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roar.db");
+    drop(Store::open(&path).unwrap());
+    let writer = Connection::open(&path).unwrap();
+    writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let store = Store::open(&path).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "open waited {:?} for the writer",
+        started.elapsed()
+    );
+    writer.execute_batch("COMMIT").unwrap();
+    assert_eq!(store.runs(None).unwrap().len(), 0);
+    let fk: bool = store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(fk, "the connection's own settings are still made");
+}
+
 #[test]
 fn missing_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
