@@ -211,7 +211,7 @@ pub(crate) fn refused(step: impl Into<String>, e: impl std::error::Error + 'stat
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Tuning {
     /// The run's ring buffer in bytes (a power of two, at least a page)
-    /// instead of the built-in 16 MiB: tiny, it proves overflows are
+    /// instead of the built-in 4 MiB: tiny, it proves overflows are
     /// reported.
     pub ring_bytes: Option<u32>,
     /// Words of the traced-pid bitmap instead of pid_max / 64: tiny, every
