@@ -16,6 +16,12 @@ pub enum EbpfCmd {
         /// Who holds them loaded (an OpenJD session names itself).
         #[arg(long, default_value = DEFAULT_HOLDER)]
         holder: String,
+        /// Keep the system call hooks attached between runs too, until this holder unloads.
+        /// Back-to-back runs then skip re-attaching them (which can wait 10-15 ms for the
+        /// kernel); every other process's system calls pay for them meanwhile (`status`
+        /// shows how much).
+        #[arg(long)]
+        keep_attached: bool,
         /// `false`: do nothing (an OpenJD template passes its parameter).
         #[arg(long, default_value = "true", hide = true)]
         when: String,
@@ -41,8 +47,12 @@ pub fn run(cmd: EbpfCmd) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match cmd {
         EbpfCmd::Load { when, .. } | EbpfCmd::Unload { when, .. } if when != "true" => {}
-        EbpfCmd::Load { holder, .. } => {
-            let l = pinned::load(&holder)?;
+        EbpfCmd::Load {
+            holder,
+            keep_attached,
+            ..
+        } => {
+            let l = pinned::load(&holder, keep_attached)?;
             let what = if l.already {
                 "already loaded"
             } else {
@@ -93,7 +103,9 @@ pub fn run(cmd: EbpfCmd) -> Result<()> {
                         s.pid, s.root
                     )?;
                 }
-                let hooks = if i.syscalls_attached {
+                let hooks = if i.kept_attached {
+                    "attached, kept so between runs (`roar ebpf load --keep-attached`): every process's system calls pay the idle cost below"
+                } else if i.syscalls_attached {
                     "attached (a run is registered)"
                 } else {
                     "detached: no run is registered, so other processes' system calls pay nothing"
@@ -142,6 +154,7 @@ fn instance_json(i: &InstanceState) -> Json {
             ),
         ),
         ("syscalls_attached", Json::Bool(i.syscalls_attached)),
+        ("kept_attached", Json::Bool(i.kept_attached)),
         (
             "idle_ns_per_call",
             pinned::ns_per_call(i).map_or(Json::Null, |ns| Json::Int(ns.round() as i64)),

@@ -257,6 +257,60 @@ fn a_run_on_the_pinned_instance_records_what_a_cold_run_does() {
     assert_eq!(idle["syscalls_attached"], false, "{idle:#}");
 }
 
+/// `--keep-attached`: the system call hooks are attached at load and stay
+/// attached after runs (the next run skips re-attaching them), until that
+/// holder unloads; another holder's plain hold does not keep them.
+#[test]
+fn keep_attached_holds_the_hooks_between_runs_until_its_holder_unloads() {
+    let Some(pins) = Pins::new("keep") else {
+        return;
+    };
+    pins.load("plain");
+    assert_eq!(current(&pins)["syscalls_attached"], false);
+    check(
+        pins.roar(Path::new("/"))
+            .args(["ebpf", "load", "--holder", "farm", "--keep-attached"]),
+    );
+    let inst = current(&pins);
+    assert_eq!(inst["syscalls_attached"], true, "{inst:#}");
+    assert_eq!(inst["kept_attached"], true, "{inst:#}");
+    let text = check(pins.roar(Path::new("/")).args(["ebpf", "status"]));
+    assert!(
+        String::from_utf8_lossy(&text).contains("kept so between runs"),
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    let sb = Sandbox::new();
+    sb.write("in.txt", "x\n");
+    for _ in 0..3 {
+        let out = pins.run(&sb, "cat in.txt > out.txt");
+        assert!(out.status.success(), "{out:?}");
+        let run = sb.show_json("latest");
+        assert_eq!(files(&sb, &run, "inputs"), ["in.txt"], "{run:#}");
+        assert_eq!(files(&sb, &run, "outputs"), ["out.txt"], "{run:#}");
+        assert_eq!(run["complete"], true, "{run:#}");
+        let after = current(&pins);
+        assert_eq!(after["slots"], serde_json::json!([]), "{after:#}");
+        assert_eq!(
+            after["syscalls_attached"], true,
+            "kept after the run: {after:#}"
+        );
+    }
+    // The keeping holder leaves: the plain holder keeps the programs
+    // loaded, but no longer the hooks attached.
+    check(
+        pins.roar(Path::new("/"))
+            .args(["ebpf", "unload", "--holder", "farm"]),
+    );
+    let inst = current(&pins);
+    assert_eq!(holders(&inst), ["plain"], "{inst:#}");
+    assert_eq!(inst["syscalls_attached"], false, "{inst:#}");
+    assert_eq!(inst["kept_attached"], false, "{inst:#}");
+    let out = pins.run(&sb, "cat in.txt > out.txt");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(current(&pins)["syscalls_attached"], false);
+}
+
 #[test]
 fn eight_concurrent_runs_see_only_their_own_events() {
     let Some(pins) = Pins::new("eight") else {

@@ -7,7 +7,11 @@
 //! process around: fork, exec and exit always, `sys_enter` and `sys_exit`
 //! only while a run is registered (the first run attaches them, the last
 //! one to leave detaches them), so that an idle instance costs the
-//! machine's system calls nothing. An instance is built in `ROOT/tmp-ID-PID` and renamed
+//! machine's system calls nothing. A holder that loaded with
+//! `keep_attached` (a `keep-HASH` directory beside the pins) keeps them
+//! attached until it unloads: attaching again soon after a detach waits
+//! for an RCU grace period (10-15 ms here), which back-to-back runs would
+//! otherwise pay. An instance is built in `ROOT/tmp-ID-PID` and renamed
 //! into place, so a complete set appears at once; a set with a pin missing
 //! (a crash while removing it, a hand-deleted file) is set aside and loaded
 //! anew, never used. Every change happens under an exclusive `flock` of
@@ -113,16 +117,41 @@ pub fn syscalls_attached(dir: &Path) -> bool {
 }
 
 /// Detaches the system call hooks of the instance in `dir` when no live
-/// run is registered with it any more.
+/// run is registered with it any more and no holder keeps them attached.
 pub(crate) fn detach_syscalls_if_idle(dir: &Path) {
     let Some(root) = dir.parent() else { return };
     let Ok(_l) = lock(root) else { return };
-    if slots(dir).iter().any(|(_, _, alive)| *alive) {
+    detach_if_idle_locked(dir);
+}
+
+fn detach_if_idle_locked(dir: &Path) {
+    if kept_attached(dir) || slots(dir).iter().any(|(_, _, alive)| *alive) {
         return;
     }
     for p in ON_DEMAND {
         let _ = std::fs::remove_file(dir.join(format!("link_{p}")));
     }
+}
+
+/// The directory that says `holder` keeps the system call hooks attached.
+fn keep_marker(dir: &Path, holder: &str) -> PathBuf {
+    dir.join(format!("keep-{:016x}", fnv(holder.as_bytes())))
+}
+
+/// The keep markers of the instance in `dir`.
+fn keep_markers(dir: &Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n.to_string_lossy().starts_with("keep-"))
+        .collect()
+}
+
+/// Whether a holder keeps the system call hooks of `dir` attached.
+pub fn kept_attached(dir: &Path) -> bool {
+    !keep_markers(dir).is_empty()
 }
 
 /// The pins `dir` lacks.
@@ -180,6 +209,13 @@ fn ensure_root(root: &Path) -> Result<(), PinError> {
     }
 }
 
+/// FNV-1a: a short stable name for a long holder name.
+fn fnv(b: &[u8]) -> u64 {
+    b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
+        (h ^ u64::from(*c)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// A holder's name as its key: a name longer than the key keeps its start
 /// and gets a hash of the whole (session paths share long prefixes).
 fn holder_key(name: &str) -> [u8; HOLDER_LEN] {
@@ -189,10 +225,7 @@ fn holder_key(name: &str) -> [u8; HOLDER_LEN] {
         k[..b.len()].copy_from_slice(b);
         return k;
     }
-    let h = b.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, c| {
-        (h ^ u64::from(*c)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let tail = format!("~{h:016x}");
+    let tail = format!("~{:016x}", fnv(b));
     let keep = HOLDER_LEN - 1 - tail.len();
     k[..keep].copy_from_slice(&b[..keep]);
     k[keep..keep + tail.len()].copy_from_slice(tail.as_bytes());
@@ -254,12 +287,12 @@ pub fn slots(dir: &Path) -> Vec<(u32, Slot, bool)> {
         .collect()
 }
 
-/// Unpins everything in `dir` and removes it. Programs whose last link
-/// goes are detached by the kernel.
+/// Unpins everything in `dir` and removes it (keep markers too). Programs
+/// whose last link goes are detached by the kernel.
 fn remove_dir(dir: &Path) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            let _ = std::fs::remove_file(e.path());
+            let _ = std::fs::remove_file(e.path()).or_else(|_| std::fs::remove_dir(e.path()));
         }
     }
     let _ = std::fs::remove_dir(dir);
@@ -348,6 +381,11 @@ fn publish(root: &Path, btf: &Path, holder: Option<&str>) -> Result<(PathBuf, bo
                     remove_holder(&other, &h);
                     names.push(h);
                 }
+                // A holder that kept the old instance's hooks attached keeps the new one's.
+                for m in keep_markers(&other) {
+                    let _ = std::fs::create_dir(tmp.join(&m));
+                    let _ = std::fs::remove_dir(other.join(&m));
+                }
             }
             names.iter().try_for_each(|h| add_holder(&tmp, h))
         })
@@ -377,12 +415,31 @@ pub struct Loaded {
 }
 
 /// Loads and pins this roar's instance (unless it is there) for `holder`.
-pub fn load(btf: &Path, holder: &str) -> Result<Loaded, PinError> {
+/// With `keep_attached` its system call hooks are attached now and stay so
+/// until `holder` unloads (or loads again without it), instead of only
+/// while runs are registered.
+pub fn load(btf: &Path, holder: &str, keep_attached: bool) -> Result<Loaded, PinError> {
     crate::check_can_load()?;
     let root = root();
     ensure_root(&root)?;
     let _l = lock(&root)?;
     let (dir, already) = publish(&root, btf, Some(holder))?;
+    let marker = keep_marker(&dir, holder);
+    if keep_attached {
+        match std::fs::create_dir(&marker) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => {
+                return Err(io_err(format!("cannot create {}", marker.display()))(e));
+            }
+            _ => {}
+        }
+    } else {
+        let _ = std::fs::remove_dir(&marker);
+    }
+    if kept_attached(&dir) {
+        attach_syscalls(&dir).map_err(io_err("cannot attach the system call hooks"))?;
+    } else {
+        detach_if_idle_locked(&dir);
+    }
     Ok(Loaded { dir, already })
 }
 
@@ -424,11 +481,13 @@ pub fn unload(holder: &str, force: bool) -> Result<Unloaded, PinError> {
     }
     for (name, dir) in dirs {
         remove_holder(&dir, holder);
+        let _ = std::fs::remove_dir(keep_marker(&dir, holder));
         let others: Vec<String> = holders(&dir).into_iter().map(|(h, _)| h).collect();
         if force || others.is_empty() {
             remove_dir(&dir);
             done.removed.push(name);
         } else {
+            detach_if_idle_locked(&dir);
             done.kept.push((name, others));
         }
     }
@@ -453,8 +512,11 @@ pub struct InstanceState {
     pub holders: Vec<(String, u64)>,
     pub slots: Vec<(u32, Slot, bool)>,
     pub progs: Vec<ProgStat>,
-    /// The system call hooks are attached (only while runs are registered).
+    /// The system call hooks are attached (while runs are registered, or
+    /// kept attached by a holder).
     pub syscalls_attached: bool,
+    /// A holder keeps them attached when no run is registered.
+    pub kept_attached: bool,
 }
 
 /// What is pinned under the root.
@@ -476,6 +538,7 @@ pub fn status() -> Status {
             holders: holders(&dir),
             slots: slots(&dir),
             syscalls_attached: syscalls_attached(&dir),
+            kept_attached: kept_attached(&dir),
             progs: ATTACH
                 .iter()
                 .filter_map(|(p, _)| {

@@ -15,9 +15,10 @@ fn err(e: tracer_ebpf::pin::PinError) -> Error {
 }
 
 /// Loads and pins this roar's programs (unless they are pinned already)
-/// and records `holder` as keeping them loaded.
-pub fn load(holder: &str) -> Result<Loaded> {
-    tracer_ebpf::pin::load(&super::btf_path(), holder).map_err(err)
+/// and records `holder` as keeping them loaded; with `keep_attached`, their
+/// system call hooks stay attached between runs too (see `roar ebpf load`).
+pub fn load(holder: &str, keep_attached: bool) -> Result<Loaded> {
+    tracer_ebpf::pin::load(&super::btf_path(), holder, keep_attached).map_err(err)
 }
 
 /// Drops `holder`'s hold; removes instances no one else holds. Refused
@@ -39,7 +40,7 @@ pub fn this_id() -> String {
 /// What the pinned `sys_enter` and `sys_exit` programs cost per system
 /// call, on average over every call they saw while attached (every
 /// process's calls, traced or not; they are detached while no run is
-/// registered): None until kernel.bpf_stats_enabled=1 has let them count.
+/// registered, unless a holder keeps them attached): None until kernel.bpf_stats_enabled=1 has let them count.
 pub fn ns_per_call(inst: &InstanceState) -> Option<f64> {
     let (n, t) = inst
         .progs
