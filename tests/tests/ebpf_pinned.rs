@@ -311,6 +311,47 @@ fn keep_attached_holds_the_hooks_between_runs_until_its_holder_unloads() {
     assert_eq!(current(&pins)["syscalls_attached"], false);
 }
 
+/// A process a run leaves running is untraced when the run ends: the next
+/// run, given the same slot, neither reports it as its own lingering
+/// process nor records what it does.
+#[test]
+fn a_process_left_running_is_not_the_next_runs() {
+    let Some(pins) = Pins::new("left") else {
+        return;
+    };
+    pins.load("default");
+    let (first, next) = (Sandbox::new(), Sandbox::new());
+    next.write("in.txt", "x\n");
+    let out = pins.run(
+        &first,
+        "sh -c 'sleep 0.5; while :; do echo late > late.txt; sleep 0.2; done' >/dev/null 2>&1 & echo $! > left.pid",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let left = String::from_utf8_lossy(&first.read("left.pid"))
+        .trim()
+        .to_string();
+    let run = first.show_json("latest");
+    assert_eq!(run["complete"], false, "it left a process: {run:#}");
+    let out = pins.run(&next, "sleep 1; cat in.txt > out.txt");
+    let alive = Command::new("kill")
+        .args(["-0", &left])
+        .status()
+        .unwrap()
+        .success();
+    let _ = Command::new("kill").arg(&left).status();
+    assert!(out.status.success(), "{out:?}");
+    assert!(alive, "the left process ran on through the next run");
+    assert!(
+        first.join("late.txt").exists(),
+        "it wrote while the next run ran"
+    );
+    let run = next.show_json("latest");
+    assert_eq!(run["complete"], true, "{run:#}");
+    assert_eq!(files(&next, &run, "inputs"), ["in.txt"], "{run:#}");
+    assert_eq!(files(&next, &run, "outputs"), ["out.txt"], "{run:#}");
+    assert!(!run.to_string().contains("late.txt"), "{run:#}");
+}
+
 #[test]
 fn eight_concurrent_runs_see_only_their_own_events() {
     let Some(pins) = Pins::new("eight") else {

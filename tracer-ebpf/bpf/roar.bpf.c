@@ -137,6 +137,8 @@ struct {
 
 static __always_inline void count(__u32 slot, __u32 which)
 {
+	if (slot >= RE_NSLOTS)
+		return;
 	__u32 i = (slot & (RE_NSLOTS - 1)) * RE_NSTATS + which;
 	__u64 *v = bpf_map_lookup_elem(&STATS, &i);
 	if (v)
@@ -152,11 +154,15 @@ static __always_inline int traced(__u32 tgid)
 	return (*w >> (tgid & 63)) & 1;
 }
 
-/* The slot of a traced tgid (0 when it has none: a race with untrace). */
+/* The slot of a traced tgid; NO_SLOT when it has none (untraced since the
+ * caller's traced() test: a run ending, or a dead run's slot reclaimed).
+ * Such a process belongs to no run any more: its records are dropped and
+ * its children not traced, never given to slot 0's run. */
+#define NO_SLOT RE_NSLOTS
 static __always_inline __u32 slot_of(__u32 tgid)
 {
 	__u32 *s = bpf_map_lookup_elem(&TRACED, &tgid);
-	return s ? (*s & (RE_NSLOTS - 1)) : 0;
+	return s ? (*s & (RE_NSLOTS - 1)) : NO_SLOT;
 }
 
 static __always_inline void set_traced(__u32 tgid, __u32 slot)
@@ -334,6 +340,8 @@ static __always_inline void put_at(struct scratch *s, __u32 *off, int slot,
 static __always_inline void emit(struct scratch *s, __u32 off)
 {
 	__u32 slot = slot_of(s->rec.pid);
+	if (slot >= RE_NSLOTS)
+		return;
 	if (s->rec.flags & RE_F_TRUNCATED)
 		count(slot, RE_STAT_TRUNCATED);
 	if (s->rec.flags & RE_F_UNREADABLE)
@@ -516,7 +524,10 @@ int roar_fork(__u64 *ctx)
 	__u32 tgid = BPF_CORE_READ(child, tgid);
 	if (pid != tgid)
 		return 0; /* a thread: its process is followed already */
-	set_traced(tgid, slot_of(ptgid)); /* the child belongs to the parent's run */
+	__u32 slot = slot_of(ptgid);
+	if (slot >= RE_NSLOTS)
+		return 0; /* the parent was untraced meanwhile */
+	set_traced(tgid, slot); /* the child belongs to the parent's run */
 	struct scratch *s = start(RE_FORK, tgid, pid);
 	if (!s)
 		return 0;

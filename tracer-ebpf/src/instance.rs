@@ -270,13 +270,23 @@ impl Instance {
             .collect()
     }
 
-    fn ctl(&self, args: &[u64]) -> io::Result<()> {
-        sys::test_run(self.ctl.as_fd(), args)
+    /// Runs `roar_ctl` with (command, tgid, slot). Always all three: the
+    /// kernel refuses a test run whose context is shorter than the furthest
+    /// the program reads, so a two-argument untrace failed, unseen, and
+    /// every process a run left running stayed traced under its freed slot.
+    fn ctl(&self, command: u64, tgid: u32, slot: u32) -> io::Result<()> {
+        sys::test_run(self.ctl.as_fd(), &[command, tgid.into(), slot.into()])
+    }
+
+    /// Takes `tgid` out of the traced set.
+    fn untrace(&self, tgid: u32) -> io::Result<()> {
+        self.ctl(RE_CTL_UNTRACE, tgid, 0)
+            .map_err(|e| io::Error::other(format!("cannot untrace pid {tgid}: {e}")))
     }
 
     /// Puts `tgid` in the traced set for `slot`.
     pub(crate) fn trace(&mut self, tgid: u32, slot: u32) -> io::Result<()> {
-        self.ctl(&[RE_CTL_TRACE, tgid.into(), slot.into()])
+        self.ctl(RE_CTL_TRACE, tgid, slot)
             .map_err(|e| io::Error::other(format!("cannot trace pid {tgid}: {e}")))?;
         // For `roar ebpf status`: the command the slot's run traces.
         if let Ok(mut s) = self.slots.get(&slot, 0) {
@@ -291,7 +301,7 @@ impl Instance {
         // Twice: a process that forked while the first pass ran.
         for _ in 0..2 {
             for t in self.tgids(slot) {
-                let _ = self.ctl(&[RE_CTL_UNTRACE, t.into()]);
+                let _ = self.untrace(t);
             }
         }
         if slot >= KEEP_RINGS {
@@ -328,6 +338,11 @@ impl Instance {
                 "all {RE_NSLOTS} eBPF run slots are taken by runs in progress"
             ))
         })?;
+        // What a process of an earlier owner forked as that owner's slot was
+        // freed can still be tagged with it: not this run's.
+        for t in self.tgids(slot) {
+            let _ = self.untrace(t);
+        }
         let pid = std::process::id();
         let me = Slot {
             pid,
