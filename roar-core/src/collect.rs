@@ -176,19 +176,33 @@ fn apply_ending(procs: &mut [ProcessRecord], top: &Ending<'_>, notes: &mut Notes
 /// accesses to one file by several names are merged. Directories are
 /// resolved once each; a file that no longer exists keeps its name in its
 /// resolved directory. In the order the run first touched them.
-fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<(Vec<u8>, Access)> {
+/// A file as collect sees it: its resolved path, what the run did to it,
+/// and what is there now (stat'ed once, after the run, for every later
+/// decision: output or not, its identity for the hash and the cache).
+struct Resolved {
+    path: Vec<u8>,
+    access: Access,
+    /// What the resolved path is now, symlinks followed; None when gone.
+    now: Option<std::fs::Metadata>,
+}
+
+fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<Resolved> {
     let mut dirs: std::collections::HashMap<&[u8], Option<Vec<u8>>> = Default::default();
     let mut seen: std::collections::HashMap<Vec<u8>, usize> = Default::default();
-    let mut out: Vec<(Vec<u8>, Access)> = Vec::new();
+    let mut out: Vec<Resolved> = Vec::new();
     let mut order: Vec<(&Vec<u8>, &Access)> = files.iter().collect();
     order.sort_by_key(|(_, a)| a.first_seen);
     for (path, acc) in order {
-        let real = real_path(path, &mut dirs);
+        let (real, now) = real_path_stat(path, &mut dirs);
         match seen.get(&real) {
-            Some(&i) => merge(&mut out[i].1, acc),
+            Some(&i) => merge(&mut out[i].access, acc),
             None => {
                 seen.insert(real.clone(), out.len());
-                out.push((real, acc.clone()));
+                out.push(Resolved {
+                    path: real,
+                    access: acc.clone(),
+                    now,
+                });
             }
         }
     }
@@ -201,20 +215,34 @@ fn real_path<'p>(
     path: &'p [u8],
     dirs: &mut std::collections::HashMap<&'p [u8], Option<Vec<u8>>>,
 ) -> Vec<u8> {
+    real_path_stat(path, dirs).0
+}
+
+/// [`real_path`], with what is there now: one `lstat` of the path, which
+/// is also the file's own metadata unless it is a symlink (then its
+/// target's).
+fn real_path_stat<'p>(
+    path: &'p [u8],
+    dirs: &mut std::collections::HashMap<&'p [u8], Option<Vec<u8>>>,
+) -> (Vec<u8>, Option<std::fs::Metadata>) {
     let canon = |p: &[u8]| std::fs::canonicalize(as_path(p)).ok().map(|c| to_bytes(&c));
-    if std::fs::symlink_metadata(as_path(path)).is_ok_and(|m| m.file_type().is_symlink())
-        && let Some(c) = canon(path)
-    {
-        return c;
+    let md = std::fs::symlink_metadata(as_path(path)).ok();
+    if md.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
+        let now = std::fs::metadata(as_path(path)).ok();
+        return match canon(path) {
+            Some(c) => (c, now),
+            None => (path.to_vec(), md),
+        };
     }
     let Some(slash) = path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0) else {
-        return path.to_vec();
+        return (path.to_vec(), md);
     };
     let (dir, name) = path.split_at(slash);
-    match dirs.entry(dir).or_insert_with(|| canon(dir)) {
+    let real = match dirs.entry(dir).or_insert_with(|| canon(dir)) {
         Some(real) if real.as_slice() != dir => [real.as_slice(), name].concat(),
         _ => path.to_vec(),
-    }
+    };
+    (real, md)
 }
 
 /// Folds the accesses `b` made under another name of the same file into `a`
@@ -235,6 +263,8 @@ fn merge(a: &mut Access, b: &Access) {
 struct Pending {
     path: Vec<u8>,
     is_output: bool,
+    /// What is at `path` now, when it is a regular file.
+    now: Option<std::fs::Metadata>,
     /// The file's identity when the run first read it (inputs).
     read_as: Option<FileKey>,
     /// Its hash as read, when a backend took it before the run changed it.
@@ -277,18 +307,23 @@ fn candidates(
         outputs: Vec::new(),
         pending: Vec::new(),
     };
-    for (path, acc) in &resolved(files) {
+    for Resolved {
+        path,
+        access: acc,
+        now,
+    } in &resolved(files)
+    {
         if own.iter().any(|o| is_under(path, o)) {
             continue;
         }
         let hides = filter.hides(path);
+        let now = now.as_ref().filter(|m| m.is_file());
         if acc.written
-            && let Ok(md) = std::fs::symlink_metadata(as_path(path))
-            && md.is_file()
+            && let Some(md) = now
             && (acc.changed
                 || acc
                     .opened_as
-                    .is_none_or(|o| hashing::key_of_stat(&o) != hashing::file_key(&md)))
+                    .is_none_or(|o| hashing::key_of_stat(&o) != hashing::file_key(md)))
         {
             if hides {
                 out.outputs.push(hidden(path, md.len()));
@@ -296,6 +331,7 @@ fn candidates(
                 out.pending.push(Pending {
                     path: path.clone(),
                     is_output: true,
+                    now: now.cloned(),
                     read_as: None,
                     as_read: None,
                 });
@@ -308,6 +344,7 @@ fn candidates(
             out.pending.push(Pending {
                 path: path.clone(),
                 is_output: true,
+                now: None,
                 read_as: None,
                 as_read: None,
             });
@@ -320,6 +357,7 @@ fn candidates(
                 out.pending.push(Pending {
                     path: path.clone(),
                     is_output: false,
+                    now: now.cloned(),
                     read_as: Some(key),
                     as_read: acc
                         .content
@@ -354,8 +392,7 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
         .into_iter()
         .map(|f| {
             let p = as_path(&f.path).to_path_buf();
-            let md = std::fs::metadata(&p).ok().filter(|m| m.is_file());
-            let id = identity(&f, md.as_ref(), seen);
+            let id = identity(&f, f.now.as_ref(), seen);
             (f, p, id)
         })
         .collect();
@@ -571,6 +608,7 @@ mod tests {
         Pending {
             path: b"/x".to_vec(),
             is_output: false,
+            now: None,
             read_as: Some(key),
             as_read: None,
         }
