@@ -449,6 +449,7 @@ fn store(
     match &stored {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&begun.trace_dir);
+            store.trim_wal();
         }
         Err(e) => recover::note_reason(&begun.trace_dir, &e.to_string()),
     }

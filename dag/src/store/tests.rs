@@ -405,6 +405,39 @@ fn an_up_to_date_store_opens_while_another_writer_holds_the_lock() {
     assert!(fk, "the connection's own settings are still made");
 }
 
+/// A run of many files leaves a large WAL; trimming empties it (so the next roar has no
+/// frames to rebuild its index from) and leaves small ones alone.
+#[test]
+fn a_large_wal_is_trimmed_and_a_small_one_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("roar.db");
+    let wal = dir.path().join("roar.db-wal");
+    let store = Store::open(&path).unwrap();
+    let id = store.begin_run(&new_run("small")).unwrap();
+    store
+        .finish_run(id, &result_writing(vec![file(b"/p/o", Some('1'), Some(1))]))
+        .unwrap();
+    store.trim_wal();
+    let small = std::fs::metadata(&wal).unwrap().len();
+    assert!(small > 0, "a small WAL is kept as it is");
+    let outputs = (0..20_000)
+        .map(|i| FileRecord {
+            path: format!("/p/big/{i:05}-with-a-longer-name-to-fill-pages").into_bytes(),
+            hash: Some(format!("{i:064x}")),
+            size: Some(i),
+            filtered: false,
+        })
+        .collect();
+    let id = store.begin_run(&new_run("big")).unwrap();
+    store.finish_run(id, &result_writing(outputs)).unwrap();
+    assert!(std::fs::metadata(&wal).unwrap().len() > 4 << 20);
+    store.trim_wal();
+    assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+    drop(store);
+    let again = Store::open(&path).unwrap();
+    assert_eq!(again.run(id).unwrap().outputs.len(), 20_000);
+}
+
 #[test]
 fn missing_directory_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
