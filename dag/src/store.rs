@@ -376,8 +376,27 @@ impl Store {
     ///
     /// A run pulled from another store is refused ([`StoreError::ReadOnlyRun`]).
     pub fn finish_run(&self, id: RunId, result: &RunResult) -> Result<(), StoreError> {
+        self.finish_run_with(id, result, None, None)
+    }
+
+    /// [`Store::finish_run`] with the run's git context and environment in the same
+    /// transaction: one commit where a run used to make three (each commit writes every page
+    /// it touched to the WAL again, and the next roar reads them back).
+    pub fn finish_run_with(
+        &self,
+        id: RunId,
+        result: &RunResult,
+        git: Option<&GitInfo>,
+        environment: Option<&crate::Environment>,
+    ) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
         require_own(&tx, id)?;
+        if let Some(git) = git {
+            update_git(&tx, id, git)?;
+        }
+        if let Some(env) = environment {
+            crate::environment::write_environment(&tx, id, env)?;
+        }
         write_result(&tx, id, result)?;
         // Push sends local runs in the order they were finished; finishing again gives the run
         // a new place, so a push sends it again (and the team store sees whether it changed).
@@ -389,6 +408,15 @@ impl Store {
         tx.commit()?;
         Ok(())
     }
+}
+
+fn update_git(tx: &Connection, id: RunId, git: &GitInfo) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE runs SET git_commit = ?2, git_branch = ?3, git_dirty = ?4, git_remote = ?5 \
+         WHERE id = ?1",
+    )?
+    .execute(params![id, git.commit, git.branch, git.dirty, git.remote])?;
+    Ok(())
 }
 
 fn write_result(tx: &Connection, id: RunId, result: &RunResult) -> Result<(), StoreError> {
@@ -470,11 +498,7 @@ impl Store {
     pub fn set_git(&self, id: RunId, git: &GitInfo) -> Result<(), StoreError> {
         let tx = self.write_tx()?;
         require_own(&tx, id)?;
-        tx.prepare_cached(
-            "UPDATE runs SET git_commit = ?2, git_branch = ?3, git_dirty = ?4, git_remote = ?5 \
-             WHERE id = ?1",
-        )?
-        .execute(params![id, git.commit, git.branch, git.dirty, git.remote])?;
+        update_git(&tx, id, git)?;
         tx.commit()?;
         Ok(())
     }

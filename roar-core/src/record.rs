@@ -104,7 +104,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
         ended,
         lingering: &lingering,
     };
-    let mut result = collect_run(&opened, &begun, top, git, &mut notes);
+    let (mut result, git) = collect_run(&opened, &begun, top, git, &mut notes);
     phases.mark("collect");
     let environment = collect::environment(&result, true, crate::container::current());
     notes
@@ -113,7 +113,14 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     phases.mark("environment");
     result.duration_ms = started.elapsed().as_millis() as u64;
     let first_loss = notes.losses.first().cloned();
-    let stored = store(&opened.store, &begun, &mut result, &environment, notes);
+    let stored = store(
+        &opened.store,
+        &begun,
+        &mut result,
+        git.as_ref(),
+        &environment,
+        notes,
+    );
     phases.mark("store");
     Ok(Recorded {
         id: begun.id,
@@ -369,14 +376,14 @@ fn git_context(reader: git::Background, notes: &mut Notes) -> Option<git::Contex
 }
 
 /// Step 8: inputs, outputs and processes from the trace; git dirty but for
-/// the run's own writes; how the command ended.
+/// the run's own writes (stored with the result); how the command ended.
 fn collect_run(
     opened: &Opened,
     begun: &Begun,
     top: Ending<'_>,
     git: Option<git::Context>,
     notes: &mut Notes,
-) -> RunResult {
+) -> (RunResult, Option<dag::GitInfo>) {
     let ended = top.ended;
     let streams = collect::read_trace(&begun.trace_dir, notes);
     let mut result = collect::collect(
@@ -387,19 +394,12 @@ fn collect_run(
         Some(top),
         notes,
     );
-    if let Some(git::Context {
-        info: mut g,
-        changed,
-    }) = git
-    {
+    let git = git.map(|ctx| {
+        let mut g = ctx.info;
         let written: Vec<&[u8]> = result.outputs.iter().map(|f| f.path.as_slice()).collect();
-        g.dirty = git::dirty_besides(&g, &changed, &written);
-        if let Err(e) = opened.store.set_git(begun.id, &g) {
-            notes
-                .warnings
-                .push(format!("git context not recorded: {e}"));
-        }
-    }
+        g.dirty = git::dirty_besides(&g, &ctx.changed, &written);
+        g
+    });
     match ended {
         Ended::Code(c) => result.exit_code = Some(c),
         Ended::Signal(sig) => {
@@ -410,7 +410,7 @@ fn collect_run(
             result.signal = Some(sig);
         }
     }
-    result
+    (result, git)
 }
 
 /// A warning when an earlier run of the same OpenJD session ran in a container of another
@@ -435,17 +435,32 @@ fn store(
     store: &Store,
     begun: &Begun,
     result: &mut RunResult,
+    git: Option<&dag::GitInfo>,
     environment: &dag::Environment,
-    mut notes: Notes,
+    notes: Notes,
 ) -> std::result::Result<(), dag::StoreError> {
-    if let Err(e) = store.set_environment(begun.id, environment) {
-        notes
-            .warnings
-            .push(format!("packages and host not recorded: {e}"));
-    }
     result.complete = notes.losses.is_empty();
     result.warnings = notes.losses.into_iter().chain(notes.warnings).collect();
-    let stored = store.finish_run(begun.id, result);
+    // One transaction for everything; should the git context or the environment be what
+    // the store refuses, the result is stored without it, saying so.
+    let stored = match store.finish_run_with(begun.id, result, git, Some(environment)) {
+        Ok(()) => Ok(()),
+        Err(_) => {
+            if let Some(g) = git
+                && let Err(e) = store.set_git(begun.id, g)
+            {
+                result
+                    .warnings
+                    .push(format!("git context not recorded: {e}"));
+            }
+            if let Err(e) = store.set_environment(begun.id, environment) {
+                result
+                    .warnings
+                    .push(format!("packages and host not recorded: {e}"));
+            }
+            store.finish_run(begun.id, result)
+        }
+    };
     match &stored {
         Ok(()) => {
             let _ = std::fs::remove_dir_all(&begun.trace_dir);
