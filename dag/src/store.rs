@@ -678,7 +678,6 @@ impl Store {
     }
 }
 
-/// Applies the connection settings and every migration not applied yet.
 /// The settings each connection makes for itself.
 fn connection_pragmas(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -707,6 +706,7 @@ fn up_to_date(conn: &Connection) -> bool {
     applied.is_ok_and(|(n, mode)| n == MIGRATIONS.len() && mode.eq_ignore_ascii_case("wal"))
 }
 
+/// Applies the connection settings and every migration not applied yet.
 fn migrate(conn: &Connection) -> Result<(), StoreError> {
     connection_pragmas(conn)?;
     // One write transaction decides and applies everything, so two roars opening a fresh

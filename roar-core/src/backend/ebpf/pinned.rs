@@ -40,7 +40,8 @@ pub fn this_id() -> String {
 /// What the pinned `sys_enter` and `sys_exit` programs cost per system
 /// call, on average over every call they saw while attached (every
 /// process's calls, traced or not; they are detached while no run is
-/// registered, unless a holder keeps them attached): None until kernel.bpf_stats_enabled=1 has let them count.
+/// registered, unless a holder keeps them attached): None until
+/// kernel.bpf_stats_enabled=1 has let them count.
 pub fn ns_per_call(inst: &InstanceState) -> Option<f64> {
     let (n, t) = inst
         .progs
