@@ -278,10 +278,11 @@ impl Instance {
         sys::test_run(self.ctl.as_fd(), &[command, tgid.into(), slot.into()])
     }
 
-    /// Takes `tgid` out of the traced set.
-    fn untrace(&self, tgid: u32) -> io::Result<()> {
-        self.ctl(RE_CTL_UNTRACE, tgid, 0)
-            .map_err(|e| io::Error::other(format!("cannot untrace pid {tgid}: {e}")))
+    /// Takes every process tagged with `slot` out of the traced set.
+    fn untrace_slot(&self, slot: u32) {
+        for t in self.tgids(slot) {
+            let _ = self.ctl(RE_CTL_UNTRACE, t, 0);
+        }
     }
 
     /// Puts `tgid` in the traced set for `slot`.
@@ -300,9 +301,7 @@ impl Instance {
     pub(crate) fn release(&mut self, slot: u32) {
         // Twice: a process that forked while the first pass ran.
         for _ in 0..2 {
-            for t in self.tgids(slot) {
-                let _ = self.untrace(t);
-            }
+            self.untrace_slot(slot);
         }
         if slot >= KEEP_RINGS {
             let _ = sys::map_delete(self.rings_fd(), slot);
@@ -340,9 +339,7 @@ impl Instance {
         })?;
         // What a process of an earlier owner forked as that owner's slot was
         // freed can still be tagged with it: not this run's.
-        for t in self.tgids(slot) {
-            let _ = self.untrace(t);
-        }
+        self.untrace_slot(slot);
         let pid = std::process::id();
         let me = Slot {
             pid,
