@@ -400,24 +400,6 @@ pub fn container_template(
         .iter()
         .map(|a| format!("        - {}\n", q(a)))
         .collect();
-    let hook = |name: &str, phase: &str, label: &str| {
-        format!(
-            "      {name}:
-        command: {roar}
-        args:
-        - openjd
-        - container
-        - task
-{spec}        - --phase={phase}
-        - --label={label}
-        - --record={{{{Param.RoarRecordEnvironments}}}}
-        - --remote={{{{Param.RoarRemote}}}}
-        - --backend={{{{Param.RoarBackend}}}}
-        - --
-        - \"{{{{WrappedAction.Environment}}}}\"
-{WRAPPED_ACTION}"
-        )
-    };
     let plain = |name: &str, what: &str| {
         format!(
             "      {name}:
@@ -427,6 +409,19 @@ pub fn container_template(
         - container
         - {what}
 {spec}"
+        )
+    };
+    let hook = |name: &str, phase: &str, label: &str| {
+        format!(
+            "{}        - --phase={phase}
+        - --label={label}
+        - --record={{{{Param.RoarRecordEnvironments}}}}
+        - --remote={{{{Param.RoarRemote}}}}
+        - --backend={{{{Param.RoarBackend}}}}
+        - --
+        - \"{{{{WrappedAction.Environment}}}}\"
+{WRAPPED_ACTION}",
+            plain(name, "task")
         )
     };
     Ok(format!(
