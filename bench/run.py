@@ -23,6 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from timing import timed_run  # bench/timing.py, beside this script
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 PY = os.path.realpath(sys.executable)  # the real interpreter, not the pyenv shim
@@ -110,22 +112,10 @@ def make_workloads(base):
 
 
 def spawn_ms(argv, cwd, env):
-    """Wall time of one run, from just before posix_spawn to waitpid's
-    return (the least harness overhead Python allows); and its stderr."""
-    with tempfile.TemporaryFile() as err:
-        acts = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
-        old = os.getcwd()
-        os.chdir(cwd)
-        try:
-            t = time.perf_counter()
-            pid = os.posix_spawnp(argv[0], argv, env if env is not None else os.environ, file_actions=acts)
-            _, status = os.waitpid(pid, 0)
-            dt = (time.perf_counter() - t) * 1000
-        finally:
-            os.chdir(old)
-        err.seek(0)
-        text = err.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
+    """Wall time of one run (bench/timing.py) and its stderr; stdout is
+    discarded."""
+    dt, code, text = timed_run(argv, cwd, env if env is not None else os.environ,
+                               (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0))
     if code != 0:
         raise RuntimeError(f"{argv[:4]} exited {code}: {text[-300:]}")
     return dt, text

@@ -33,7 +33,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 import prepare  # noqa: E402
+from timing import timed_run  # noqa: E402  (bench/timing.py)
 import workloads as rep24_workloads  # noqa: E402
 
 TOOLS = ["native", "roar preload", "roar ptrace", "roar ebpf", "strace -f", "fsatrace"]
@@ -70,22 +72,10 @@ def find_roar(arg):
 
 
 def spawn(argv, cwd, env, out_path):
-    """Wall time in ms from just before posix_spawn to waitpid's return;
-    stdout goes to out_path, stderr is returned."""
-    with tempfile.TemporaryFile(dir=out_path.parent) as err, open(out_path, "wb") as out:
-        acts = [(os.POSIX_SPAWN_DUP2, out.fileno(), 1), (os.POSIX_SPAWN_DUP2, err.fileno(), 2)]
-        old = os.getcwd()
-        os.chdir(cwd)
-        try:
-            t = time.perf_counter()
-            pid = os.posix_spawn(argv[0], argv, env, file_actions=acts)
-            _, status = os.waitpid(pid, 0)
-            dt = (time.perf_counter() - t) * 1000
-        finally:
-            os.chdir(old)
-        err.seek(0)
-        text = err.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
+    """Wall time in ms of one run (bench/timing.py); stdout goes to
+    out_path, stderr is returned."""
+    with open(out_path, "wb") as out:
+        dt, code, text = timed_run(argv, cwd, env, (os.POSIX_SPAWN_DUP2, out.fileno(), 1), out_path.parent)
     if code != 0:
         raise RuntimeError(f"exit {code}: {text.strip()[-400:]}")
     return dt, text
