@@ -1,5 +1,6 @@
 //! The SQLite-backed [`Store`]: opening and migrating, writing runs, reading them back.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -452,8 +453,9 @@ fn write_result(tx: &Connection, id: RunId, result: &RunResult) -> Result<(), St
                 }
             }
         }
-        insert_links(tx, "run_inputs", id, &result.inputs)?;
-        insert_links(tx, "run_outputs", id, &result.outputs)?;
+        let mut artifacts = HashMap::new();
+        insert_links(tx, "run_inputs", id, &result.inputs, &mut artifacts)?;
+        insert_links(tx, "run_outputs", id, &result.outputs, &mut artifacts)?;
         update_heads(tx, id)?;
         for warning in &result.warnings {
             insert_warning(tx, id, warning)?;
@@ -822,6 +824,7 @@ fn insert_links(
     table: &str,
     id: RunId,
     files: &[FileRecord],
+    artifacts: &mut HashMap<String, i64>,
 ) -> Result<(), StoreError> {
     let mut artifact_stmt = conn.prepare_cached(
         "INSERT INTO artifacts (hash, size) VALUES (?1, ?2) \
@@ -834,8 +837,17 @@ fn insert_links(
     ))?;
     for (idx, file) in files.iter().enumerate() {
         let size = file.size.map(u64_to_sql);
+        // One artifact row per content in a run, however many of its files
+        // have it (a copy's input and output).
         let artifact: Option<i64> = match &file.hash {
-            Some(hash) => Some(artifact_stmt.query_row(params![hash, size], |r| r.get(0))?),
+            Some(hash) => Some(match artifacts.get(hash) {
+                Some(&a) => a,
+                None => {
+                    let a = artifact_stmt.query_row(params![hash, size], |r| r.get(0))?;
+                    artifacts.insert(hash.clone(), a);
+                    a
+                }
+            }),
             None => None,
         };
         link_stmt.execute(params![
