@@ -15,6 +15,8 @@ use crate::filter::Filter;
 use crate::hashing;
 use crate::location::Location;
 use crate::paths::{as_path, is_under, to_bytes};
+use crate::prehash::Hashes;
+use crate::resolve::{Now, Resolution, Resolver};
 use crate::spawn::Ended;
 use crate::words::{join_pids, plural};
 
@@ -24,6 +26,8 @@ pub struct Ending<'a> {
     pub ended: Ended,
     /// Processes of the run still alive when the command ended.
     pub lingering: &'a [u32],
+    /// The files hashed while the command ran.
+    pub early: &'a Hashes,
 }
 
 /// What a collection found that the run's record must say: `losses` make
@@ -73,6 +77,18 @@ pub fn collect(
     collect_seen(store, loc, cfg, streams, top, Seen::Here, notes)
 }
 
+/// Which paths a run's record keeps without a hash (the filter) and which
+/// are roar's own (never inputs or outputs), resolved as `collect` resolves
+/// the run's paths.
+pub fn scope(loc: &Location, cfg: &Config) -> (Filter, Vec<Vec<u8>>) {
+    let real = |p: &[u8]| Resolver::default().real_path(p);
+    let root = real(&to_bytes(&loc.root));
+    let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
+    let filter = Filter::new(&root, home.as_deref(), &cfg.filter.ignore, &cfg.filter.keep);
+    let own = loc.own_paths().iter().map(|p| real(p)).collect();
+    (filter, own)
+}
+
 /// [`collect`] of a trace written where `seen` says: a traced file that is
 /// not visible here (missing, or not the file the trace saw) is recorded
 /// by path with no hash, and one warning names them.
@@ -95,17 +111,11 @@ pub fn collect_seen(
     if let Some(top) = &top {
         apply_ending(&mut processes, top, notes);
     }
-    // Paths are compared resolved, as `candidates` resolves the run's.
-    let real = |p: &[u8]| {
-        let mut dirs = Default::default();
-        real_path(p, &mut dirs)
-    };
-    let root = real(&to_bytes(&loc.root));
-    let home = std::env::var_os("HOME").map(|h| h.as_bytes().to_vec());
-    let filter = Filter::new(&root, home.as_deref(), &cfg.filter.ignore, &cfg.filter.keep);
-    let own: Vec<Vec<u8>> = loc.own_paths().iter().map(|p| real(p)).collect();
+    let none = Hashes::default();
+    let early = top.as_ref().map_or(&none, |t| t.early);
+    let (filter, own) = scope(loc, cfg);
     let mut files = candidates(&summary.files, &filter, &own, seen);
-    hash_files(store, &mut files, seen, notes);
+    hash_files(store, &mut files, seen, early, notes);
     RunResult {
         inputs: files.inputs,
         outputs: files.outputs,
@@ -170,30 +180,28 @@ fn apply_ending(procs: &mut [ProcessRecord], top: &Ending<'_>, notes: &mut Notes
     }
 }
 
-/// The accesses by the file's real path: a path reached through symlinks
-/// (a symlinked directory, or a symlink to the file itself) is recorded
-/// under its resolved path, so one file is one path under every backend;
-/// accesses to one file by several names are merged. Directories are
-/// resolved once each; a file that no longer exists keeps its name in its
-/// resolved directory. In the order the run first touched them.
-/// A file as collect sees it: its resolved path, what the run did to it,
+/// An accessed path resolved (directories and a symlinked file followed)
 /// and what is there now (stat'ed once, after the run, for every later
 /// decision: output or not, its identity for the hash and the cache).
 struct Resolved {
     path: Vec<u8>,
     access: Access,
-    /// What the resolved path is now, symlinks followed; None when gone.
-    now: Option<std::fs::Metadata>,
+    /// What the resolved path is now when it is a regular file, symlinks
+    /// followed; None when gone or not a file.
+    now: Option<Now>,
 }
 
 fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<Resolved> {
-    let mut dirs: std::collections::HashMap<&[u8], Option<Vec<u8>>> = Default::default();
+    // Stat'ed in path order (the files of a directory together), merged in
+    // the order the run first used them.
+    // (Threads do not help: they contend on the shared descriptor table.)
+    let mut resolver = Resolver::default();
+    let stats: Vec<Resolution> = files.keys().map(|p| resolver.resolve(p)).collect();
+    let mut order: Vec<(&Access, Resolution)> = files.values().zip(stats).collect();
+    order.sort_by_key(|(a, _)| a.first_seen);
     let mut seen: std::collections::HashMap<Vec<u8>, usize> = Default::default();
     let mut out: Vec<Resolved> = Vec::new();
-    let mut order: Vec<(&Vec<u8>, &Access)> = files.iter().collect();
-    order.sort_by_key(|(_, a)| a.first_seen);
-    for (path, acc) in order {
-        let (real, now) = real_path_stat(path, &mut dirs);
+    for (acc, (real, now)) in order {
         match seen.get(&real) {
             Some(&i) => merge(&mut out[i].access, acc),
             None => {
@@ -207,42 +215,6 @@ fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<Resolved
         }
     }
     out
-}
-
-/// `path` with its directory resolved (cached per directory) and, when the
-/// file itself is a symlink, resolved in full.
-fn real_path<'p>(
-    path: &'p [u8],
-    dirs: &mut std::collections::HashMap<&'p [u8], Option<Vec<u8>>>,
-) -> Vec<u8> {
-    real_path_stat(path, dirs).0
-}
-
-/// [`real_path`], with what is there now: one `lstat` of the path, which
-/// is also the file's own metadata unless it is a symlink (then its
-/// target's).
-fn real_path_stat<'p>(
-    path: &'p [u8],
-    dirs: &mut std::collections::HashMap<&'p [u8], Option<Vec<u8>>>,
-) -> (Vec<u8>, Option<std::fs::Metadata>) {
-    let canon = |p: &[u8]| std::fs::canonicalize(as_path(p)).ok().map(|c| to_bytes(&c));
-    let md = std::fs::symlink_metadata(as_path(path)).ok();
-    if md.as_ref().is_some_and(|m| m.file_type().is_symlink()) {
-        let now = std::fs::metadata(as_path(path)).ok();
-        return match canon(path) {
-            Some(c) => (c, now),
-            None => (path.to_vec(), md),
-        };
-    }
-    let Some(slash) = path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0) else {
-        return (path.to_vec(), md);
-    };
-    let (dir, name) = path.split_at(slash);
-    let real = match dirs.entry(dir).or_insert_with(|| canon(dir)) {
-        Some(real) if real.as_slice() != dir => [real.as_slice(), name].concat(),
-        _ => path.to_vec(),
-    };
-    (real, md)
 }
 
 /// Folds the accesses `b` made under another name of the same file into `a`
@@ -264,7 +236,7 @@ struct Pending {
     path: Vec<u8>,
     is_output: bool,
     /// What is at `path` now, when it is a regular file.
-    now: Option<std::fs::Metadata>,
+    now: Option<Now>,
     /// The file's identity when the run first read it (inputs).
     read_as: Option<FileKey>,
     /// Its hash as read, when a backend took it before the run changed it.
@@ -317,16 +289,16 @@ fn candidates(
             continue;
         }
         let hides = filter.hides(path);
-        let now = now.as_ref().filter(|m| m.is_file());
+        let now = now.as_ref();
         if acc.written
             && let Some(md) = now
             && (acc.changed
                 || acc
                     .opened_as
-                    .is_none_or(|o| hashing::key_of_stat(&o) != hashing::file_key(md)))
+                    .is_none_or(|o| hashing::key_of_stat(&o) != md.key))
         {
             if hides {
-                out.outputs.push(hidden(path, md.len()));
+                out.outputs.push(hidden(path, md.key.size));
             } else {
                 out.pending.push(Pending {
                     path: path.clone(),
@@ -383,10 +355,11 @@ struct Job {
 /// is still what was read), takes hashes from the cache where the file's
 /// identity matches, and hashes the rest in parallel. A file not visible
 /// here ([`visible`]) is recorded without a hash.
-fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
+fn hash_files(store: &Store, files: &mut Files, seen: Seen, early: &Hashes, notes: &mut Notes) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut records: Vec<(bool, FileRecord, Option<FileKey>)> = Vec::new();
     let mut invisible: Vec<String> = Vec::new();
+    let mut learned: Vec<(FileKey, String)> = Vec::new();
     // Every file's identity first, then the cache asked once for all of them.
     let pending: Vec<(Pending, PathBuf, Identity)> = std::mem::take(&mut files.pending)
         .into_iter()
@@ -432,9 +405,16 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
             Identity::Known { key, now } => (key, now),
         };
         let i = records.len();
+        let hash = f.as_read.or_else(|| cached.get(&key).cloned()).or_else(|| {
+            // Hashed while the run ran, as the very file that is there now.
+            let now = f.now.as_ref().filter(|n| n.key == key)?;
+            let h = early.get(now)?.to_string();
+            learned.push((key, h.clone()));
+            Some(h)
+        });
         let rec = FileRecord {
             path: f.path,
-            hash: f.as_read.or_else(|| cached.get(&key).cloned()),
+            hash,
             size: Some(key.size),
             filtered: false,
         };
@@ -462,7 +442,7 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, notes: &mut Notes) {
     if !invisible.is_empty() {
         notes.warnings.push(not_visible(&invisible));
     }
-    hash_jobs(store, &jobs, &mut records, notes);
+    hash_jobs(store, &jobs, &mut records, learned, notes);
     for (is_output, rec, _) in records {
         if is_output {
             files.outputs.push(rec)
@@ -483,8 +463,8 @@ enum Identity {
     Known { key: FileKey, now: Option<FileKey> },
 }
 
-fn identity(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Identity {
-    let now = md.map(hashing::file_key);
+fn identity(f: &Pending, md: Option<&Now>, seen: Seen) -> Identity {
+    let now = md.map(|m| m.key);
     let (read_as, now) = match visible(f, md, seen) {
         Visible::No => return Identity::Invisible,
         // The same file through another mount: its identity here.
@@ -515,8 +495,7 @@ const CLOCK_SLACK_NS: i64 = 5_000_000_000;
 /// it was read with (then only its content can have changed since); an
 /// output must exist and have changed (ctime, which no program can set
 /// back) since the tree started.
-fn visible(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Visible {
-    use std::os::unix::fs::MetadataExt;
+fn visible(f: &Pending, md: Option<&Now>, seen: Seen) -> Visible {
     let Seen::Elsewhere { started_ns } = seen else {
         return Visible::Yes;
     };
@@ -524,8 +503,7 @@ fn visible(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Visible {
         return Visible::No;
     };
     if f.is_output {
-        let ctime = md.ctime() * 1_000_000_000 + md.ctime_nsec();
-        return if ctime + CLOCK_SLACK_NS < started_ns as i64 {
+        return if md.ctime_ns + CLOCK_SLACK_NS < started_ns as i64 {
             Visible::No
         } else {
             Visible::Yes
@@ -534,7 +512,7 @@ fn visible(f: &Pending, md: Option<&std::fs::Metadata>, seen: Seen) -> Visible {
     let Some(rk) = f.read_as else {
         return Visible::Yes;
     };
-    let now = hashing::file_key(md);
+    let now = md.key;
     if now.ino != rk.ino {
         Visible::No
     } else if now.dev != rk.dev && now.size == rk.size && now.mtime_ns == rk.mtime_ns {
@@ -566,28 +544,26 @@ fn not_visible(paths: &[String]) -> String {
 }
 
 /// Hashes `jobs` in parallel into their records, and caches each hash
-/// whose file is still what was hashed.
+/// whose file is still what was hashed, with the hashes `learned` otherwise.
 fn hash_jobs(
     store: &Store,
     jobs: &[Job],
     records: &mut [(bool, FileRecord, Option<FileKey>)],
+    learned: Vec<(FileKey, String)>,
     notes: &mut Notes,
 ) {
     let refs: Vec<(&Path, u64)> = jobs.iter().map(|j| (j.path.as_path(), j.size)).collect();
     let hashes = hashing::hash_many(&refs);
-    let mut cache_new = Vec::new();
+    let mut cache_new = learned;
     for (j, h) in jobs.iter().zip(hashes) {
         match h {
             Ok(h) => {
                 let rec = &mut records[j.record];
-                rec.1.hash = Some(h.clone());
+                rec.1.hash = Some(h.hash.clone());
                 if let Some(k) = rec.2
-                    && std::fs::metadata(&j.path)
-                        .ok()
-                        .map(|m| hashing::file_key(&m))
-                        == Some(k)
+                    && h.after == Some(k)
                 {
-                    cache_new.push((k, h));
+                    cache_new.push((k, h.hash));
                 }
             }
             Err(e) => notes
@@ -627,8 +603,8 @@ mod tests {
         let d = tempfile::TempDir::new().unwrap();
         let p = d.path().join("f");
         std::fs::write(&p, "x").unwrap();
-        let md = std::fs::metadata(&p).unwrap();
-        let key = hashing::file_key(&md);
+        let md = Now::of_metadata(&std::fs::metadata(&p).unwrap());
+        let key = md.key;
         let now_ns = crate::time::now_ms() as u64 * 1_000_000;
         let there = Seen::Elsewhere { started_ns: now_ns };
         let v = |f: &Pending, md, seen| is(visible(f, md, seen));

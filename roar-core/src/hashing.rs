@@ -29,21 +29,36 @@ pub fn key_of_stat(st: &tracer_wire::FileStat) -> FileKey {
     }
 }
 
+/// A file's hash and its identity once read: a cache entry is only right
+/// when that is still the identity the hash is filed under.
+pub struct Hashed {
+    pub hash: String,
+    /// The file's identity after it was read (from the descriptor read, so
+    /// no second path walk); None when it could not be taken.
+    pub after: Option<FileKey>,
+}
+
 /// `blake3:<hex>` of the file's content.
-pub fn hash_file(path: &Path, size: u64) -> std::io::Result<String> {
+pub fn hash_file(path: &Path, size: u64) -> std::io::Result<Hashed> {
     let mut h = blake3::Hasher::new();
-    if size >= BIG {
+    let after = if size >= BIG {
         h.update_mmap_rayon(path)?;
+        std::fs::metadata(path).ok()
     } else {
-        h.update_reader(std::fs::File::open(path)?)?;
-    }
-    Ok(format!("blake3:{}", h.finalize().to_hex()))
+        let mut f = std::fs::File::open(path)?;
+        h.update_reader(&mut f)?;
+        f.metadata().ok()
+    };
+    Ok(Hashed {
+        hash: format!("blake3:{}", h.finalize().to_hex()),
+        after: after.as_ref().map(file_key),
+    })
 }
 
 /// Hashes every job on a few threads; results come back in job order.
-pub fn hash_many(paths: &[(&Path, u64)]) -> Vec<std::io::Result<String>> {
+pub fn hash_many(paths: &[(&Path, u64)]) -> Vec<std::io::Result<Hashed>> {
     let n = paths.len();
-    let results: Vec<Mutex<Option<std::io::Result<String>>>> =
+    let results: Vec<Mutex<Option<std::io::Result<Hashed>>>> =
         (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()

@@ -87,8 +87,12 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     // so when the read lands against the command's writes does not change
     // the answer.
     let git_reader = git::Background::start(&begun.cwd);
+    // Files are hashed while the command runs too, on CPU it leaves idle.
+    let (filter, own) = collect::scope(&opened.loc, &opened.cfg);
+    let hasher = crate::prehash::Background::start(&begun.trace_dir, filter, own);
     let timeout = req.timeout.map(Duration::from_secs_f64);
     let waited = running.attached.wait(&running.child, timeout, obs);
+    let early = hasher.map(|h| h.finish()).unwrap_or_default();
     phases.mark("command");
     phases.traced(running.released.elapsed());
     let ended = waited.ended;
@@ -103,6 +107,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
         pid: running.child.pid,
         ended,
         lingering: &lingering,
+        early: &early,
     };
     let (mut result, git) = collect_run(&opened, &begun, top, git, &mut notes);
     phases.mark("collect");

@@ -55,14 +55,10 @@ fn current(
         let state = match h {
             Ok(h) => {
                 // Cache only what is still the file we hashed.
-                if std::fs::metadata(as_path(p))
-                    .ok()
-                    .map(|m| hashing::file_key(&m))
-                    == Some(key)
-                {
-                    cache.push((key, h.clone()));
+                if h.after == Some(key) {
+                    cache.push((key, h.hash.clone()));
                 }
-                Now::Content(h)
+                Now::Content(h.hash)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Now::Missing,
             Err(_) => Now::Unknown,

@@ -64,9 +64,12 @@ pub fn current_hash(store: &Store, path: &Path) -> Result<Option<String>> {
     }
     let h = hashing::hash_file(path, key.size)
         .map_err(io(format!("cannot hash {}", path.display())))?;
-    // A read-only store still answers; the cache is only an optimisation.
-    let _ = store.hash_cache_put(&[(key, h.clone())]);
-    Ok(Some(h))
+    // A read-only store still answers; the cache is only an optimisation,
+    // and only right while the file is what was hashed.
+    if h.after == Some(key) {
+        let _ = store.hash_cache_put(&[(key, h.hash.clone())]);
+    }
+    Ok(Some(h.hash))
 }
 
 /// `arg` is an OsStr because a path need not be UTF-8; a run REF always is.

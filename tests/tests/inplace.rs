@@ -180,3 +180,29 @@ fn preload_beyond_its_hash_limit_says_it_does_not_know() {
         }
     }
 }
+
+/// roar hashes files while the command runs. An output it hashed early and
+/// that the run then rewrote with the same size and the same mtime (set back,
+/// as `touch -d` and archivers do) must be recorded with its final content:
+/// only the ctime tells the two apart.
+#[test]
+fn an_output_rewritten_after_roar_hashed_it_has_its_final_hash() {
+    let script = "printf aaaa > out.txt; touch -d @1000000000 out.txt; sleep 0.4; \
+                  printf bbbb > out.txt; touch -d @1000000000 out.txt";
+    for backend in ["ptrace", "preload", "ebpf"] {
+        let sb = Sandbox::new();
+        let out = sb.run(backend, &["sh", "-c", script]);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        let want = sb.join("out.txt").display().to_string();
+        let rec = run["outputs"]
+            .as_array()
+            .and_then(|o| o.iter().find(|f| f["path"] == want.as_str()))
+            .unwrap_or_else(|| panic!("[{backend}] out.txt is not an output: {run:#}"));
+        assert_eq!(
+            rec["hash"],
+            blake3_of("bbbb").as_str(),
+            "[{backend}] {run:#}"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! Hashes files while the command runs, on CPU it leaves idle: a thread at
+//! SCHED_IDLE follows the run's trace streams as they are written and
+//! hashes each regular file a record names (opened, renamed into place,
+//! written) once it has stopped changing. After the run, `collect` takes a
+//! hash from here only for a file that is still exactly what was hashed.
+//!
+//! The streams are only hints: what the run read and wrote is decided from
+//! the whole trace afterwards, as without this. A hash is kept only when
+//! the file was the same (identity and ctime) before and after it was read,
+//! and its ctime was already [`SETTLED`] in the past when reading started,
+//! so any later change gives it another ctime, even with a clock that
+//! stamps files at the kernel tick.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use dag::FileKey;
+use tracer_wire::{Decoder, Event};
+
+use crate::filter::Filter;
+use crate::paths::{as_path, is_under};
+use crate::resolve::Now;
+
+/// What was hashed during the run: a file's identity and ctime then, and
+/// its hash.
+#[derive(Default)]
+pub struct Hashes(HashMap<FileKey, (i64, String)>);
+
+impl Hashes {
+    /// The hash of the file that is `now`, when it was hashed as exactly
+    /// that file (same identity, same ctime).
+    pub fn get(&self, now: &Now) -> Option<&str> {
+        self.0
+            .get(&now.key)
+            .filter(|(ctime, _)| *ctime == now.ctime_ns)
+            .map(|(_, h)| h.as_str())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A file must have last changed at least this long before it is read:
+/// longer than a coarse filesystem clock's tick.
+const SETTLED: Duration = Duration::from_millis(20);
+/// How often the streams are read for new records.
+const POLL: Duration = Duration::from_millis(5);
+/// How many times a file still changing is looked at again before it is
+/// left to `collect`.
+const TRIES: u32 = 40;
+/// Bigger files are left to `collect`, which hashes them on every core.
+const LARGEST: u64 = 256 << 20;
+/// How much of a stream is read at a time (more for a record that is longer).
+const CHUNK: usize = 16 << 10;
+
+/// The thread, while the command runs.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    /// The thread's tid once it is at idle priority.
+    idle: Arc<std::sync::Mutex<Option<i32>>>,
+    thread: std::thread::Thread,
+    done: std::sync::mpsc::Receiver<Hashes>,
+}
+
+impl Background {
+    /// Follows the streams in `trace_dir`; `filter` and `own` skip what
+    /// `collect` would not hash (system files, roar's own).
+    pub fn start(trace_dir: &Path, filter: Filter, own: Vec<Vec<u8>>) -> Option<Background> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let idle = Arc::new(std::sync::Mutex::new(None));
+        let state = Follower {
+            dir: trace_dir.to_path_buf(),
+            filter,
+            own,
+            streams: HashMap::new(),
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            hashes: Hashes::default(),
+            stop: Arc::clone(&stop),
+            buf: vec![0; CHUNK],
+        };
+        let tid = Arc::clone(&idle);
+        let (tx, done) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("roar-prehash".into())
+            .spawn(move || {
+                if let Ok(mut t) = tid.lock()
+                    && crate::spawn::idle_priority()
+                {
+                    *t = Some(crate::spawn::thread_id());
+                }
+                let _ = tx.send(state.run());
+            })
+            .ok()?;
+        Some(Background {
+            stop,
+            idle,
+            thread: handle.thread().clone(),
+            done,
+        })
+    }
+
+    /// Stops at once (a file half read is dropped) and gives what was
+    /// hashed. The thread gets normal priority back first, so that a machine
+    /// kept busy by others cannot keep it from seeing that it must stop;
+    /// where that is refused (it takes root or CAP_SYS_NICE), roar waits for
+    /// it only briefly and `collect` hashes what it would have given.
+    pub fn finish(self) -> Hashes {
+        self.stop.store(true, Ordering::Relaxed);
+        let raised = match self.idle.lock() {
+            Ok(t) => t.is_none_or(crate::spawn::normal_priority),
+            Err(_) => false,
+        };
+        self.thread.unpark();
+        let wait = if raised {
+            Duration::from_secs(10)
+        } else {
+            Duration::from_millis(100)
+        };
+        self.done.recv_timeout(wait).unwrap_or_default()
+    }
+}
+
+/// One stream being followed: how far its records were read.
+struct Stream {
+    /// Closed once the stream has ended (a run may start thousands).
+    file: Option<std::fs::File>,
+    offset: u64,
+    /// The process whose stream it is (its first record's); under ptrace and
+    /// eBPF, the command's, whose exit is the run's end.
+    pid: Option<u32>,
+    /// The process wrote its exit: nothing more will come.
+    ended: bool,
+}
+
+struct Follower {
+    dir: PathBuf,
+    filter: Filter,
+    own: Vec<Vec<u8>>,
+    streams: HashMap<std::ffi::OsString, Stream>,
+    /// Paths to look at, when due, and how often they were already.
+    queue: VecDeque<(Instant, u32, Vec<u8>)>,
+    queued: HashSet<Vec<u8>>,
+    hashes: Hashes,
+    stop: Arc<AtomicBool>,
+    buf: Vec<u8>,
+}
+
+impl Follower {
+    fn run(mut self) -> Hashes {
+        while !self.stopped() {
+            self.read_streams();
+            self.hash_due();
+            std::thread::park_timeout(POLL);
+        }
+        self.hashes
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// New records of every stream; new streams are opened.
+    fn read_streams(&mut self) {
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                if !self.streams.contains_key(&name)
+                    && name.as_encoded_bytes().ends_with(b".rwt")
+                    && let Ok(file) = std::fs::File::open(e.path())
+                {
+                    let s = Stream {
+                        file: Some(file),
+                        offset: 0,
+                        pid: None,
+                        ended: false,
+                    };
+                    self.streams.insert(name, s);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        for s in self.streams.values_mut().filter(|s| !s.ended) {
+            read_new(s, &mut self.buf, &mut found);
+            if s.ended {
+                s.file = None;
+            }
+        }
+        let due = Instant::now();
+        for p in found {
+            if p.first() == Some(&b'/')
+                && !self.filter.hides(&p)
+                && !self.own.iter().any(|o| is_under(&p, o))
+                && self.queued.insert(p.clone())
+            {
+                self.queue.push_back((due, 0, p));
+            }
+        }
+    }
+
+    /// Hashes the queued files that are due; one still changing goes to the
+    /// back, due a little later.
+    fn hash_due(&mut self) {
+        let now = Instant::now();
+        let mut later = Vec::new();
+        while let Some((due, tries, path)) = self.queue.pop_front() {
+            if due > now {
+                self.queue.push_front((due, tries, path));
+                break;
+            }
+            if self.stopped() {
+                return;
+            }
+            match self.hash_one(&path) {
+                Some(true) => {
+                    self.queued.remove(&path);
+                }
+                Some(false) if tries < TRIES => later.push((now + SETTLED, tries + 1, path)),
+                _ => {}
+            }
+        }
+        self.queue.extend(later);
+    }
+
+    /// Some(true): hashed, or nothing to hash; Some(false): still changing;
+    /// None: given up.
+    fn hash_one(&mut self, path: &[u8]) -> Option<bool> {
+        let Ok(md) = std::fs::metadata(as_path(path)) else {
+            return Some(true);
+        };
+        if !md.is_file() || md.len() > LARGEST {
+            return Some(true);
+        }
+        let before = Now::of_metadata(&md);
+        if self.hashes.get(&before).is_some() {
+            return Some(true);
+        }
+        let now_ns = crate::time::now_ns();
+        if before.ctime_ns > now_ns - SETTLED.as_nanos() as i64 {
+            return Some(false);
+        }
+        let mut f = std::fs::File::open(as_path(path)).ok()?;
+        let mut h = blake3::Hasher::new();
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            if self.stopped() {
+                return None;
+            }
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    h.update(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return None,
+            }
+        }
+        let after = Now::of_metadata(&f.metadata().ok()?);
+        if after != before {
+            return Some(false);
+        }
+        let hash = format!("blake3:{}", h.finalize().to_hex());
+        self.hashes.0.insert(before.key, (before.ctime_ns, hash));
+        Some(true)
+    }
+}
+
+/// The paths named by `s`'s records since it was last read, up to the
+/// first record not yet whole.
+fn read_new(s: &mut Stream, buf: &mut Vec<u8>, found: &mut Vec<Vec<u8>>) {
+    let Some(file) = &s.file else { return };
+    buf.truncate(CHUNK);
+    loop {
+        let n = match file.read_at(buf, s.offset) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        let mut used = 0;
+        let mut dec = Decoder::new(&buf[..n]);
+        while buf[used..n].len() >= 2 && buf[used..n][..2] != [0, 0] {
+            let Some(Ok(rec)) = dec.next() else { break };
+            used = dec.position();
+            let pid = *s.pid.get_or_insert(rec.header.pid);
+            match rec.event {
+                Event::Open {
+                    result,
+                    stat: Some(st),
+                    path,
+                    ..
+                } if result >= 0 && st.is_regular() => found.push(path.to_vec()),
+                Event::Rename { result: 0, new, .. } => found.push(new.to_vec()),
+                Event::Link { result: 0, new, .. } => found.push(new.to_vec()),
+                Event::Write { path } => found.push(path.to_vec()),
+                Event::Exit { .. } if rec.header.pid == pid => s.ended = true,
+                _ => {}
+            }
+        }
+        s.offset += used as u64;
+        if n < buf.len() {
+            return;
+        }
+        if used == 0 {
+            // A record longer than the buffer, or one not yet whole.
+            if buf.len() >= tracer_wire::MAX_RECORD_LEN {
+                return;
+            }
+            buf.resize(tracer_wire::MAX_RECORD_LEN, 0);
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! What a traced path names now: its real path (directories resolved,
+//! cached per directory) and one `lstat` of the file, taken relative to an
+//! open descriptor of its directory so the kernel walks one component, not
+//! the whole path, for every file of a big tree.
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use dag::FileKey;
+
+use crate::paths::{as_path, to_bytes};
+
+/// A regular file's identity now, and its ctime (when it last changed in
+/// any way, which no program can set back).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    pub key: FileKey,
+    pub ctime_ns: i64,
+}
+
+impl Now {
+    pub fn of_metadata(md: &std::fs::Metadata) -> Now {
+        use std::os::unix::fs::MetadataExt;
+        Now {
+            key: crate::hashing::file_key(md),
+            ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+        }
+    }
+
+    fn of_stat(st: &libc::stat) -> Now {
+        Now {
+            key: FileKey {
+                dev: st.st_dev,
+                ino: st.st_ino,
+                size: st.st_size as u64,
+                mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+            },
+            ctime_ns: st.st_ctime * 1_000_000_000 + st.st_ctime_nsec,
+        }
+    }
+}
+
+/// A path resolved, and what is there now when it is a regular file.
+pub type Resolution = (Vec<u8>, Option<Now>);
+
+/// What `lstat` (or `stat`, through a symlink) found at a path.
+enum Found {
+    File(Now),
+    Symlink,
+    Other,
+}
+
+fn found(st: &libc::stat) -> Found {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFREG => Found::File(Now::of_stat(st)),
+        libc::S_IFLNK => Found::Symlink,
+        _ => Found::Other,
+    }
+}
+
+/// At most this many directory descriptors are held at once; past it they
+/// are all closed and reopened as needed (a tree walked in path order
+/// needs only the few it is in).
+const OPEN_DIRS: usize = 512;
+
+struct Dir {
+    /// The directory's real path; None when it cannot be resolved (gone).
+    real: Option<Vec<u8>>,
+    fd: Option<OwnedFd>,
+}
+
+/// Resolves traced paths, caching what it learns about their directories.
+#[derive(Default)]
+pub struct Resolver<'p> {
+    dirs: HashMap<&'p [u8], Dir>,
+    open: usize,
+}
+
+fn canonical(p: &[u8]) -> Option<Vec<u8>> {
+    std::fs::canonicalize(as_path(p)).ok().map(|c| to_bytes(&c))
+}
+
+fn stat_at(fd: libc::c_int, name: &[u8], flags: libc::c_int) -> Option<libc::stat> {
+    let name = CString::new(name).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `name` is NUL-terminated and `st` is written by the call before it is read.
+    let r = unsafe { libc::fstatat(fd, name.as_ptr(), st.as_mut_ptr(), flags) };
+    // SAFETY: fstatat filled `st` when it returned 0.
+    (r == 0).then(|| unsafe { st.assume_init() })
+}
+
+/// `path` opened as a directory (`O_PATH`), relative to `at`, with `flags`.
+fn open_at(at: libc::c_int, path: &[u8], flags: libc::c_int) -> Option<OwnedFd> {
+    let c = CString::new(path).ok()?;
+    let how = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC | flags;
+    // SAFETY: `c` is NUL-terminated; a descriptor returned is ours to own.
+    let fd = unsafe { libc::openat(at, c.as_ptr(), how) };
+    // SAFETY: a non-negative result is a new descriptor nobody else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+impl<'p> Resolver<'p> {
+    /// `path` with its directory resolved and, when the file itself is a
+    /// symlink, resolved in full.
+    pub fn real_path(&mut self, path: &'p [u8]) -> Vec<u8> {
+        self.resolve(path).0
+    }
+
+    /// [`Resolver::real_path`], with what is there now when it is a regular
+    /// file (through a symlink: its target).
+    pub fn resolve(&mut self, path: &'p [u8]) -> Resolution {
+        let Some(slash) = path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0) else {
+            let st = stat_at(libc::AT_FDCWD, path, libc::AT_SYMLINK_NOFOLLOW);
+            return match st.as_ref().map(found) {
+                Some(Found::Symlink) => self.through_link(path),
+                Some(Found::File(now)) => (path.to_vec(), Some(now)),
+                _ => (path.to_vec(), None),
+            };
+        };
+        let (dir, name) = path.split_at(slash);
+        let fd = self.dir_fd(dir);
+        let st = match fd {
+            Some(fd) => stat_at(fd, &name[1..], libc::AT_SYMLINK_NOFOLLOW),
+            None => stat_at(libc::AT_FDCWD, path, libc::AT_SYMLINK_NOFOLLOW),
+        };
+        let now = match st.as_ref().map(found) {
+            Some(Found::Symlink) => return self.through_link(path),
+            Some(Found::File(now)) => Some(now),
+            _ => None,
+        };
+        let real = match self.dirs.get(dir).and_then(|d| d.real.as_deref()) {
+            Some(real) if real != dir => [real, name].concat(),
+            _ => path.to_vec(),
+        };
+        (real, now)
+    }
+
+    /// A symlink's target, resolved in full, and what it is.
+    fn through_link(&mut self, path: &[u8]) -> Resolution {
+        let now = std::fs::metadata(as_path(path))
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| Now::of_metadata(&m));
+        (canonical(path).unwrap_or_else(|| path.to_vec()), now)
+    }
+
+    /// An open descriptor of `dir` (resolved once), when it can be opened.
+    /// A directory is resolved from its parent: opened relative to the
+    /// parent's descriptor without following a symlink, its real path is the
+    /// parent's plus its name; only a symlink (or a name like `..`) costs a
+    /// full `realpath`.
+    fn dir_fd(&mut self, dir: &'p [u8]) -> Option<libc::c_int> {
+        if let Some(d) = self.dirs.get(dir) {
+            if let Some(fd) = &d.fd {
+                return Some(fd.as_raw_fd());
+            }
+            let real = d.real.clone()?;
+            self.make_room();
+            let fd = open_at(libc::AT_FDCWD, &real, 0)?;
+            return Some(self.keep(dir, Some(real), fd));
+        }
+        if let Some((parent, name)) = split(dir).filter(|(_, n)| plain(n)) {
+            let parent_fd = self.dir_fd(parent);
+            let parent_real = self.dirs.get(parent).and_then(|d| d.real.clone());
+            if let (Some(pfd), Some(preal)) = (parent_fd, parent_real) {
+                self.make_room();
+                if let Some(fd) = open_at(pfd, name, libc::O_NOFOLLOW) {
+                    let real = if preal == b"/" {
+                        [b"/", name].concat()
+                    } else {
+                        [preal.as_slice(), b"/", name].concat()
+                    };
+                    return Some(self.keep(dir, Some(real), fd));
+                }
+            }
+        }
+        let real = canonical(dir);
+        let fd = real.as_deref().and_then(|r| {
+            self.make_room();
+            open_at(libc::AT_FDCWD, r, 0)
+        });
+        match fd {
+            Some(fd) => Some(self.keep(dir, real, fd)),
+            None => {
+                self.dirs.insert(dir, Dir { real, fd: None });
+                None
+            }
+        }
+    }
+
+    /// Closes every held descriptor when the next would pass [`OPEN_DIRS`].
+    fn make_room(&mut self) {
+        if self.open >= OPEN_DIRS {
+            self.dirs.values_mut().for_each(|d| d.fd = None);
+            self.open = 0;
+        }
+    }
+
+    fn keep(&mut self, dir: &'p [u8], real: Option<Vec<u8>>, fd: OwnedFd) -> libc::c_int {
+        let raw = fd.as_raw_fd();
+        self.open += 1;
+        self.dirs.insert(dir, Dir { real, fd: Some(fd) });
+        raw
+    }
+}
+
+/// `dir`'s parent and last name; None for `/` and relative names.
+fn split(dir: &[u8]) -> Option<(&[u8], &[u8])> {
+    let slash = dir.iter().rposition(|b| *b == b'/')?;
+    let parent = if slash == 0 { &dir[..1] } else { &dir[..slash] };
+    Some((parent, &dir[slash + 1..])).filter(|_| dir.len() > 1)
+}
+
+/// A name that is itself, not `.`, `..` or empty.
+fn plain(name: &[u8]) -> bool {
+    !matches!(name, b"" | b"." | b"..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn a_path_resolves_to_what_lstat_and_realpath_say() {
+        let d = tempfile::TempDir::new().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir(base.join("real")).unwrap();
+        std::fs::write(base.join("real/f"), "abc").unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        std::os::unix::fs::symlink("f", base.join("real/l")).unwrap();
+        let b = |p: &str| base.join(p).as_os_str().as_bytes().to_vec();
+        let (f, via_dir, via_file) = (b("real/f"), b("link/f"), b("real/l"));
+        let (gone, dir) = (b("real/x"), b("real"));
+        let want = Now::of_metadata(&std::fs::metadata(base.join("real/f")).unwrap());
+        let mut r = Resolver::default();
+        assert_eq!(r.resolve(&f), (f.clone(), Some(want)));
+        assert_eq!(r.resolve(&via_dir), (f.clone(), Some(want)));
+        assert_eq!(r.resolve(&via_file), (f.clone(), Some(want)));
+        assert_eq!(r.resolve(&gone), (gone.clone(), None));
+        assert_eq!(r.resolve(&dir), (dir.clone(), None));
+    }
+
+    #[test]
+    fn more_directories_than_descriptors_held_still_resolve() {
+        let d = tempfile::TempDir::new().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let paths: Vec<Vec<u8>> = (0..OPEN_DIRS * 3)
+            .map(|i| {
+                let dir = base.join(format!("d{i}"));
+                std::fs::create_dir(&dir).unwrap();
+                std::fs::write(dir.join("f"), i.to_string()).unwrap();
+                dir.join("f").as_os_str().as_bytes().to_vec()
+            })
+            .collect();
+        let mut r = Resolver::default();
+        for round in 0..2 {
+            for (i, p) in paths.iter().enumerate() {
+                let (real, now) = r.resolve(p);
+                assert_eq!(&real, p, "round {round}");
+                assert_eq!(now.map(|n| n.key.size), Some(i.to_string().len() as u64));
+            }
+        }
+        assert!(r.open <= OPEN_DIRS);
+    }
+}
