@@ -59,10 +59,25 @@ fn found(st: &libc::stat) -> Found {
     }
 }
 
-/// At most this many directory descriptors are held at once; past it they
-/// are all closed and reopened as needed (a tree walked in path order
-/// needs only the few it is in).
+/// At most this many directory descriptors are held at once (and a quarter
+/// of the descriptors roar may have); past it they are all closed and
+/// reopened as needed (a tree walked in path order needs only the few it is
+/// in).
 const OPEN_DIRS: usize = 512;
+
+fn open_dirs_max() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct it is given.
+    let soft = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur as usize
+    } else {
+        256
+    };
+    (soft / 4).clamp(8, OPEN_DIRS)
+}
 
 struct Dir {
     /// The directory's real path; None when it cannot be resolved (gone).
@@ -71,10 +86,20 @@ struct Dir {
 }
 
 /// Resolves traced paths, caching what it learns about their directories.
-#[derive(Default)]
 pub struct Resolver<'p> {
     dirs: HashMap<&'p [u8], Dir>,
     open: usize,
+    max_open: usize,
+}
+
+impl Default for Resolver<'_> {
+    fn default() -> Self {
+        Resolver {
+            dirs: HashMap::new(),
+            open: 0,
+            max_open: open_dirs_max(),
+        }
+    }
 }
 
 fn canonical(p: &[u8]) -> Option<Vec<u8>> {
@@ -189,9 +214,9 @@ impl<'p> Resolver<'p> {
         }
     }
 
-    /// Closes every held descriptor when the next would pass [`OPEN_DIRS`].
+    /// Closes every held descriptor when the next would pass the most held.
     fn make_room(&mut self) {
-        if self.open >= OPEN_DIRS {
+        if self.open >= self.max_open {
             self.dirs.values_mut().for_each(|d| d.fd = None);
             self.open = 0;
         }
@@ -246,7 +271,7 @@ mod tests {
     fn more_directories_than_descriptors_held_still_resolve() {
         let d = tempfile::TempDir::new().unwrap();
         let base = std::fs::canonicalize(d.path()).unwrap();
-        let paths: Vec<Vec<u8>> = (0..OPEN_DIRS * 3)
+        let paths: Vec<Vec<u8>> = (0..open_dirs_max() * 3)
             .map(|i| {
                 let dir = base.join(format!("d{i}"));
                 std::fs::create_dir(&dir).unwrap();
@@ -262,6 +287,6 @@ mod tests {
                 assert_eq!(now.map(|n| n.key.size), Some(i.to_string().len() as u64));
             }
         }
-        assert!(r.open <= OPEN_DIRS);
+        assert!(r.open <= r.max_open);
     }
 }
