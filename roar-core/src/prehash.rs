@@ -13,7 +13,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -249,7 +249,12 @@ impl Follower {
         if before.ctime_ns > now_ns - SETTLED.as_nanos() as i64 {
             return Some(false);
         }
-        let mut f = std::fs::File::open(as_path(path)).ok()?;
+        // Non-blocking: were it replaced by a FIFO since, the open must not wait.
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(as_path(path))
+            .ok()?;
         let mut h = blake3::Hasher::new();
         let mut buf = vec![0u8; 64 << 10];
         loop {
