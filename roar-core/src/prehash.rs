@@ -15,8 +15,8 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dag::FileKey;
@@ -66,10 +66,11 @@ const CHUNK: usize = 16 << 10;
 /// The thread, while the command runs.
 pub struct Background {
     stop: Arc<AtomicBool>,
-    /// The thread's tid once it is at idle priority.
-    idle: Arc<std::sync::Mutex<Option<i32>>>,
+    /// What the thread hashed so far: it adds each hash as it is taken, so
+    /// finishing never waits for the thread (at idle priority, a round of
+    /// its work can last as long as the machine is busy).
+    hashed: Arc<Mutex<Hashes>>,
     thread: std::thread::Thread,
-    done: std::sync::mpsc::Receiver<Hashes>,
 }
 
 impl Background {
@@ -77,7 +78,7 @@ impl Background {
     /// `collect` would not hash (system files, roar's own).
     pub fn start(trace_dir: &Path, filter: Filter, own: Vec<Vec<u8>>) -> Option<Background> {
         let stop = Arc::new(AtomicBool::new(false));
-        let idle = Arc::new(std::sync::Mutex::new(None));
+        let hashed = Arc::new(Mutex::new(Hashes::default()));
         let state = Follower {
             dir: trace_dir.to_path_buf(),
             filter,
@@ -85,49 +86,34 @@ impl Background {
             streams: HashMap::new(),
             queue: VecDeque::new(),
             queued: HashSet::new(),
-            hashes: Hashes::default(),
+            done: HashSet::new(),
+            hashed: Arc::clone(&hashed),
             stop: Arc::clone(&stop),
             buf: vec![0; CHUNK],
         };
-        let tid = Arc::clone(&idle);
-        let (tx, done) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("roar-prehash".into())
             .spawn(move || {
-                if let Ok(mut t) = tid.lock()
-                    && crate::spawn::idle_priority()
-                {
-                    *t = Some(crate::spawn::thread_id());
-                }
-                let _ = tx.send(state.run());
+                crate::spawn::idle_priority();
+                state.run()
             })
             .ok()?;
         Some(Background {
             stop,
-            idle,
+            hashed,
             thread: handle.thread().clone(),
-            done,
         })
     }
 
-    /// Stops at once (a file half read is dropped) and gives what was
-    /// hashed. The thread gets normal priority back first, so that a machine
-    /// kept busy by others cannot keep it from seeing that it must stop;
-    /// where that is refused (it takes root or CAP_SYS_NICE), roar waits for
-    /// it only briefly and `collect` hashes what it would have given.
+    /// What was hashed until now. The thread is told to stop and left to
+    /// end on its own (a file it is reading is dropped).
     pub fn finish(self) -> Hashes {
         self.stop.store(true, Ordering::Relaxed);
-        let raised = match self.idle.lock() {
-            Ok(t) => t.is_none_or(crate::spawn::normal_priority),
-            Err(_) => false,
-        };
         self.thread.unpark();
-        let wait = if raised {
-            Duration::from_secs(10)
-        } else {
-            Duration::from_millis(100)
-        };
-        self.done.recv_timeout(wait).unwrap_or_default()
+        self.hashed
+            .lock()
+            .map(|mut h| std::mem::take(&mut *h))
+            .unwrap_or_default()
     }
 }
 
@@ -151,19 +137,20 @@ struct Follower {
     /// Paths to look at, when due, and how often they were already.
     queue: VecDeque<(Instant, u32, Vec<u8>)>,
     queued: HashSet<Vec<u8>>,
-    hashes: Hashes,
+    /// The files hashed, as they were then.
+    done: HashSet<Now>,
+    hashed: Arc<Mutex<Hashes>>,
     stop: Arc<AtomicBool>,
     buf: Vec<u8>,
 }
 
 impl Follower {
-    fn run(mut self) -> Hashes {
+    fn run(mut self) {
         while !self.stopped() {
             self.read_streams();
             self.hash_due();
             std::thread::park_timeout(POLL);
         }
-        self.hashes
     }
 
     fn stopped(&self) -> bool {
@@ -242,7 +229,7 @@ impl Follower {
             return Some(true);
         }
         let before = Now::of_metadata(&md);
-        if self.hashes.get(&before).is_some() {
+        if self.done.contains(&before) {
             return Some(true);
         }
         let now_ns = crate::time::now_ns();
@@ -275,7 +262,10 @@ impl Follower {
             return Some(false);
         }
         let hash = format!("blake3:{}", h.finalize().to_hex());
-        self.hashes.0.insert(before.key, (before.ctime_ns, hash));
+        self.done.insert(before);
+        if let Ok(mut hashed) = self.hashed.lock() {
+            hashed.0.insert(before.key, (before.ctime_ns, hash));
+        }
         Some(true)
     }
 }

@@ -92,9 +92,10 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     let hasher = crate::prehash::Background::start(&begun.trace_dir, filter, own);
     let timeout = req.timeout.map(Duration::from_secs_f64);
     let waited = running.attached.wait(&running.child, timeout, obs);
-    let early = hasher.map(|h| h.finish()).unwrap_or_default();
     phases.mark("command");
     phases.traced(running.released.elapsed());
+    let early = hasher.map(|h| h.finish()).unwrap_or_default();
+    phases.mark("prehash");
     let ended = waited.ended;
     notes.losses.extend(waited.losses);
     notes.warnings.extend(waited.warnings);

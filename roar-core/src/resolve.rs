@@ -13,7 +13,7 @@ use crate::paths::{as_path, to_bytes};
 
 /// A regular file's identity now, and its ctime (when it last changed in
 /// any way, which no program can set back).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Now {
     pub key: FileKey,
     pub ctime_ns: i64,
