@@ -21,7 +21,8 @@ pub const DATA_NATIVE: u16 = 1;
 pub const DATA_FOREIGN: u16 = 2;
 
 /// The x86_64 calls that stop. Forks and clones need no entry here: the
-/// ptrace options report them as events.
+/// ptrace options report them as events; chdir needs none either: a relative
+/// path is resolved against `/proc/TID/cwd` when it is used.
 pub const TRACED: &[libc::c_long] = &[
     libc::SYS_open,
     libc::SYS_openat,
@@ -42,8 +43,6 @@ pub const TRACED: &[libc::c_long] = &[
     libc::SYS_ftruncate,
     libc::SYS_mkdir,
     libc::SYS_mkdirat,
-    libc::SYS_chdir,
-    libc::SYS_fchdir,
     libc::SYS_execve,
     libc::SYS_execveat,
     libc::SYS_copy_file_range,
