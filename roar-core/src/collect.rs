@@ -412,12 +412,17 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, early: &Hashes, note
             learned.push((key, h.clone()));
             Some(h)
         });
-        let rec = FileRecord {
+        let mut rec = FileRecord {
             path: f.path,
             hash,
             size: Some(key.size),
             filtered: false,
         };
+        if rec.hash.is_none() && !f.is_output && now != Some(key) {
+            // Changed since the run read it: hashed while the run ran, with
+            // the identity it was read with, it is known as read.
+            rec.hash = early.with_identity(&key).map(str::to_string);
+        }
         if rec.hash.is_none() {
             if f.is_output || now == Some(key) {
                 jobs.push(Job {

@@ -41,6 +41,13 @@ impl Hashes {
             .map(|(_, h)| h.as_str())
     }
 
+    /// The hash taken of a file that had identity `key` (whatever it is
+    /// now): an input's content as read when the run read it with that
+    /// identity, as far as identity tells, the hash cache's rule.
+    pub fn with_identity(&self, key: &FileKey) -> Option<&str> {
+        self.0.get(key).map(|(_, h)| h.as_str())
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

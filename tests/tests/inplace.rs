@@ -206,3 +206,25 @@ fn an_output_rewritten_after_roar_hashed_it_has_its_final_hash() {
         );
     }
 }
+
+/// eBPF cannot hash a file before the call that changes it, but roar hashes
+/// files while the run runs: an input read, left alone a moment and then
+/// replaced (`sed -i`) is known as read, under every backend.
+#[test]
+fn an_input_hashed_while_the_run_ran_is_known_as_read_after_it_changed() {
+    let script = "cat f.txt > /dev/null; sleep 0.5; sed -i s/one/two/ f.txt";
+    for backend in ["ebpf", "ptrace", "preload"] {
+        let sb = Sandbox::new();
+        sb.write("f.txt", "line one\n");
+        let out = sb.run(backend, &["sh", "-c", script]);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        let inp = input(&run, &sb, "f.txt")
+            .unwrap_or_else(|| panic!("[{backend}] f.txt is not an input: {run:#}"));
+        assert_eq!(
+            inp["hash"],
+            blake3_of("line one\n").as_str(),
+            "[{backend}] {run:#}"
+        );
+    }
+}
