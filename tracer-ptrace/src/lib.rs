@@ -179,8 +179,6 @@ enum Pending {
         argv: Vec<u8>,
         flags: u32,
     },
-    /// A call that writes data into this fd (copy_file_range, sendfile, splice).
-    WriteFd { fd: i32 },
 }
 
 /// How a traced command ended.
@@ -354,6 +352,17 @@ fn privileges_dropped(tid: pid_t) -> bool {
 }
 
 /// The path an fd of `tid` names, when it names one (not a pipe or socket).
+/// Whether `fd` of `tid` was opened for writing (its `flags:` in fdinfo, octal).
+fn open_for_writing(tid: pid_t, fd: i32) -> bool {
+    let Ok(info) = std::fs::read_to_string(proc_path(tid, &format!("fdinfo/{fd}"))) else {
+        return false;
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("flags:"))
+        .and_then(|f| i32::from_str_radix(f.trim(), 8).ok())
+        .is_some_and(|f| f & libc::O_ACCMODE != libc::O_RDONLY)
+}
+
 fn fd_path(tid: pid_t, fd: i32) -> Option<Vec<u8>> {
     readlink(&proc_path(tid, &format!("fd/{fd}"))).filter(|p| p.starts_with(b"/"))
 }
@@ -854,8 +863,8 @@ impl Tracer {
                     flags,
                 })
             }
-            libc::SYS_copy_file_range | libc::SYS_splice => Some(Pending::WriteFd { fd: fd(a[2]) }),
-            libc::SYS_sendfile => Some(Pending::WriteFd { fd: fd(a[0]) }),
+            libc::SYS_copy_file_range | libc::SYS_splice => self.write_fd(stop.tid(), fd(a[2])),
+            libc::SYS_sendfile => self.write_fd(stop.tid(), fd(a[0])),
             libc::SYS_io_uring_setup => {
                 let tgid = self.tgid(stop.tid());
                 self.procs.entry(tgid).or_default().io_uring += 1;
@@ -863,6 +872,20 @@ impl Tracer {
             }
             _ => None,
         }
+    }
+
+    /// A call that writes into file `fd` (copy_file_range, sendfile, splice)
+    /// is reported at its entry, with no stop at its exit (cp makes two per
+    /// file: a third of its stops), when `fd` is open for writing (else the
+    /// call fails with EBADF). The documented difference: such a call that
+    /// fails anyway (ENOSPC, EXDEV) still counts as a write.
+    fn write_fd(&mut self, tid: pid_t, fd: i32) -> Option<Pending> {
+        if open_for_writing(tid, fd)
+            && let Some(path) = fd_path(tid, fd)
+        {
+            self.emit(tid, 0, &Event::Write { path: &path });
+        }
+        None
     }
 
     fn syscall_exit(&mut self, stop: Stopped) {
@@ -1008,13 +1031,6 @@ impl Tracer {
                         argv: Args(&argv),
                     },
                 );
-            }
-            Pending::WriteFd { fd } => {
-                if r > 0
-                    && let Some(path) = fd_path(tid, fd)
-                {
-                    self.emit(tid, 0, &Event::Write { path: &path });
-                }
             }
         }
         stop.cont(0);
