@@ -198,8 +198,6 @@ real_symbols!(
     mkdir,
     mkdirat,
     rmdir,
-    chdir,
-    fchdir,
     execve,
     execv,
     execvp,

@@ -57,10 +57,3 @@ pub fn of_fd(fd: c_int) -> PathBuf {
     push_dir(fd, &mut out);
     out
 }
-
-/// Current working directory.
-pub fn cwd() -> PathBuf {
-    let mut out = PathBuf::new();
-    push_dir(libc::AT_FDCWD, &mut out);
-    out
-}

@@ -48,8 +48,6 @@ const HOOKS: &[&str] = &[
     "mkdir",
     "mkdirat",
     "rmdir",
-    "chdir",
-    "fchdir",
     "execve",
     "execv",
     "execvp",
@@ -754,14 +752,6 @@ fn c_fixture_every_hook() {
     has(
         "mkdirat",
         &|e| matches!(e, Event::Mkdir { result: 0, mode: 0o755, path } if *path == p("sub")),
-    );
-    has(
-        "chdir",
-        &|e| matches!(e, Event::Chdir { result: 0, path } if *path == p("sub")),
-    );
-    has(
-        "fchdir",
-        &|e| matches!(e, Event::Chdir { result: 0, path } if *path == sb.work.as_os_str().as_encoded_bytes()),
     );
     has(
         "unlinkat",

@@ -1,6 +1,7 @@
 //! File-system hooks: open family, rename, link, symlink, unlink, truncate,
-//! mkdir, chdir. Each calls the real function first and records the
-//! outcome with absolute paths.
+//! mkdir. Each calls the real function first and records the outcome with
+//! absolute paths. chdir is not hooked: a relative path is made absolute
+//! against the cwd when it is used, so a `cd` costs nothing.
 
 use core::ffi::{c_char, c_int, c_uint};
 
@@ -640,45 +641,5 @@ pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: mode_t
     let ret = call_real!(mkdirat: F, (dirfd, path, mode), -1);
     // SAFETY: the caller's C string.
     unsafe { record_mkdir(dirfd, path, mode, ret) };
-    ret
-}
-
-/// Records a chdir: the new cwd on success, the requested path otherwise.
-///
-/// # Safety
-/// `path` must be null or a C string.
-unsafe fn record_chdir(requested: Option<*const c_char>, fd: c_int, ret: c_int) {
-    record(|errno| {
-        let p = if ret == 0 {
-            path::cwd()
-        } else if let Some(req) = requested {
-            // SAFETY: forwarded from the caller.
-            unsafe { path::absolute(libc::AT_FDCWD, req) }
-        } else {
-            path::of_fd(fd)
-        };
-        let ev = Event::Chdir {
-            result: result(ret, errno),
-            path: p.as_slice(),
-        };
-        emit(&ev, path_flags(&p));
-    });
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn chdir(path: *const c_char) -> c_int {
-    type F = unsafe extern "C" fn(*const c_char) -> c_int;
-    let ret = call_real!(chdir: F, (path), -1);
-    // SAFETY: the caller's C string.
-    unsafe { record_chdir(Some(path), -1, ret) };
-    ret
-}
-
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
-    type F = unsafe extern "C" fn(c_int) -> c_int;
-    let ret = call_real!(fchdir: F, (fd), -1);
-    // SAFETY: no strings involved.
-    unsafe { record_chdir(None, fd, ret) };
     ret
 }
