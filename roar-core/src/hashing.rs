@@ -38,6 +38,11 @@ pub struct Hashed {
     pub after: Option<FileKey>,
 }
 
+/// `blake3:<hex>`: how a hash is written in the store.
+pub fn text(h: blake3::Hasher) -> String {
+    format!("blake3:{}", h.finalize().to_hex())
+}
+
 /// `blake3:<hex>` of the file's content.
 pub fn hash_file(path: &Path, size: u64) -> std::io::Result<Hashed> {
     let mut h = blake3::Hasher::new();
@@ -50,7 +55,7 @@ pub fn hash_file(path: &Path, size: u64) -> std::io::Result<Hashed> {
         f.metadata().ok()
     };
     Ok(Hashed {
-        hash: format!("blake3:{}", h.finalize().to_hex()),
+        hash: text(h),
         after: after.as_ref().map(file_key),
     })
 }

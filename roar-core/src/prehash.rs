@@ -268,7 +268,7 @@ impl Follower {
         if after != before {
             return Some(false);
         }
-        let hash = format!("blake3:{}", h.finalize().to_hex());
+        let hash = crate::hashing::text(h);
         self.done.insert(before);
         if let Ok(mut hashed) = self.hashed.lock() {
             hashed.0.insert(before.key, (before.ctime_ns, hash));
