@@ -256,11 +256,7 @@ impl Analyzer {
                     self.s.procs[i].status.get_or_insert(status);
                 }
             }
-            Event::ChildExit { child, status } => {
-                if let Some(&i) = self.last_image.get(&child) {
-                    self.s.procs[i].status = Some(status);
-                }
-            }
+            Event::ChildExit { child, status } => self.child_exit(h.pid, h.ts_ns, child, status),
             Event::Open {
                 flags,
                 result,
@@ -295,6 +291,33 @@ impl Analyzer {
             | Event::Mkdir { .. }
             | Event::Chdir { .. } => {}
         }
+    }
+
+    /// A reaped child. The preload library opens a fork child's stream at
+    /// its first record, so a child that neither recorded nor exec'd (killed
+    /// before it did anything) is known only from here: it is listed as
+    /// the fork image of its reaper that it was.
+    fn child_exit(&mut self, reaper: u32, ts_ns: u64, child: u32, status: ExitStatus) {
+        if let Some(&i) = self.last_image.get(&child) {
+            self.s.procs[i].status = Some(status);
+            return;
+        }
+        let Some(&r) = self.last_image.get(&reaper) else {
+            return;
+        };
+        let parent = &self.s.procs[r];
+        let proc = Proc {
+            pid: child,
+            ppid: reaper,
+            exe: parent.exe.clone(),
+            argv: parent.argv.clone(),
+            cwd: parent.cwd.clone(),
+            started_ns: ts_ns,
+            status: Some(status),
+        };
+        self.last_image.insert(child, self.s.procs.len());
+        self.s.procs.push(proc);
+        self.folded.push(false);
     }
 
     /// The access record of a path, created on first sight.

@@ -555,6 +555,41 @@ fn fork_exec_process_tree() {
     }
 }
 
+/// A forked child killed before it does anything is still a process of
+/// the run, under every backend (preload opens a fork child's stream only
+/// at its first record, so this child is known from its parent's wait).
+#[test]
+fn a_fork_child_killed_before_it_did_anything_is_in_the_tree() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        sb.write(
+            "die.py",
+            "import os, signal\n\
+             pid = os.fork()\n\
+             if pid == 0:\n    os.kill(os.getpid(), signal.SIGKILL)\n\
+             _, st = os.waitpid(pid, 0)\n\
+             assert os.WIFSIGNALED(st)\n",
+        );
+        let out = sb.run(backend, &["python3", "die.py"]);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        let procs = run["processes"].as_array().expect("processes is an array");
+        let top = procs
+            .iter()
+            .find(|p| {
+                p["argv"][1] == "die.py"
+                    && p["exe"].as_str().is_some_and(|e| e.contains("python"))
+                    && p["signal"].is_null()
+            })
+            .unwrap_or_else(|| panic!("[{backend}] no python process: {run:#}"));
+        let child = procs
+            .iter()
+            .find(|p| p["ppid"] == top["pid"] && p["argv"] == top["argv"])
+            .unwrap_or_else(|| panic!("[{backend}] the killed child is missing: {run:#}"));
+        assert_eq!(child["signal"], 9, "[{backend}] {run:#}");
+    }
+}
+
 /// Fixture 11: Non-UTF-8 bytes are escaped as `\udcXX` in the JSON text.
 #[test]
 fn odd_names_json_escape() {

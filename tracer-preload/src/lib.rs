@@ -14,7 +14,9 @@
 //!   and `<pidns>` (the pid namespace inode) say which pid numbering the pids
 //!   in the stream belong to, so containers sharing one directory (standalone
 //!   preload) are told apart; `<rand>` makes names unique even so. A `pthread_atfork` child handler
-//!   gives each forked child a stream of its own.
+//!   gives each forked child a stream of its own, opened at its first
+//!   record: a child that only execs a program the library loads into
+//!   opens none (the new image reports itself).
 //! * **Hooks.** Each hook resolves the real function once with
 //!   `dlsym(RTLD_NEXT)` ([`real`]), calls it, and then — unless tracing is
 //!   off or this thread is already inside a hook ([`Guard`]) — records the

@@ -454,7 +454,10 @@ pub unsafe fn init(dir: &[u8], argc: c_int, argv: *const *const c_char) -> bool 
     true
 }
 
-/// `pthread_atfork` child handler: the child gets its own stream.
+/// `pthread_atfork` child handler: the child gets its own stream, opened
+/// at its first record ([`ready`]). Most fork children only exec, and the
+/// new image reports itself, so they never open one: a file, its
+/// ProcessStart and about twenty system calls saved per fork and exec.
 pub fn after_fork_child() {
     if !ACTIVE.load(Ordering::Acquire) {
         return;
@@ -471,13 +474,12 @@ pub fn after_fork_child() {
         }
         live.state.store(NONE, Ordering::Relaxed);
     }
-    if live
-        .state
-        .compare_exchange(NONE, CREATING, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
-    {
-        create(live, StartCause::Fork);
-    }
+}
+
+/// True in a forked child that has recorded nothing yet, so has no stream.
+pub fn unopened() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+        && live().is_some_and(|l| l.state.load(Ordering::Acquire) == NONE)
 }
 
 /// Joins a NULL-terminated argv into NUL-separated bytes, whole arguments

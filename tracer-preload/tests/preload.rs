@@ -839,12 +839,37 @@ fn c_fixture_every_hook() {
             "missing exec {what}\n{dump}"
         );
     };
-    exec("execl", &|fl, path, argv, r| {
-        r == 0 && fl == 0 && path == b"/bin/sh" && argv == [&b"sh"[..], b"-c", b"exit 3"]
-    });
-    exec("execlp", &|fl, path, argv, r| {
-        r == 0 && fl == 0 && path.ends_with(b"/true") && argv == [&b"true"[..], b"x"]
-    });
+    // A fork child that only execs a traced program writes no attempt: its
+    // new image's ProcessStart, with no fork image before it, says it all.
+    let exec_only = |what: &str, want: &[&[u8]]| {
+        let pids: Vec<u32> = streams
+            .iter()
+            .flat_map(|s| s.records.iter())
+            .filter(|r| {
+                matches!(r.event, Event::ProcessStart { cause: StartCause::Exec, argv, .. }
+                if argv.iter().collect::<Vec<_>>() == want)
+            })
+            .map(|r| r.header.pid)
+            .collect();
+        assert_eq!(pids.len(), 1, "{what}: one new image\n{dump}");
+        let attempts = streams
+            .iter()
+            .flat_map(|s| s.records.iter())
+            .filter(|r| {
+                r.header.pid == pids[0]
+                    && !matches!(
+                        r.event,
+                        Event::ProcessStart {
+                            cause: StartCause::Exec,
+                            ..
+                        } | Event::Exit { .. }
+                    )
+            })
+            .count();
+        assert_eq!(attempts, 0, "{what}: no fork image or attempt\n{dump}");
+    };
+    exec_only("execl", &[b"sh", b"-c", b"exit 3"]);
+    exec_only("execlp", &[b"true", b"x"]);
     exec("execle", &|fl, path, _, r| {
         r == 0 && fl & exec_flags::PRELOAD_DROPPED != 0 && path == b"/bin/true"
     });

@@ -208,6 +208,7 @@ fn search_path(file: &[u8]) -> Option<PathBuf> {
 
 /// Records the exec attempt. Clears the re-entry guard before returning,
 /// because in a vfork child a successful exec never comes back to clear it.
+/// `replaces`: the call replaces this image (an exec, not a spawn).
 ///
 /// # Safety
 /// `argv`/`envp` must be null or NULL-terminated arrays of C strings and
@@ -216,6 +217,7 @@ unsafe fn before(
     target: Target,
     argv: *const *const c_char,
     envp: *const *const c_char,
+    replaces: bool,
 ) -> Attempt {
     let mut att = Attempt {
         active: false,
@@ -274,15 +276,22 @@ unsafe fn before(
     if att.argv.truncated {
         att.hdr_flags |= FLAG_ARGV_TRUNCATED;
     }
-    emit_large(
-        &Event::Exec {
-            result: 0,
-            flags: att.flags,
-            path: att.path.as_slice(),
-            argv: Args(att.argv.as_slice()),
-        },
-        att.hdr_flags,
-    );
+    // A fork child with no stream yet that execs a program the library
+    // will be loaded into: the new image's ProcessStart says all the
+    // attempt would (the analysis folds such a fork image into its exec),
+    // so no stream is opened for it. A failure is still recorded.
+    let reported_by_next_image = replaces && att.flags == 0 && att.hdr_flags == 0;
+    if !(reported_by_next_image && crate::stream::unopened()) {
+        emit_large(
+            &Event::Exec {
+                result: 0,
+                flags: att.flags,
+                path: att.path.as_slice(),
+                argv: Args(att.argv.as_slice()),
+            },
+            att.hdr_flags,
+        );
+    }
     e.restore();
     drop(guard);
     att
@@ -299,7 +308,7 @@ unsafe fn before_exec(
     envp: *const *const c_char,
 ) -> Attempt {
     // SAFETY: forwarded from the caller.
-    let att = unsafe { before(target, argv, envp) };
+    let att = unsafe { before(target, argv, envp, true) };
     crate::stream::seal();
     att
 }
@@ -447,7 +456,7 @@ macro_rules! spawn_hook {
             envp: *const *const c_char,
         ) -> c_int {
             // SAFETY: the caller's spawn arguments.
-            let att = unsafe { before(at_cwd(path, $search), argv, envp) };
+            let att = unsafe { before(at_cwd(path, $search), argv, envp, false) };
             let ret = call_real!($name: SpawnFn, (pid, path, actions, attr, argv, envp), libc::ENOSYS);
             if ret != 0 {
                 let e = Errno::save();
