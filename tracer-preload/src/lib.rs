@@ -243,7 +243,7 @@ unsafe extern "C" fn constructor(
         // SAFETY: the constructor runs once, before hooks see ACTIVE.
         if unsafe { stream::init(dir, argc, argv) } {
             // SAFETY: registering a plain function as the child handler.
-            unsafe { libc::pthread_atfork(None, None, Some(atfork_child)) };
+            unsafe { libc::pthread_atfork(Some(atfork_prepare), None, Some(atfork_child)) };
         }
     }
     e.restore();
@@ -256,6 +256,12 @@ static DESTRUCTOR: unsafe extern "C" fn() = destructor;
 
 unsafe extern "C" fn destructor() {
     stream::seal();
+}
+
+unsafe extern "C" fn atfork_prepare() {
+    let e = sys::Errno::save();
+    stream::before_fork();
+    e.restore();
 }
 
 unsafe extern "C" fn atfork_child() {

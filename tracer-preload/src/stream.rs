@@ -21,7 +21,8 @@
 //! The state of the stream lives in [`Live`], on a private anonymous page
 //! marked `MADV_WIPEONFORK`: a forked child, however it was made (`fork()`
 //! runs [`after_fork_child`], a raw `clone` does not), finds the page zeroed
-//! and opens a stream of its own before its first record, while a vfork
+//! and opens a stream of its own at its first record (dated from the fork;
+//! one that only execs opens none, its new image reports itself), while a vfork
 //! child, which shares its parent's memory, appends to its parent's stream
 //! as it always did (its records carry its own pid). The mappings are
 //! `MADV_DONTFORK`: a forked child never holds its parent's stream. An exec
@@ -113,6 +114,15 @@ struct Live {
     ino: AtomicU64,
     /// File name inside the trace dir; written while `CREATING`, read-only once `READY`.
     name: UnsafeCell<Buf<128>>,
+    /// Set by [`after_fork_child`]: the forked process this page belongs
+    /// to, its parent, and when it was forked (monotonic and realtime ns).
+    /// Its stream is opened later, at its first record, but says it began
+    /// at the fork; a vfork child of it (which shares the page) opens the
+    /// stream as this process's, not its own.
+    fork_pid: AtomicU32,
+    fork_ppid: AtomicU32,
+    fork_mono_ns: AtomicU64,
+    fork_real_ns: AtomicU64,
 }
 
 // SAFETY: `name` is written only by the one thread that moved `state` to
@@ -226,12 +236,43 @@ fn live_path(live: &Live) -> Buf<4300> {
     stream_path(unsafe { &*live.name.get() }.as_slice())
 }
 
+/// Whose stream is being opened, and since when.
+#[derive(Clone, Copy)]
+struct Identity {
+    pid: u32,
+    ppid: u32,
+    mono_ns: u64,
+    real_ns: u64,
+}
+
+impl Identity {
+    /// This process, now; or, for a forked process's stream opened after
+    /// the fork, that process as it was forked.
+    fn of(live: &Live, cause: StartCause) -> Identity {
+        let pid = live.fork_pid.load(Ordering::Relaxed);
+        if cause == StartCause::Fork && pid != 0 {
+            return Identity {
+                pid,
+                ppid: live.fork_ppid.load(Ordering::Relaxed),
+                mono_ns: live.fork_mono_ns.load(Ordering::Relaxed),
+                real_ns: live.fork_real_ns.load(Ordering::Relaxed),
+            };
+        }
+        Identity {
+            pid: sys::getpid(),
+            ppid: sys::getppid(),
+            mono_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
+            real_ns: sys::clock_ns(libc::CLOCK_REALTIME),
+        }
+    }
+}
+
 /// A fresh stream name: `<pid>.<mono_ns>.<rand>.<boot>-<pidns>.rwt`.
-fn new_name(name: &mut Buf<128>) {
+fn new_name(name: &mut Buf<128>, who: Identity) {
     *name = Buf::new();
-    name.push_u64(sys::getpid() as u64, 10);
+    name.push_u64(who.pid as u64, 10);
     name.push(b".");
-    name.push_u64(sys::clock_ns(libc::CLOCK_MONOTONIC), 10);
+    name.push_u64(who.mono_ns, 10);
     name.push(b".");
     let mut rnd = [0u8; 8];
     let rv = if sys::getrandom(&mut rnd) {
@@ -301,7 +342,8 @@ fn create(live: &Live, cause: StartCause) -> bool {
 fn create_file(live: &Live, cause: StartCause) -> bool {
     // SAFETY: this thread moved `state` to CREATING, so it alone touches `name`.
     let name = unsafe { &mut *live.name.get() };
-    new_name(name);
+    let who = Identity::of(live, cause);
+    new_name(name, who);
     if name.truncated {
         return false;
     }
@@ -324,7 +366,7 @@ fn create_file(live: &Live, cause: StartCause) -> bool {
     }
     let fd = fd as c_int;
     let mut rec = [0u8; 32768];
-    let len = process_start(cause, sys::getppid(), &mut rec) as u64;
+    let len = process_start(cause, who, &mut rec) as u64;
     // ProcessStart goes in with a plain write: the first write fault on a
     // fresh file's mapping is slow on some filesystems (ext4 journals the
     // time update), after a write it is not.
@@ -354,7 +396,7 @@ fn create_file(live: &Live, cause: StartCause) -> bool {
     };
     live.dev.store(st.st_dev, Ordering::Relaxed);
     live.ino.store(st.st_ino, Ordering::Relaxed);
-    live.owner.store(sys::getpid(), Ordering::Relaxed);
+    live.owner.store(who.pid, Ordering::Relaxed);
     live.seq.store(1, Ordering::Relaxed);
     live.lost.store(0, Ordering::Relaxed);
     live.off.store(len, Ordering::Relaxed);
@@ -455,9 +497,11 @@ pub unsafe fn init(dir: &[u8], argc: c_int, argv: *const *const c_char) -> bool 
 }
 
 /// `pthread_atfork` child handler: the child gets its own stream, opened
-/// at its first record ([`ready`]). Most fork children only exec, and the
-/// new image reports itself, so they never open one: a file, its
-/// ProcessStart and about twenty system calls saved per fork and exec.
+/// at its first record ([`ready`]) and dated from now. Most fork children
+/// only exec, and the new image reports itself, so they never open one: a
+/// file, its ProcessStart and about twenty system calls saved per fork and
+/// exec. A child that forks, or whose vfork child records, opens it first
+/// ([`before_fork`], [`Identity::of`]).
 pub fn after_fork_child() {
     if !ACTIVE.load(Ordering::Acquire) {
         return;
@@ -474,12 +518,31 @@ pub fn after_fork_child() {
         }
         live.state.store(NONE, Ordering::Relaxed);
     }
+    live.fork_pid.store(sys::getpid(), Ordering::Relaxed);
+    live.fork_ppid.store(sys::getppid(), Ordering::Relaxed);
+    live.fork_mono_ns
+        .store(sys::clock_ns(libc::CLOCK_MONOTONIC), Ordering::Relaxed);
+    live.fork_real_ns
+        .store(sys::clock_ns(libc::CLOCK_REALTIME), Ordering::Relaxed);
 }
 
-/// True in a forked child that has recorded nothing yet, so has no stream.
+/// `pthread_atfork` prepare handler: a process about to fork opens its
+/// stream first if it has none, so its child's image always has a parent
+/// to hang from (a subshell that only forks is still in the tree).
+pub fn before_fork() {
+    if unopened() {
+        let _ = ready();
+    }
+}
+
+/// True in a forked process (not a vfork child of one) that has recorded
+/// nothing yet, so has no stream.
 pub fn unopened() -> bool {
     ACTIVE.load(Ordering::Acquire)
-        && live().is_some_and(|l| l.state.load(Ordering::Acquire) == NONE)
+        && live().is_some_and(|l| {
+            l.state.load(Ordering::Acquire) == NONE
+                && l.fork_pid.load(Ordering::Relaxed) == sys::getpid()
+        })
 }
 
 /// Joins a NULL-terminated argv into NUL-separated bytes, whole arguments
@@ -537,7 +600,7 @@ pub fn stat_fd(fd: c_int) -> Option<FileStat> {
 
 /// Encodes this image's ProcessStart (sequence 0) into `out`; its length,
 /// 0 if even a Loss record does not fit.
-fn process_start(cause: StartCause, ppid: u32, out: &mut [u8]) -> usize {
+fn process_start(cause: StartCause, who: Identity, out: &mut [u8]) -> usize {
     let mut exe = Buf::<4096>::new();
     exe.len = sys::readlink(b"/proc/self/exe\0", &mut exe.bytes).unwrap_or(0);
     let exe_stat = sys::fstatat(libc::AT_FDCWD, b"/proc/self/exe\0", 0)
@@ -554,15 +617,27 @@ fn process_start(cause: StartCause, ppid: u32, out: &mut [u8]) -> usize {
         flags |= tracer_wire::FLAG_ARGV_TRUNCATED;
     }
     let ev = Event::ProcessStart {
-        ppid,
+        ppid: who.ppid,
         cause,
-        realtime_ns: sys::clock_ns(libc::CLOCK_REALTIME),
+        realtime_ns: who.real_ns,
         exe: exe.as_slice(),
         exe_stat,
         argv: Args(argv.as_slice()),
         cwd: cwd.as_slice(),
     };
-    encode_or_loss(&ev, flags, out).unwrap_or(0)
+    // A stream opened for a forked process is dated from the fork and
+    // written as its main thread's (a vfork child may be opening it).
+    let h = Header {
+        pid: who.pid,
+        tid: if cause == StartCause::Fork {
+            who.pid
+        } else {
+            sys::gettid()
+        },
+        ts_ns: who.mono_ns,
+        ..header(flags)
+    };
+    encode_or_loss_as(h, &ev, out).unwrap_or(0)
 }
 
 fn header(flags: u32) -> Header {
@@ -577,7 +652,10 @@ fn header(flags: u32) -> Header {
 
 /// Encodes `ev` with sequence 0, or a RecordTooLarge Loss record in its place.
 fn encode_or_loss(ev: &Event<'_>, flags: u32, out: &mut [u8]) -> Option<usize> {
-    let h = header(flags);
+    encode_or_loss_as(header(flags), ev, out)
+}
+
+fn encode_or_loss_as(h: Header, ev: &Event<'_>, out: &mut [u8]) -> Option<usize> {
     tracer_wire::encode(&h, ev, out).ok().or_else(|| {
         let loss = Event::Loss {
             reason: LossReason::RecordTooLarge,

@@ -5,7 +5,7 @@ mod sandbox;
 
 use std::process::Command;
 
-use sandbox::{Sandbox, preload_so, show};
+use sandbox::{Sandbox, Stream, preload_so, show};
 use tracer_wire::{Event, ExitStatus, StartCause, exec_flags};
 
 const HOOKS: &[&str] = &[
@@ -557,6 +557,75 @@ fn fork_child_gets_own_stream() {
         "{}",
         sb.dump()
     );
+}
+
+/// A fork child opens its stream only at its first record, dated from the
+/// fork. One that makes a child before it recorded anything (a vfork child
+/// that execs, a fork, then an exec of its own) still has a stream, opened
+/// as its own, that began before its children did.
+#[test]
+fn a_fork_child_that_only_makes_children_is_still_their_parent() {
+    let sb = Sandbox::new("lazy");
+    let prog = compile(
+        &sb,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/lazy.c"),
+        "lazy",
+    );
+    sb.run(&prog, &[]);
+    let streams = sb.streams();
+    let dump = sb.dump();
+    let start = |s: &&Stream| match s.records.first().map(|r| &r.event) {
+        Some(Event::ProcessStart { ppid, argv, .. }) => {
+            Some((*ppid, argv.iter().collect::<Vec<_>>()))
+        }
+        _ => None,
+    };
+    for tag in [&b"vforked"[..], b"forked", b"0.3"] {
+        let image = streams
+            .iter()
+            .find(|s| start(s).is_some_and(|(_, a)| a.get(1) == Some(&tag)))
+            .unwrap_or_else(|| panic!("no image of true {tag:?}\n{dump}"));
+        let (ppid, _) = start(&image).unwrap();
+        let me = &image.records[0].header;
+        // Its parent: an earlier image of its pid (an exec) or of its ppid.
+        let parent = streams.iter().find(|s| {
+            let h = &s.records[0].header;
+            (h.pid == ppid || (h.pid == me.pid && !std::ptr::eq(*s, image))) && h.ts_ns < me.ts_ns
+        });
+        assert!(parent.is_some(), "{tag:?} has no parent image\n{dump}");
+    }
+    // The fork children's own streams, dated from their forks.
+    for tag in [&b"vforked"[..], b"forked"] {
+        let image = streams
+            .iter()
+            .find(|s| start(s).is_some_and(|(_, a)| a.get(1) == Some(&tag)))
+            .unwrap();
+        let (ppid, _) = start(&image).unwrap();
+        let forked = streams.iter().any(|s| {
+            let r = &s.records[0];
+            r.header.pid == ppid
+                && r.header.ts_ns < image.records[0].header.ts_ns
+                && matches!(
+                    r.event,
+                    Event::ProcessStart {
+                        cause: StartCause::Fork,
+                        ..
+                    }
+                )
+        });
+        assert!(forked, "{tag:?}: its parent has no fork image\n{dump}");
+    }
+    // The vfork child's pid has one image only: the program it exec'd.
+    let vforked = streams
+        .iter()
+        .find(|s| start(s).is_some_and(|(_, a)| a.get(1) == Some(&&b"vforked"[..])))
+        .unwrap();
+    let pid = vforked.records[0].header.pid;
+    let images = streams
+        .iter()
+        .filter(|s| s.records[0].header.pid == pid)
+        .count();
+    assert_eq!(images, 1, "{dump}");
 }
 
 #[test]
