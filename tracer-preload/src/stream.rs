@@ -365,20 +365,22 @@ fn create_file(live: &Live, cause: StartCause) -> bool {
         return false;
     }
     let fd = fd as c_int;
-    let mut rec = [0u8; 32768];
-    let len = process_start(cause, who, &mut rec) as u64;
     // ProcessStart goes in with a plain write: the first write fault on a
     // fresh file's mapping is slow on some filesystems (ext4 journals the
     // time update), after a write it is not.
     let limit = sys::fsize_limit();
-    let cap = (len + 1024)
-        .next_multiple_of(PAGE)
-        .max(FIRST_CAP)
-        .min(limit);
-    let ok = len > 0
-        && len <= cap
-        && sys::pwrite(fd, rec.get(..len as usize).unwrap_or(&[]), 0)
-        && allocate(fd, path.as_slice_nul(), 0, cap);
+    let (mut len, mut cap) = (0, 0);
+    let ok = write_start(cause, who, &mut |rec| {
+        len = rec.len() as u64;
+        cap = (len + 1024)
+            .next_multiple_of(PAGE)
+            .max(FIRST_CAP)
+            .min(limit);
+        len > 0
+            && len <= cap
+            && sys::pwrite(fd, rec, 0)
+            && allocate(fd, path.as_slice_nul(), 0, cap)
+    });
     let map = if ok {
         map_file(fd, cap)
     } else {
@@ -598,20 +600,42 @@ pub fn stat_fd(fd: c_int) -> Option<FileStat> {
     sys::fstat(fd).as_ref().map(to_filestat)
 }
 
-/// Encodes this image's ProcessStart (sequence 0) into `out`; its length,
-/// 0 if even a Loss record does not fit.
-fn process_start(cause: StartCause, who: Identity, out: &mut [u8]) -> usize {
-    let mut exe = Buf::<4096>::new();
+/// Encodes this image's ProcessStart (sequence 0) and hands it to `write`;
+/// false if it could not be encoded or written. Buffers sized for the
+/// common case come first: every stack page zeroed is a page fault (in a
+/// forked child, a copy), and the full-size buffers are 18 pages.
+fn write_start(cause: StartCause, who: Identity, write: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+    match start_with::<1024, 2048, 4608>(cause, who, true, write) {
+        Some(ok) => ok,
+        None => start_with::<4096, 32768, 32768>(cause, who, false, write).unwrap_or(false),
+    }
+}
+
+/// [`write_start`] with `P`-byte paths, an `A`-byte argv and an `R`-byte
+/// record. `strict`: `None` when something did not fit (the caller tries
+/// larger buffers); otherwise what did not fit is cut and flagged.
+#[inline(never)]
+fn start_with<const P: usize, const A: usize, const R: usize>(
+    cause: StartCause,
+    who: Identity,
+    strict: bool,
+    write: &mut dyn FnMut(&[u8]) -> bool,
+) -> Option<bool> {
+    let mut exe = Buf::<P>::new();
     exe.len = sys::readlink(b"/proc/self/exe\0", &mut exe.bytes).unwrap_or(0);
-    let exe_stat = sys::fstatat(libc::AT_FDCWD, b"/proc/self/exe\0", 0)
-        .as_ref()
-        .map(to_filestat);
-    let mut cwd = Buf::<4096>::new();
-    cwd.len = sys::getcwd(&mut cwd.bytes).unwrap_or(0);
-    let mut argv = Buf::<32768>::new();
+    let mut cwd = Buf::<P>::new();
+    let got_cwd = sys::getcwd(&mut cwd.bytes);
+    cwd.len = got_cwd.unwrap_or(0);
+    let mut argv = Buf::<A>::new();
     let argc = ARGC.load(Ordering::Relaxed).max(0) as usize;
     // SAFETY: ARGV is glibc's NULL-terminated argv from the constructor.
     unsafe { join_argv(ARGV.load(Ordering::Relaxed), argc, &mut argv) };
+    if strict && (exe.len >= P || got_cwd.is_none() || argv.truncated) {
+        return None;
+    }
+    let exe_stat = sys::fstatat(libc::AT_FDCWD, b"/proc/self/exe\0", 0)
+        .as_ref()
+        .map(to_filestat);
     let mut flags = 0;
     if argv.truncated {
         flags |= tracer_wire::FLAG_ARGV_TRUNCATED;
@@ -637,7 +661,13 @@ fn process_start(cause: StartCause, who: Identity, out: &mut [u8]) -> usize {
         ts_ns: who.mono_ns,
         ..header(flags)
     };
-    encode_or_loss_as(h, &ev, out).unwrap_or(0)
+    let mut rec = [0u8; R];
+    let len = if strict {
+        tracer_wire::encode(&h, &ev, &mut rec).ok()?
+    } else {
+        encode_or_loss_as(h, &ev, &mut rec)?
+    };
+    Some(write(rec.get(..len)?))
 }
 
 fn header(flags: u32) -> Header {
