@@ -628,6 +628,47 @@ fn a_fork_child_that_only_makes_children_is_still_their_parent() {
     assert_eq!(images, 1, "{dump}");
 }
 
+/// A shell's fork children that only redirect to /dev/null and exec open
+/// no stream: a device is not recorded, and the exec'd image reports
+/// itself. A regular file opened beside it still is.
+#[test]
+fn a_redirect_to_a_device_opens_no_stream() {
+    let sb = Sandbox::new("devnull");
+    sb.run(
+        "bash",
+        &[
+            "-c",
+            "/bin/true > /dev/null; /bin/true x 2>/dev/null; echo hi > f",
+        ],
+    );
+    let streams = sb.streams();
+    let dump = sb.dump();
+    let forks = streams
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.records[0].event,
+                Event::ProcessStart {
+                    cause: StartCause::Fork,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(forks, 0, "{dump}");
+    let ev = sb.events();
+    assert!(
+        !ev.iter()
+            .any(|e| matches!(e, Event::Open { path, result, .. } if *result >= 0 && path.starts_with(b"/dev/"))),
+        "{dump}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Open { path, .. } if *path == sb.path("f"))),
+        "{dump}"
+    );
+}
+
 #[test]
 fn untraced_without_trace_dir() {
     let sb = Sandbox::new("off");

@@ -21,12 +21,29 @@ fn two_path_flags(a: &PathBuf, b: &PathBuf) -> u32 {
     path_flags(a) | path_flags(b)
 }
 
+/// An open of a device, FIFO or socket (`> /dev/null`, a terminal, a
+/// pipe) is not recorded: no backend's analysis keeps one (only regular
+/// files have content), and in a fork child that only redirects and execs
+/// it would open a stream for nothing.
+fn not_a_file(stat: &Option<tracer_wire::FileStat>) -> bool {
+    stat.is_some_and(|st| {
+        matches!(
+            st.mode & libc::S_IFMT,
+            libc::S_IFCHR | libc::S_IFBLK | libc::S_IFIFO | libc::S_IFSOCK
+        )
+    })
+}
+
 /// Records an open-family call.
 ///
 /// # Safety
 /// `path` must be null or a C string.
 unsafe fn record_open(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint, ret: c_int) {
     record(|errno| {
+        let stat = if ret >= 0 { stream::stat_fd(ret) } else { None };
+        if not_a_file(&stat) {
+            return;
+        }
         // SAFETY: forwarded from the caller.
         let abs = unsafe { path::absolute(dirfd, path) };
         let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
@@ -34,7 +51,7 @@ unsafe fn record_open(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_u
             flags,
             mode: if creates { mode } else { 0 },
             result: result(ret, errno),
-            stat: if ret >= 0 { stream::stat_fd(ret) } else { None },
+            stat,
             path: abs.as_slice(),
         };
         emit(&ev, path_flags(&abs));
@@ -261,13 +278,17 @@ unsafe fn record_fopen(path: *const c_char, mode: *const c_char, fp: *mut FILE) 
             // SAFETY: fp is a FILE the real fopen returned.
             unsafe { libc::fileno(fp) }
         };
+        let stat = if fd >= 0 { stream::stat_fd(fd) } else { None };
+        if not_a_file(&stat) {
+            return;
+        }
         // SAFETY: forwarded from the caller.
         let abs = unsafe { path::absolute(libc::AT_FDCWD, path) };
         let ev = Event::Open {
             flags,
             mode: if flags & libc::O_CREAT != 0 { 0o666 } else { 0 },
             result: if fp.is_null() { -errno } else { fd },
-            stat: if fd >= 0 { stream::stat_fd(fd) } else { None },
+            stat,
             path: abs.as_slice(),
         };
         emit(&ev, path_flags(&abs));
