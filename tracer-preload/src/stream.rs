@@ -520,6 +520,7 @@ pub fn after_fork_child() {
         }
         live.state.store(NONE, Ordering::Relaxed);
     }
+    let _ = TID.try_with(|t| t.set(0));
     live.fork_pid.store(sys::getpid(), Ordering::Relaxed);
     live.fork_ppid.store(sys::getppid(), Ordering::Relaxed);
     live.fork_mono_ns
@@ -659,7 +660,7 @@ fn start_with<const P: usize, const A: usize, const R: usize>(
             sys::gettid()
         },
         ts_ns: who.mono_ns,
-        ..header(flags)
+        ..header(flags, who.pid, 0)
     };
     let mut rec = [0u8; R];
     let len = if strict {
@@ -670,19 +671,55 @@ fn start_with<const P: usize, const A: usize, const R: usize>(
     Some(write(rec.get(..len)?))
 }
 
-fn header(flags: u32) -> Header {
+fn header(flags: u32, pid: u32, tid: u32) -> Header {
     Header {
         seq: 0,
         ts_ns: sys::clock_ns(libc::CLOCK_MONOTONIC),
-        pid: sys::getpid(),
-        tid: sys::gettid(),
+        pid,
+        tid,
         flags,
     }
 }
 
-/// Encodes `ev` with sequence 0, or a RecordTooLarge Loss record in its place.
-fn encode_or_loss(ev: &Event<'_>, flags: u32, out: &mut [u8]) -> Option<usize> {
-    encode_or_loss_as(header(flags), ev, out)
+thread_local! {
+    /// This thread's id, asked once (0: not yet; a fork child's is reset).
+    /// Informational on the wire: nothing reads it back, and a vfork child,
+    /// which shares its parent's memory, writes its parent thread's.
+    static TID: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+fn thread_id() -> u32 {
+    TID.try_with(|t| {
+        if t.get() == 0 {
+            t.set(sys::gettid());
+        }
+        t.get()
+    })
+    .unwrap_or_else(|_| sys::gettid())
+}
+
+/// The pid a record is written under, without a system call: the stream's
+/// owner. With MADV_WIPEONFORK every forked child has a stream of its own,
+/// so only a vfork child writes into another's, and the records it writes
+/// (its exec and exit) say whose they are ([`Whose::Caller`]). Without
+/// it, a raw clone child shares the stream too: then the kernel is asked.
+fn record_pid(live: &Live) -> u32 {
+    let owner = live.owner.load(Ordering::Relaxed);
+    if owner != 0 && WIPED_ON_FORK.load(Ordering::Relaxed) {
+        owner
+    } else {
+        sys::getpid()
+    }
+}
+
+/// Whose pid and tid a record carries.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Whose {
+    /// The stream's owner's (any hook of a process with a stream of its own).
+    Owner,
+    /// The calling thread's, asked: an exec or exit, which a vfork child
+    /// may write into its parent's stream.
+    Caller,
 }
 
 fn encode_or_loss_as(h: Header, ev: &Event<'_>, out: &mut [u8]) -> Option<usize> {
@@ -699,28 +736,42 @@ fn encode_or_loss_as(h: Header, ev: &Event<'_>, out: &mut [u8]) -> Option<usize>
 /// per event shape to keep hook stack use small (threads may have small
 /// stacks).
 pub fn emit(ev: &Event<'_>, flags: u32) {
-    emit_with::<{ crate::path::PATH_CAP + 512 }>(ev, flags);
+    emit_with::<{ crate::path::PATH_CAP + 512 }>(ev, flags, Whose::Owner);
 }
 
 /// Encodes and writes an event with two paths or a path and an argv
 /// (a 16 KiB record buffer).
 pub fn emit_large(ev: &Event<'_>, flags: u32) {
-    emit_with::<{ 2 * crate::path::PATH_CAP + 512 }>(ev, flags);
+    emit_large_by(ev, flags, Whose::Owner);
+}
+
+/// [`emit_large`], as `whose`.
+pub fn emit_large_by(ev: &Event<'_>, flags: u32, whose: Whose) {
+    emit_with::<{ 2 * crate::path::PATH_CAP + 512 }>(ev, flags, whose);
 }
 
 /// Encodes and writes an event without paths (exit statuses).
 pub fn emit_small(ev: &Event<'_>, flags: u32) {
-    emit_with::<256>(ev, flags);
+    emit_small_by(ev, flags, Whose::Owner);
+}
+
+/// [`emit_small`], as `whose`.
+pub fn emit_small_by(ev: &Event<'_>, flags: u32, whose: Whose) {
+    emit_with::<256>(ev, flags, whose);
 }
 
 /// Encodes `ev` into an `N`-byte stack buffer and writes it.
-pub fn emit_with<const N: usize>(ev: &Event<'_>, flags: u32) {
+pub fn emit_with<const N: usize>(ev: &Event<'_>, flags: u32, whose: Whose) {
     if !ACTIVE.load(Ordering::Acquire) {
         return;
     }
     let Some(live) = ready() else { return };
+    let h = match whose {
+        Whose::Owner => header(flags, record_pid(live), thread_id()),
+        Whose::Caller => header(flags, sys::getpid(), sys::gettid()),
+    };
     let mut buf = [0u8; N];
-    if let Some(len) = encode_or_loss(ev, flags, &mut buf) {
+    if let Some(len) = encode_or_loss_as(h, ev, &mut buf) {
         write_record(live, &mut buf, len);
     }
 }
@@ -746,7 +797,8 @@ fn write_record(live: &Live, buf: &mut [u8], len: usize) {
             count: lost,
         };
         let mut small = [0u8; 128];
-        if let Ok(l) = tracer_wire::encode(&header(0), &loss, &mut small) {
+        let h = header(0, record_pid(live), thread_id());
+        if let Ok(l) = tracer_wire::encode(&h, &loss, &mut small) {
             let seq = live.seq.fetch_add(1, Ordering::Relaxed);
             if let Some(r) = small.get_mut(..l) {
                 tracer_wire::restamp(r, seq);

@@ -8,7 +8,7 @@ use tracer_wire::{Args, Event, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, exec_fl
 
 use super::call_real;
 use crate::path::{self, PathBuf};
-use crate::stream::{emit_large, join_argv};
+use crate::stream::{Whose, emit_large_by, join_argv};
 use crate::sys::{self, Buf, Errno};
 use crate::{Guard, record};
 
@@ -282,7 +282,7 @@ unsafe fn before(
     // so no stream is opened for it. A failure is still recorded.
     let reported_by_next_image = replaces && att.flags == 0 && att.hdr_flags == 0;
     if !(reported_by_next_image && crate::stream::unopened()) {
-        emit_large(
+        emit_large_by(
             &Event::Exec {
                 result: 0,
                 flags: att.flags,
@@ -290,6 +290,7 @@ unsafe fn before(
                 argv: Args(att.argv.as_slice()),
             },
             att.hdr_flags,
+            Whose::Caller,
         );
     }
     e.restore();
@@ -319,7 +320,7 @@ fn failed(att: &Attempt, err: c_int) {
         return;
     }
     record(|_| {
-        emit_large(
+        emit_large_by(
             &Event::Exec {
                 result: -err,
                 flags: att.flags,
@@ -327,6 +328,7 @@ fn failed(att: &Attempt, err: c_int) {
                 argv: Args(att.argv.as_slice()),
             },
             att.hdr_flags,
+            Whose::Caller,
         );
     });
 }

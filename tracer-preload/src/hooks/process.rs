@@ -8,7 +8,7 @@ use tracer_wire::{Event, ExitStatus};
 
 use super::call_real;
 use crate::record;
-use crate::stream::emit_small;
+use crate::stream::{Whose, emit_small, emit_small_by};
 
 /// Pid that already reported its Exit (main returning, then an atexit
 /// handler calling `_exit`, must not report twice). A vfork child stores its
@@ -21,11 +21,12 @@ fn record_exit(status: c_int) {
         if EXITED_PID.swap(pid, Ordering::Relaxed) == pid {
             return;
         }
-        emit_small(
+        emit_small_by(
             &Event::Exit {
                 status: ExitStatus::Code(status & 0xff),
             },
             0,
+            Whose::Caller,
         );
     });
 }
