@@ -538,6 +538,22 @@ pub fn before_fork() {
     }
 }
 
+/// True when this process's memory is its own, as far as the library can
+/// tell cheaply: not a vfork child (or a `CLONE_VM` child) writing into its
+/// parent's. False when unsure.
+pub fn own_memory() -> bool {
+    if !WIPED_ON_FORK.load(Ordering::Relaxed) {
+        return false;
+    }
+    let Some(live) = live() else { return false };
+    let me = sys::getpid();
+    match live.state.load(Ordering::Acquire) {
+        READY => live.owner.load(Ordering::Relaxed) == me,
+        NONE => live.fork_pid.load(Ordering::Relaxed) == me,
+        _ => false,
+    }
+}
+
 /// True in a forked process (not a vfork child of one) that has recorded
 /// nothing yet, so has no stream.
 pub fn unopened() -> bool {

@@ -9,6 +9,11 @@ use sandbox::{Sandbox, Stream, preload_so, show};
 use tracer_wire::{Event, ExitStatus, StartCause, exec_flags};
 
 const HOOKS: &[&str] = &[
+    "chdir",
+    "fchdir",
+    "chroot",
+    "unshare",
+    "setns",
     "open",
     "open64",
     "openat",
@@ -667,6 +672,52 @@ fn a_redirect_to_a_device_opens_no_stream() {
             .any(|e| matches!(e, Event::Open { path, .. } if *path == sb.path("f"))),
         "{dump}"
     );
+}
+
+/// Relative paths follow every change of directory, though the cwd is
+/// cached: chdir and fchdir in the process, a thread's relative open after
+/// the main thread moved, and a vfork child's chdir (Python's subprocess
+/// with `cwd=`), which must not leave its cwd in its parent's cache.
+#[test]
+fn relative_paths_follow_the_cwd() {
+    let sb = Sandbox::new("cwd");
+    std::fs::create_dir_all(sb.work.join("sub")).unwrap();
+    std::fs::write(sb.work.join("sub/run.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(
+        sb.work.join("sub/run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let script = "import os, subprocess, threading\n\
+                  open('a', 'w').close()\n\
+                  os.chdir('sub')\n\
+                  open('b', 'w').close()\n\
+                  fd = os.open('..', os.O_RDONLY)\n\
+                  os.fchdir(fd)\n\
+                  open('c', 'w').close()\n\
+                  subprocess.run(['./run.sh'], cwd='sub', check=True)\n\
+                  open('d', 'w').close()\n\
+                  os.chdir('sub')\n\
+                  t = threading.Thread(target=lambda: open('e', 'w').close())\n\
+                  t.start(); t.join()\n";
+    sb.run("python3", &["-c", script]);
+    let ev = sb.events();
+    let dump = sb.dump();
+    for (name, at) in [
+        ("a", "a"),
+        ("b", "sub/b"),
+        ("c", "c"),
+        ("d", "d"),
+        ("e", "sub/e"),
+    ] {
+        let want = sb.path(at);
+        assert!(
+            ev.iter().any(
+                |e| matches!(e, Event::Open { path, result, .. } if *result >= 0 && *path == want)
+            ),
+            "{name} not opened as {at}\n{dump}"
+        );
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! File-system hooks: open family, rename, link, symlink, unlink, truncate,
 //! mkdir. Each calls the real function first and records the outcome with
-//! absolute paths. chdir is not hooked: a relative path is made absolute
-//! against the cwd when it is used, so a `cd` costs nothing.
+//! absolute paths. The chdir family records nothing: it only tells the cwd
+//! cache ([`path::cwd_changed`]) that relative paths now mean something else.
 
 use core::ffi::{c_char, c_int, c_uint};
 
@@ -663,4 +663,52 @@ pub unsafe extern "C" fn mkdirat(dirfd: c_int, path: *const c_char, mode: mode_t
     // SAFETY: the caller's C string.
     unsafe { record_mkdir(dirfd, path, mode, ret) };
     ret
+}
+
+type ChdirFn = unsafe extern "C" fn(*const c_char) -> c_int;
+type FchdirFn = unsafe extern "C" fn(c_int) -> c_int;
+type FlagsFn = unsafe extern "C" fn(c_int) -> c_int;
+type SetnsFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chdir(path: *const c_char) -> c_int {
+    let ret = call_real!(chdir: ChdirFn, (path), -1);
+    if ret == 0 {
+        path::cwd_changed();
+    }
+    ret
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
+    let ret = call_real!(fchdir: FchdirFn, (fd), -1);
+    if ret == 0 {
+        path::cwd_changed();
+    }
+    ret
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn chroot(path: *const c_char) -> c_int {
+    let ret = call_real!(chroot: ChdirFn, (path), -1);
+    if ret == 0 {
+        path::cwd_changed();
+    }
+    ret
+}
+
+/// A thread with an fs of its own, or a new mount namespace, may see
+/// another cwd than the process's cache.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn unshare(flags: c_int) -> c_int {
+    if flags & (libc::CLONE_FS | libc::CLONE_NEWNS) != 0 {
+        path::cwd_unknowable();
+    }
+    call_real!(unshare: FlagsFn, (flags), -1)
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn setns(fd: c_int, nstype: c_int) -> c_int {
+    path::cwd_unknowable();
+    call_real!(setns: SetnsFn, (fd, nstype), -1)
 }
