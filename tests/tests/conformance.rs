@@ -590,6 +590,55 @@ fn a_fork_child_killed_before_it_did_anything_is_in_the_tree() {
     }
 }
 
+/// A fork child's cwd is the directory it was forked in, after chdirs in
+/// its parent, and its relative paths resolve there, under every backend
+/// (none follows chdir itself: eBPF walks the cwd at fork and exec).
+#[test]
+fn a_fork_child_after_chdir_has_the_new_cwd() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        std::fs::create_dir_all(sb.path().join("sub/deeper")).unwrap();
+        sb.write(
+            "cd.py",
+            "import os\n\
+             os.chdir('sub')\n\
+             os.chdir('deeper')\n\
+             pid = os.fork()\n\
+             if pid == 0:\n    open('made', 'w').write('x')\n    os._exit(0)\n\
+             os.waitpid(pid, 0)\n",
+        );
+        let out = sb.run(backend, &["python3", "cd.py"]);
+        assert!(out.status.success(), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        let outputs: Vec<&str> = run["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["path"].as_str())
+            .collect();
+        assert!(
+            outputs.iter().any(|p| p.ends_with("/sub/deeper/made")),
+            "[{backend}] {run:#}"
+        );
+        let procs = run["processes"].as_array().unwrap();
+        let top = procs
+            .iter()
+            .find(|p| {
+                p["argv"][1] == "cd.py" && p["exe"].as_str().is_some_and(|e| e.contains("python"))
+            })
+            .unwrap_or_else(|| panic!("[{backend}] no python process: {run:#}"));
+        let child = procs
+            .iter()
+            .find(|p| p["ppid"] == top["pid"] && p["argv"] == top["argv"])
+            .unwrap_or_else(|| panic!("[{backend}] no fork child: {run:#}"));
+        let cwd = child["cwd"].as_str().unwrap_or("");
+        assert!(
+            cwd.ends_with("/sub/deeper"),
+            "[{backend}] fork child cwd {cwd}: {run:#}"
+        );
+    }
+}
+
 /// Fixture 11: Non-UTF-8 bytes are escaped as `\udcXX` in the JSON text.
 #[test]
 fn odd_names_json_escape() {

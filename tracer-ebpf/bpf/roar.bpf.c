@@ -186,7 +186,7 @@ static __always_inline void clear_traced(__u32 tgid)
 /* x86_64 system call numbers the program decodes. */
 enum {
 	NR_open = 2, NR_stat_unused = 4, NR_sendfile = 40, NR_execve = 59,
-	NR_truncate = 76, NR_ftruncate = 77, NR_chdir = 80, NR_fchdir = 81,
+	NR_truncate = 76, NR_ftruncate = 77,
 	NR_rename = 82, NR_mkdir = 83, NR_rmdir = 84, NR_creat = 85, NR_link = 86,
 	NR_unlink = 87, NR_symlink = 88, NR_openat = 257, NR_mkdirat = 258,
 	NR_unlinkat = 263, NR_renameat = 264, NR_linkat = 265, NR_symlinkat = 266,
@@ -198,7 +198,7 @@ static __always_inline int interesting(long nr)
 {
 	switch (nr) {
 	case NR_open: case NR_sendfile: case NR_execve: case NR_truncate:
-	case NR_ftruncate: case NR_chdir: case NR_fchdir: case NR_rename:
+	case NR_ftruncate: case NR_rename:
 	case NR_mkdir: case NR_rmdir: case NR_creat: case NR_link: case NR_unlink:
 	case NR_symlink: case NR_openat: case NR_mkdirat: case NR_unlinkat:
 	case NR_renameat: case NR_linkat: case NR_symlinkat: case NR_splice:
@@ -490,10 +490,6 @@ int roar_sys_exit(__u64 *ctx)
 	case NR_unlinkat: case NR_mkdirat: case NR_execveat:
 		put_at(s, &off, 0, t, a[0], a[1]);
 		break;
-	case NR_chdir: case NR_fchdir:
-		if (ret == 0)
-			put_cwd(s, &off, 1, t);
-		break;
 	case NR_ftruncate:
 		put_file(s, &off, 1, fd_file(t, (int)a[0]));
 		break;
@@ -532,7 +528,12 @@ int roar_fork(__u64 *ctx)
 	if (!s)
 		return 0;
 	s->rec.ppid = ptgid;
-	emit(s, 0);
+	/* The child's cwd, walked once here: chdir is not followed (a relative
+	 * path is resolved against the cwd of the moment, exec walks it too),
+	 * so a fork image says where it started without a record per cd. */
+	__u32 off = 0;
+	put_cwd(s, &off, 1, child);
+	emit(s, off);
 	return 0;
 }
 

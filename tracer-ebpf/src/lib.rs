@@ -20,8 +20,9 @@
 //! Paths: the kernel side reports each path argument as the caller wrote
 //! it, plus, when it is relative, the directory it is relative to (the cwd
 //! or the dirfd's directory) as a walk of dentry names; user space joins
-//! them. Chdir, fd-based calls and exec report their directory or file the
-//! same way, so no fd or cwd state is tracked here. The walk stops at the
+//! them. Fd-based calls, fork and exec report their directory or file the
+//! same way, so no fd or cwd state is tracked here and chdir is not
+//! followed (a `cd` costs no record). The walk stops at the
 //! global root (a chrooted process's paths come out as host paths) and after
 //! 48 names (the record is then flagged truncated, never guessed).
 //!
@@ -653,6 +654,11 @@ impl Converter {
             RE_FORK => {
                 let mut p = self.procs.get(&r.ppid).cloned().unwrap_or_default();
                 p.ppid = r.ppid;
+                // The kernel walks the child's cwd at the fork (chdir is
+                // not followed).
+                if !s[1].is_empty() {
+                    p.cwd = dpath(s[1]);
+                }
                 emit(
                     sink,
                     0,
@@ -861,19 +867,6 @@ impl Converter {
                     path: &at(0),
                 },
             ),
-            libc::SYS_chdir | libc::SYS_fchdir if res == 0 => {
-                let cwd = dpath(s[1]);
-                emit(
-                    sink,
-                    &Event::Chdir {
-                        result: 0,
-                        path: &cwd,
-                    },
-                );
-                if let Some(p) = self.procs.get_mut(&r.pid) {
-                    p.cwd = cwd;
-                }
-            }
             libc::SYS_execve | libc::SYS_execveat => emit(
                 sink,
                 &Event::Exec {
