@@ -857,27 +857,35 @@ fn insert_links(
             artifacts.insert(row.get(0)?, row.get(1)?);
         }
     }
-    let rows: Vec<[rusqlite::types::Value; 6]> = files
-        .iter()
-        .enumerate()
-        .map(|(idx, file)| {
-            let artifact = file.hash.as_ref().and_then(|h| artifacts.get(h).copied());
-            [
-                id.into(),
-                (idx as i64).into(),
-                file.path.clone().into(),
-                artifact.into(),
-                file.size.map(u64_to_sql).into(),
-                file.filtered.into(),
-            ]
-        })
-        .collect();
-    for chunk in rows.chunks(BATCH) {
+    for (n, chunk) in files.chunks(BATCH).enumerate() {
+        // (idx, artifact, size): the values computed per row; path and filtered are bound
+        // from the file itself.
+        let computed: Vec<(i64, Option<i64>, Option<i64>)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, file)| {
+                let artifact = file.hash.as_ref().and_then(|h| artifacts.get(h).copied());
+                ((n * BATCH + i) as i64, artifact, file.size.map(u64_to_sql))
+            })
+            .collect();
+        let values = chunk
+            .iter()
+            .zip(&computed)
+            .flat_map(|(file, (idx, artifact, size))| {
+                [
+                    &id as &dyn rusqlite::ToSql,
+                    idx,
+                    &file.path,
+                    artifact,
+                    size,
+                    &file.filtered,
+                ]
+            });
         conn.prepare_cached(&format!(
             "INSERT INTO {table} (run_id, idx, path, artifact_id, size, filtered) VALUES {}",
             placeholders(chunk.len(), 6)
         ))?
-        .execute(rusqlite::params_from_iter(chunk.iter().flatten()))?;
+        .execute(rusqlite::params_from_iter(values))?;
     }
     Ok(())
 }
