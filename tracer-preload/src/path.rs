@@ -43,12 +43,16 @@ static CWD: CwdCache = CwdCache {
 static CWD_GEN: AtomicU64 = AtomicU64::new(1);
 static CWD_OFF: AtomicBool = AtomicBool::new(false);
 
-/// After a successful chdir, fchdir or chroot of this process.
-pub fn cwd_changed() {
-    if !crate::stream::own_memory() {
-        cwd_unknowable();
+/// After a chdir, fchdir or chroot of this process that returned `ret`:
+/// a success moves the cache on. Returns `ret`.
+pub fn cwd_call(ret: c_int) -> c_int {
+    if ret == 0 {
+        if !crate::stream::own_memory() {
+            cwd_unknowable();
+        }
+        CWD_GEN.fetch_add(1, Ordering::AcqRel);
     }
-    CWD_GEN.fetch_add(1, Ordering::AcqRel);
+    ret
 }
 
 /// The cwd may differ from what this memory would learn: never cache it.

@@ -669,14 +669,15 @@ fn start_with<const P: usize, const A: usize, const R: usize>(
     // A stream opened for a forked process is dated from the fork and
     // written as its main thread's (a vfork child may be opening it).
     let h = Header {
+        seq: 0,
+        ts_ns: who.mono_ns,
         pid: who.pid,
         tid: if cause == StartCause::Fork {
             who.pid
         } else {
             sys::gettid()
         },
-        ts_ns: who.mono_ns,
-        ..header(flags, who.pid, 0)
+        flags,
     };
     let mut rec = [0u8; R];
     let len = if strict {

@@ -1,7 +1,7 @@
 //! File-system hooks: open family, rename, link, symlink, unlink, truncate,
 //! mkdir. Each calls the real function first and records the outcome with
 //! absolute paths. The chdir family records nothing: it only tells the cwd
-//! cache ([`path::cwd_changed`]) that relative paths now mean something else.
+//! cache ([`path::cwd_call`]) that relative paths now mean something else.
 
 use core::ffi::{c_char, c_int, c_uint};
 
@@ -672,29 +672,17 @@ type SetnsFn = unsafe extern "C" fn(c_int, c_int) -> c_int;
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn chdir(path: *const c_char) -> c_int {
-    let ret = call_real!(chdir: ChdirFn, (path), -1);
-    if ret == 0 {
-        path::cwd_changed();
-    }
-    ret
+    path::cwd_call(call_real!(chdir: ChdirFn, (path), -1))
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn fchdir(fd: c_int) -> c_int {
-    let ret = call_real!(fchdir: FchdirFn, (fd), -1);
-    if ret == 0 {
-        path::cwd_changed();
-    }
-    ret
+    path::cwd_call(call_real!(fchdir: FchdirFn, (fd), -1))
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn chroot(path: *const c_char) -> c_int {
-    let ret = call_real!(chroot: ChdirFn, (path), -1);
-    if ret == 0 {
-        path::cwd_changed();
-    }
-    ret
+    path::cwd_call(call_real!(chroot: ChdirFn, (path), -1))
 }
 
 /// A thread with an fs of its own, or a new mount namespace, may see
