@@ -573,21 +573,28 @@ fn a_fork_child_killed_before_it_did_anything_is_in_the_tree() {
         let out = sb.run(backend, &["python3", "die.py"]);
         assert!(out.status.success(), "[{backend}] {out:?}");
         let run = sb.show_json("latest");
-        let procs = run["processes"].as_array().expect("processes is an array");
-        let top = procs
-            .iter()
-            .find(|p| {
-                p["argv"][1] == "die.py"
-                    && p["exe"].as_str().is_some_and(|e| e.contains("python"))
-                    && p["signal"].is_null()
-            })
-            .unwrap_or_else(|| panic!("[{backend}] no python process: {run:#}"));
-        let child = procs
-            .iter()
-            .find(|p| p["ppid"] == top["pid"] && p["argv"] == top["argv"])
-            .unwrap_or_else(|| panic!("[{backend}] the killed child is missing: {run:#}"));
+        let child = python_fork_child(&run, "die.py", backend);
         assert_eq!(child["signal"], 9, "[{backend}] {run:#}");
     }
+}
+
+/// The fork child (same argv, ppid the parent's) of the `python3 SCRIPT`
+/// process of `run` that was not killed: pyenv's shims wrap it in bash and
+/// env images first.
+fn python_fork_child<'a>(run: &'a Value, script: &str, backend: &str) -> &'a Value {
+    let procs = run["processes"].as_array().expect("processes is an array");
+    let top = procs
+        .iter()
+        .find(|p| {
+            p["argv"][1] == script
+                && p["exe"].as_str().is_some_and(|e| e.contains("python"))
+                && p["signal"].is_null()
+        })
+        .unwrap_or_else(|| panic!("[{backend}] no python process: {run:#}"));
+    procs
+        .iter()
+        .find(|p| p["ppid"] == top["pid"] && p["argv"] == top["argv"])
+        .unwrap_or_else(|| panic!("[{backend}] no fork child of python: {run:#}"))
 }
 
 /// A fork child's cwd is the directory it was forked in, after chdirs in
@@ -597,7 +604,7 @@ fn a_fork_child_killed_before_it_did_anything_is_in_the_tree() {
 fn a_fork_child_after_chdir_has_the_new_cwd() {
     for &backend in BACKENDS {
         let sb = Sandbox::new();
-        std::fs::create_dir_all(sb.path().join("sub/deeper")).unwrap();
+        sb.mkdir("sub/deeper");
         sb.write(
             "cd.py",
             "import os\n\
@@ -610,32 +617,14 @@ fn a_fork_child_after_chdir_has_the_new_cwd() {
         let out = sb.run(backend, &["python3", "cd.py"]);
         assert!(out.status.success(), "[{backend}] {out:?}");
         let run = sb.show_json("latest");
-        let outputs: Vec<&str> = run["outputs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|f| f["path"].as_str())
-            .collect();
-        assert!(
-            outputs.iter().any(|p| p.ends_with("/sub/deeper/made")),
+        assert_eq!(
+            in_sandbox(&sb, &run["outputs"]),
+            BTreeSet::from([PathBuf::from("sub/deeper/made")]),
             "[{backend}] {run:#}"
         );
-        let procs = run["processes"].as_array().unwrap();
-        let top = procs
-            .iter()
-            .find(|p| {
-                p["argv"][1] == "cd.py" && p["exe"].as_str().is_some_and(|e| e.contains("python"))
-            })
-            .unwrap_or_else(|| panic!("[{backend}] no python process: {run:#}"));
-        let child = procs
-            .iter()
-            .find(|p| p["ppid"] == top["pid"] && p["argv"] == top["argv"])
-            .unwrap_or_else(|| panic!("[{backend}] no fork child: {run:#}"));
-        let cwd = child["cwd"].as_str().unwrap_or("");
-        assert!(
-            cwd.ends_with("/sub/deeper"),
-            "[{backend}] fork child cwd {cwd}: {run:#}"
-        );
+        let child = python_fork_child(&run, "cd.py", backend);
+        let cwd = unescape_path(child["cwd"].as_str().expect("cwd is a string"));
+        assert_eq!(cwd, sb.join("sub/deeper"), "[{backend}] {run:#}");
     }
 }
 
