@@ -291,3 +291,31 @@ fn sendfile_into_an_inherited_fd_is_an_output() {
     let run = sb.show_json("latest");
     assert_io(&sb, &run, &["in.txt"], &["out.txt"]);
 }
+
+/// A read-only open is reported at its entry, from what the tracer sees at
+/// its path. A process that makes its own mount namespace may see another
+/// file there: from then on its opens are seen at their exit, so a file it
+/// reads through a bind mount only it has is still an input (the path is
+/// not the same file here, which the run says).
+#[test]
+fn a_read_in_a_mount_namespace_of_its_own_is_seen() {
+    if !tests::is_root() {
+        eprintln!("skipped: a mount namespace needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write("real/f", "only in the namespace\n");
+    sb.write("plain.txt", "read before\n");
+    std::fs::create_dir(sb.path().join("view")).unwrap();
+    let run = traced(
+        &sb,
+        &[
+            "sh",
+            "-c",
+            "cat plain.txt > /dev/null && exec unshare -m sh -c \
+             'mount --bind real view && cat view/f > out.txt'",
+        ],
+    );
+    assert_eq!(sb.read("out.txt"), b"only in the namespace\n");
+    assert_io(&sb, &run, &["plain.txt", "view/f"], &["out.txt"]);
+}

@@ -49,6 +49,10 @@ pub const TRACED: &[libc::c_long] = &[
     libc::SYS_sendfile,
     libc::SYS_splice,
     libc::SYS_io_uring_setup,
+    libc::SYS_chroot,
+    libc::SYS_pivot_root,
+    libc::SYS_unshare,
+    libc::SYS_setns,
 ];
 
 // Classic BPF opcodes (linux/filter.h).

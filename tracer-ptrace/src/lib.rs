@@ -27,8 +27,8 @@ use std::sync::{Arc, Mutex};
 
 use libc::{c_int, pid_t};
 use tracer_wire::{
-    Args, Event, ExitStatus, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, FileStat, LossReason,
-    StartCause,
+    Args, Event, ExitStatus, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, FLAG_RESULT_AT_ENTRY,
+    FileStat, LossReason, StartCause,
 };
 
 pub mod filter;
@@ -131,6 +131,10 @@ struct Proc {
     argv: Vec<u8>,
     foreign_calls: u64,
     io_uring: u64,
+    /// The process may see files under other paths than the tracer does
+    /// (it changed its root or mount namespace, or started in others): its
+    /// opens are all seen at their exit.
+    other_view: bool,
 }
 
 /// What a call stopped at entry will be reported as at exit.
@@ -319,6 +323,77 @@ impl Tracer {
     }
 }
 
+/// Calls after which a process may see files under other paths than the
+/// tracer: they stop, and the process's opens are seen at their exit from
+/// then on (its children inherit that).
+const VIEW_CHANGES: &[libc::c_long] = &[
+    libc::SYS_chroot,
+    libc::SYS_pivot_root,
+    libc::SYS_unshare,
+    libc::SYS_setns,
+];
+
+/// What a read-only open of `path` with `flags` will find: the file's stat,
+/// or the errno the open will fail with. Not following a final symlink
+/// under O_NOFOLLOW (the open fails with ELOOP), and, when roar is not
+/// root, failing as an unreadable file fails (roar runs as the tracee's
+/// user: a set-user-ID program drops its privileges when traced).
+fn entry_stat(path: &[u8], flags: i32) -> Result<FileStat, i32> {
+    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
+    let nofollow = flags & libc::O_NOFOLLOW != 0;
+    let how = if nofollow {
+        libc::AT_SYMLINK_NOFOLLOW
+    } else {
+        0
+    };
+    // SAFETY: fstatat into a zeroed struct from a NUL-terminated path.
+    let st = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, how) != 0 {
+            return Err(errno());
+        }
+        st
+    };
+    let kind = st.st_mode & libc::S_IFMT;
+    if nofollow && kind == libc::S_IFLNK && flags & libc::O_PATH == 0 {
+        return Err(libc::ELOOP);
+    }
+    if flags & libc::O_DIRECTORY != 0 && kind != libc::S_IFDIR {
+        return Err(libc::ENOTDIR);
+    }
+    // SAFETY: geteuid cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if flags & libc::O_PATH == 0 && !root {
+        // SAFETY: faccessat reads the NUL-terminated path.
+        let r =
+            unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::R_OK, libc::AT_EACCESS) };
+        if r != 0 {
+            return Err(errno());
+        }
+    }
+    Ok(FileStat {
+        dev: st.st_dev,
+        ino: st.st_ino,
+        size: st.st_size as u64,
+        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
+        mode: st.st_mode,
+    })
+}
+
+/// The file type (`S_IFMT` bits) at `path`, not following a final symlink,
+/// or the errno.
+fn lstat_kind(path: &[u8]) -> Result<libc::mode_t, i32> {
+    let c = CString::new(path).map_err(|_| libc::EINVAL)?;
+    // SAFETY: lstat into a zeroed struct from a NUL-terminated path.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::lstat(c.as_ptr(), &mut st) != 0 {
+            return Err(errno());
+        }
+        Ok(st.st_mode & libc::S_IFMT)
+    }
+}
+
 /// The BLAKE3 hash of the file at `path`.
 fn hash_file(path: &[u8]) -> io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
@@ -417,7 +492,7 @@ impl Tracer {
             match event {
                 libc::PTRACE_EVENT_SECCOMP => self.seccomp(stop),
                 libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
-                    self.new_task(stop, event)
+                    self.new_task(stop)
                 }
                 libc::PTRACE_EVENT_EXEC => self.exec(stop),
                 libc::PTRACE_EVENT_STOP => self.event_stop(stop, sig),
@@ -582,7 +657,7 @@ impl Tracer {
         self.procs.insert(new, p);
     }
 
-    fn new_task(&mut self, stop: Stopped, event: c_int) {
+    fn new_task(&mut self, stop: Stopped) {
         let parent = stop.tid();
         let Ok(new) = stop.event_msg() else {
             self.resume(stop, 0);
@@ -590,13 +665,16 @@ impl Tracer {
         };
         let new = new as pid_t;
         if !self.adopted.remove(&new) && !self.tasks.contains_key(&new) {
-            let thread = event == libc::PTRACE_EVENT_CLONE
-                && clone_flags(&stop) & libc::CLONE_THREAD as u64 != 0;
+            // (A fork event may be a clone with flags too, such as a new mount namespace.)
+            let cflags = clone_flags(&stop);
             let ptgid = self.tgid(parent);
-            if thread {
+            if cflags & libc::CLONE_THREAD as u64 != 0 {
                 self.tasks.insert(new, Task::new(ptgid));
             } else {
                 self.add_process(new, ptgid, parent);
+                if cflags & libc::CLONE_NEWNS as u64 != 0 {
+                    self.procs.entry(new).or_default().other_view = true;
+                }
             }
             // Its first stop is still to come; resume it then.
             self.expected.insert(new);
@@ -705,9 +783,21 @@ impl Tracer {
             self.resume(stop, 0);
             return;
         }
-        let pending = self.decode(&stop, sc.nr as libc::c_long, &sc.args);
+        let nr = sc.nr as libc::c_long;
+        if VIEW_CHANGES.contains(&nr) {
+            let tgid = self.tgid(tid);
+            self.procs.entry(tgid).or_default().other_view = true;
+        }
+        let mut pending = self.decode(&stop, nr, &sc.args);
         if let Some(p) = &pending {
-            self.keep_content(tid, p);
+            if self.read_at_entry(tid, p) {
+                pending = None;
+            } else {
+                self.keep_content(tid, p);
+                if self.name_at_entry(tid, p) {
+                    pending = None;
+                }
+            }
         }
         if let Some(t) = self.tasks.get_mut(&tid) {
             t.pending = pending;
@@ -872,6 +962,108 @@ impl Tracer {
             }
             _ => None,
         }
+    }
+
+    /// A read-only open is reported at its entry, with no stop at its exit
+    /// (half the stops of a program that reads many files): the file at its
+    /// path, stat'ed now, is what the kernel is about to open. False when
+    /// the open must be seen at its exit: it may create, empty or write a
+    /// file, its path was cut, or the process may see another filesystem.
+    ///
+    /// The documented differences: an open of an existing file that fails
+    /// anyway (EMFILE; EACCES for a tracee whose credentials differ from
+    /// roar's as root) counts as a read, and a file replaced by another
+    /// process between this stat and the open is seen as it was.
+    fn read_at_entry(&mut self, tid: pid_t, p: &Pending) -> bool {
+        let Pending::Open {
+            path,
+            flags,
+            mode,
+            trunc: false,
+        } = p
+        else {
+            return false;
+        };
+        let writes = libc::O_CREAT | libc::O_TRUNC | libc::O_TMPFILE;
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & writes != 0 {
+            return false;
+        }
+        if self.procs.get(&self.tgid(tid)).is_none_or(|p| p.other_view) {
+            return false;
+        }
+        let (result, stat) = match entry_stat(path, *flags) {
+            Ok(st) => (0, Some(st)),
+            Err(e) => (-e, None),
+        };
+        if let Some(st) = stat
+            && st.is_regular()
+        {
+            self.read.entry((st.dev, st.ino)).or_insert(st);
+        }
+        let ev = Event::Open {
+            flags: *flags,
+            mode: *mode,
+            result,
+            stat,
+            path,
+        };
+        self.emit(tid, FLAG_RESULT_AT_ENTRY, &ev);
+        true
+    }
+
+    /// unlink, rmdir, mkdir and symlink are reported at their entry, with
+    /// no stop at their exit (a third of postmark's stops): what they change
+    /// is a name, which the analysis takes from the opens and renames and
+    /// from the tree as it is after the run; their result is only a
+    /// prediction from what is at the path now (an rmdir of a directory
+    /// that is not empty is predicted to succeed). False when the call
+    /// must be seen at its exit (its path was cut, or the process may see
+    /// another filesystem).
+    fn name_at_entry(&mut self, tid: pid_t, p: &Pending) -> bool {
+        if self.procs.get(&self.tgid(tid)).is_none_or(|p| p.other_view) {
+            return false;
+        }
+        let kind = |path: &[u8]| lstat_kind(path).map_err(|e| -e);
+        let ev = match p {
+            Pending::Unlink {
+                path,
+                dir,
+                trunc: false,
+            } => {
+                let result = match kind(path) {
+                    Ok(libc::S_IFDIR) if !dir => -libc::EISDIR,
+                    Ok(k) if *dir && k != libc::S_IFDIR => -libc::ENOTDIR,
+                    Ok(_) => 0,
+                    Err(e) => e,
+                };
+                Event::Unlink {
+                    result,
+                    dir: *dir,
+                    path,
+                }
+            }
+            Pending::Mkdir {
+                path,
+                mode,
+                trunc: false,
+            } => Event::Mkdir {
+                result: if kind(path).is_ok() { -libc::EEXIST } else { 0 },
+                mode: *mode,
+                path,
+            },
+            Pending::Symlink {
+                target,
+                link,
+                trunc: false,
+            } => Event::Symlink {
+                result: if kind(link).is_ok() { -libc::EEXIST } else { 0 },
+                target,
+                link,
+            },
+            _ => return false,
+        };
+        self.emit(tid, FLAG_RESULT_AT_ENTRY, &ev);
+        true
     }
 
     /// A call that writes into file `fd` (copy_file_range, sendfile, splice)

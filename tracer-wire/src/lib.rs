@@ -109,6 +109,11 @@ pub const MAX_RECORD_LEN: usize = 1 << 22;
 pub const FLAG_PATH_TRUNCATED: u32 = 1 << 0;
 /// Header flag: the argument vector was cut to fit the record.
 pub const FLAG_ARGV_TRUNCATED: u32 = 1 << 1;
+/// Header flag: the call's result was decided at its entry, from what was
+/// at its path then, not seen at its exit (ptrace's read-only opens,
+/// unlinks, mkdirs and symlinks): a prediction. An open's success is then
+/// `0`, not the descriptor the call returned.
+pub const FLAG_RESULT_AT_ENTRY: u32 = 1 << 2;
 
 /// The fixed header of a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -258,8 +263,9 @@ pub enum Event<'a> {
     Exit { status: ExitStatus },
     /// The process reaped a child and saw how it ended.
     ChildExit { child: u32, status: ExitStatus },
-    /// An open-family call. `result` is the fd or a negative errno.
-    /// `stat` is the opened file's identity when the open succeeded.
+    /// An open-family call. `result` is the fd or a negative errno (with
+    /// [`FLAG_RESULT_AT_ENTRY`], 0 or a negative errno). `stat` is the
+    /// opened file's identity when the open succeeded.
     Open {
         flags: i32,
         mode: u32,
