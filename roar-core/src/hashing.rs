@@ -43,6 +43,29 @@ pub fn text(h: blake3::Hasher) -> String {
     format!("blake3:{}", h.finalize().to_hex())
 }
 
+thread_local! {
+    /// Each hashing thread's read buffer, allocated once: a buffer per file
+    /// (as `update_reader` has on its stack) is 64 KiB zeroed for every small
+    /// file, which for a copied tree of 5,800 files was a tenth of the time
+    /// roar spent after the command.
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 << 10]);
+}
+
+/// Feeds everything `f` has left to `h`, through `buf`.
+fn read_into(f: &mut std::fs::File, h: &mut blake3::Hasher, buf: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    loop {
+        match f.read(buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                h.update(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// `blake3:<hex>` of the file's content.
 pub fn hash_file(path: &Path, size: u64) -> std::io::Result<Hashed> {
     let mut h = blake3::Hasher::new();
@@ -51,7 +74,7 @@ pub fn hash_file(path: &Path, size: u64) -> std::io::Result<Hashed> {
         std::fs::metadata(path).ok()
     } else {
         let mut f = std::fs::File::open(path)?;
-        h.update_reader(&mut f)?;
+        READ_BUF.with_borrow_mut(|buf| read_into(&mut f, &mut h, buf))?;
         f.metadata().ok()
     };
     Ok(Hashed {

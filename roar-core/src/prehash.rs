@@ -97,6 +97,7 @@ impl Background {
             hashed: Arc::clone(&hashed),
             stop: Arc::clone(&stop),
             buf: vec![0; CHUNK],
+            hash_buf: vec![0; 64 << 10],
         };
         let handle = std::thread::Builder::new()
             .name("roar-prehash".into())
@@ -148,7 +149,10 @@ struct Follower {
     done: HashSet<Now>,
     hashed: Arc<Mutex<Hashes>>,
     stop: Arc<AtomicBool>,
+    /// Records are read through this.
     buf: Vec<u8>,
+    /// Files are hashed through this (one buffer, not one zeroed per file).
+    hash_buf: Vec<u8>,
 }
 
 impl Follower {
@@ -250,15 +254,14 @@ impl Follower {
             .open(as_path(path))
             .ok()?;
         let mut h = blake3::Hasher::new();
-        let mut buf = vec![0u8; 64 << 10];
         loop {
             if self.stopped() {
                 return None;
             }
-            match f.read(&mut buf) {
+            match f.read(&mut self.hash_buf) {
                 Ok(0) => break,
                 Ok(n) => {
-                    h.update(&buf[..n]);
+                    h.update(&self.hash_buf[..n]);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(_) => return None,
