@@ -153,7 +153,14 @@ pub struct Finished {
     pub losses: Vec<String>,
     /// Processes of the run still alive when the command ended.
     pub lingering: Vec<u32>,
+    /// The backend's own cleanup still under way (eBPF: freeing its slot,
+    /// detaching hooks), done beside the collecting and storing; dropping
+    /// it waits for the end.
+    pub release: Option<Release>,
 }
+
+/// A backend's cleanup under way: dropping it waits for the end.
+pub type Release = Box<dyn Send>;
 
 /// What one backend needs, and whether this machine has it.
 pub struct Check {

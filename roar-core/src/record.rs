@@ -99,7 +99,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     let ended = waited.ended;
     notes.losses.extend(waited.losses);
     notes.warnings.extend(waited.warnings);
-    let lingering = drain(&mut running, &mut notes, waited.timed_out, req.timeout)
+    let (lingering, release) = drain(&mut running, &mut notes, waited.timed_out, req.timeout)
         .map_err(|e| not_started(&opened.store, &begun, started, e))?;
     phases.mark("drain");
     let git = git_context(git_reader, &mut notes);
@@ -127,6 +127,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
         &environment,
         notes,
     );
+    drop(release);
     phases.mark("store");
     Ok(Recorded {
         id: begun.id,
@@ -327,15 +328,18 @@ fn start(
 
 /// Step 6: the tracer stops and hands back what it lost; an exec that
 /// failed under a tracer is reported now. Returns the processes still
-/// running.
+/// running, and the backend's cleanup still under way (held until the run
+/// is stored).
 fn drain(
     running: &mut Running,
     notes: &mut Notes,
     timed_out: bool,
     timeout: Option<f64>,
-) -> std::result::Result<Vec<u32>, SpawnError> {
+) -> std::result::Result<(Vec<u32>, Option<backend::Release>), SpawnError> {
     let attached = std::mem::replace(&mut running.attached, Box::new(Gone));
     let finished = attached.finish();
+    // On the error paths below it is dropped, so waited for, at once.
+    let release = finished.release;
     notes.losses.extend(finished.losses);
     running.child.restore_mask();
     if let Some(e) = running.child.exec_error() {
@@ -347,7 +351,7 @@ fn drain(
             timeout.unwrap_or(0.0)
         ));
     }
-    Ok(finished.lingering)
+    Ok((finished.lingering, release))
 }
 
 /// What stands in for a tracer that has finished.

@@ -497,6 +497,39 @@ pub struct Tracer {
 pub struct Finished {
     /// Processes of the run still alive when tracing stopped.
     pub lingering: Vec<u32>,
+    /// The run's slot being freed (and, for a private load, the programs
+    /// detached) beside roar's own work: dropping it waits until that is
+    /// done, so roar never leaves it half done.
+    pub release: Release,
+}
+
+/// Work that ends a run in the kernel, on a thread of its own: untracing
+/// the run's processes, freeing its slot and, when no other run is using
+/// a pinned instance, detaching the system call hooks (the kernel retires
+/// hooks in about half a millisecond or more, which the run need not wait
+/// for). Dropping it joins the thread.
+#[derive(Debug, Default)]
+pub struct Release(Option<std::thread::JoinHandle<()>>);
+
+impl Release {
+    fn spawn(work: impl FnOnce() + Send + 'static) -> Release {
+        match std::thread::Builder::new()
+            .name("roar-ebpf-release".into())
+            .spawn(work)
+        {
+            Ok(h) => Release(Some(h)),
+            // No thread: whatever `work` owned was dropped here, so it is done.
+            Err(_) => Release(None),
+        }
+    }
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Tracer {
@@ -536,16 +569,11 @@ impl Tracer {
             }
         }
         sink.finish(now, root)?;
-        // Detaching a private load waits for the kernel to retire five
-        // tracepoint hooks (about half a millisecond): done beside roar's
-        // own storing. Should roar exit first, the kernel detaches them as
-        // it closes the fds. A pinned instance stays; the slot is freed.
-        if let Some(e) = claim.inst.take_private() {
-            let _ = std::thread::Builder::new()
-                .name("roar-ebpf-detach".into())
-                .spawn(move || drop((e, claim)));
-        }
-        Ok(Finished { lingering })
+        // Freeing the slot (and detaching a private load's or an idle pinned
+        // instance's hooks) is done beside roar's own storing.
+        let private = claim.inst.take_private();
+        let release = Release::spawn(move || drop((private, claim)));
+        Ok(Finished { lingering, release })
     }
 }
 

@@ -206,10 +206,11 @@ impl Attached for Tracing {
             Ok(f) => Finished {
                 losses: Vec::new(),
                 lingering: f.lingering,
+                release: Some(Box::new(f.release)),
             },
             Err(e) => Finished {
                 losses: vec![format!("the eBPF backend could not finish its trace: {e}")],
-                lingering: Vec::new(),
+                ..Finished::default()
             },
         }
     }

@@ -168,8 +168,8 @@ impl Attached for Running {
 
     fn finish(self: Box<Self>) -> Finished {
         Finished {
-            losses: Vec::new(),
             lingering: still_running(&self.trace_dir),
+            ..Finished::default()
         }
     }
 }
