@@ -625,6 +625,11 @@ impl Tracer {
         }
         let parent = field("PPid:").unwrap_or(0);
         self.add_process(tid, self.tgid(parent), parent);
+        // Its clone flags are not known here: whether it has a mount
+        // namespace of its own is read instead.
+        if readlink(&proc_path(tid, "ns/mnt")) != readlink("/proc/self/ns/mnt") {
+            self.procs.entry(tid).or_default().other_view = true;
+        }
     }
 
     /// Records a new process `new`, forked by thread `parent` of `ptgid`.
