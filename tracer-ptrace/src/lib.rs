@@ -255,21 +255,29 @@ fn readlink(p: &str) -> Option<Vec<u8>> {
 
 fn stat(p: &[u8]) -> Option<FileStat> {
     let c = CString::new(p).ok()?;
-    // SAFETY: stat into a zeroed struct from a NUL-terminated path.
-    let st = unsafe {
+    raw_stat(&c, 0).ok().as_ref().map(file_stat)
+}
+
+/// `fstatat` of `path` (relative to the tracer's cwd) with `how`, or the errno.
+fn raw_stat(path: &std::ffi::CStr, how: c_int) -> Result<libc::stat, i32> {
+    // SAFETY: fstatat into a zeroed struct from a NUL-terminated path.
+    unsafe {
         let mut st: libc::stat = std::mem::zeroed();
-        if libc::stat(c.as_ptr(), &mut st) != 0 {
-            return None;
+        if libc::fstatat(libc::AT_FDCWD, path.as_ptr(), &mut st, how) != 0 {
+            return Err(errno());
         }
-        st
-    };
-    Some(FileStat {
+        Ok(st)
+    }
+}
+
+fn file_stat(st: &libc::stat) -> FileStat {
+    FileStat {
         dev: st.st_dev,
         ino: st.st_ino,
         size: st.st_size as u64,
         mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
         mode: st.st_mode,
-    })
+    }
 }
 
 impl Tracer {
@@ -346,14 +354,7 @@ fn entry_stat(path: &[u8], flags: i32) -> Result<FileStat, i32> {
     } else {
         0
     };
-    // SAFETY: fstatat into a zeroed struct from a NUL-terminated path.
-    let st = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, how) != 0 {
-            return Err(errno());
-        }
-        st
-    };
+    let st = raw_stat(&c, how)?;
     let kind = st.st_mode & libc::S_IFMT;
     if nofollow && kind == libc::S_IFLNK && flags & libc::O_PATH == 0 {
         return Err(libc::ELOOP);
@@ -371,27 +372,14 @@ fn entry_stat(path: &[u8], flags: i32) -> Result<FileStat, i32> {
             return Err(errno());
         }
     }
-    Ok(FileStat {
-        dev: st.st_dev,
-        ino: st.st_ino,
-        size: st.st_size as u64,
-        mtime_ns: st.st_mtime * 1_000_000_000 + st.st_mtime_nsec,
-        mode: st.st_mode,
-    })
+    Ok(file_stat(&st))
 }
 
 /// The file type (`S_IFMT` bits) at `path`, not following a final symlink,
 /// or the errno.
 fn lstat_kind(path: &[u8]) -> Result<libc::mode_t, i32> {
     let c = CString::new(path).map_err(|_| libc::EINVAL)?;
-    // SAFETY: lstat into a zeroed struct from a NUL-terminated path.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::lstat(c.as_ptr(), &mut st) != 0 {
-            return Err(errno());
-        }
-        Ok(st.st_mode & libc::S_IFMT)
-    }
+    Ok(raw_stat(&c, libc::AT_SYMLINK_NOFOLLOW)?.st_mode & libc::S_IFMT)
 }
 
 /// The BLAKE3 hash of the file at `path`.
