@@ -4,6 +4,12 @@
 #                                          Linux image, busybox included)
 #   PREFIX/lib/roar/libroar_preload.so     needs only libc, at GLIBC_2.28 or
 #                                          lower (any glibc image from 2.28 on)
+#   PREFIX/lib/roar/libroar_preload-glibc2.34.so
+#                                          the same for glibc 2.34 and later:
+#                                          it needs no libdl or libpthread,
+#                                          so each process loads two objects
+#                                          fewer; roar uses it for commands
+#                                          whose glibc is that new
 # PREFIX defaults to /usr/local as root and ~/.local otherwise; roar finds
 # PREFIX/lib/roar/libroar_preload.so by itself.
 #
@@ -22,6 +28,10 @@ export PATH=$PWD/.venv-zig/bin:$PATH
 # The library: zig links it against glibc 2.28's symbol versions and
 # without libgcc_s.
 cargo zigbuild --release --locked --target "$triple.2.28" -p tracer-preload
+# The glibc 2.34 build, in a target directory of its own so that neither
+# build undoes the other's.
+CARGO_TARGET_DIR=$target/glibc-2.34 \
+    cargo zigbuild --release --locked --target "$triple.2.34" -p tracer-preload
 # roar: static glibc (bundled sqlite, vendored libgit2).
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --locked --target "$triple" -p roar-cli
@@ -36,5 +46,9 @@ strip "$prefix/bin/roar.new" && mv -f "$prefix/bin/roar.new" "$prefix/bin/roar"
 install -m 0644 "$out/libroar_preload.so" "$prefix/lib/roar/libroar_preload.so.new"
 strip --strip-debug "$prefix/lib/roar/libroar_preload.so.new"
 mv -f "$prefix/lib/roar/libroar_preload.so.new" "$prefix/lib/roar/libroar_preload.so"
+variant=$prefix/lib/roar/libroar_preload-glibc2.34.so
+install -m 0644 "$target/glibc-2.34/$triple/release/libroar_preload.so" "$variant.new"
+strip --strip-debug "$variant.new"
+mv -f "$variant.new" "$variant"
 echo "installed roar to $prefix/bin/roar and its preload library to $prefix/lib/roar/" >&2
 case ":$PATH:" in *":$prefix/bin:"*) ;; *) echo "note: $prefix/bin is not on your PATH" >&2 ;; esac

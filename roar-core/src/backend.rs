@@ -39,6 +39,9 @@ pub struct Program {
     pub path: PathBuf,
     /// Statically linked: LD_PRELOAD cannot reach it.
     pub is_static: bool,
+    /// How it is linked (`is_static` is [`crate::elf::Linking::Static`]):
+    /// the preload backend picks its library by the interpreter's glibc.
+    pub linking: crate::elf::Linking,
     /// Set-user-ID or set-group-ID to ids roar does not run as: executing
     /// it raises privileges (the loader then ignores LD_PRELOAD, and a
     /// traced exec keeps the caller's ids).
@@ -48,8 +51,10 @@ pub struct Program {
 impl Program {
     /// What `path` is, for the backends.
     pub fn new(path: PathBuf) -> Program {
+        let linking = crate::elf::linking(&path);
         Program {
-            is_static: crate::elf::is_static(&path),
+            is_static: linking == crate::elf::Linking::Static,
+            linking,
             raises_privileges: raises_privileges(&path),
             path,
         }

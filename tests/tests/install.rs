@@ -10,7 +10,7 @@
 
 use std::process::Command;
 
-use tests::{check, preload_lib, roar_bin, testing_installed};
+use tests::{Sandbox, check, preload_lib, roar_bin, testing_installed};
 
 fn tool(name: &str, args: &[&str], file: &std::path::Path) -> String {
     String::from_utf8(check(Command::new(name).args(args).arg(file))).unwrap()
@@ -39,8 +39,28 @@ fn preload_library_needs_only_glibc_2_28() {
     if !installed() {
         return;
     }
-    let lib = preload_lib();
-    let dynamic = tool("readelf", &["-d", "-W"], &lib);
+    needs_only(&preload_lib(), GLIBC, (2, 28));
+}
+
+/// The build for glibc 2.34 and later, installed beside the portable one.
+fn variant() -> std::path::PathBuf {
+    preload_lib().with_file_name("libroar_preload-glibc2.34.so")
+}
+
+/// Its point: libc alone, no libdl or libpthread for every process to map.
+#[test]
+fn preload_library_for_glibc_2_34_needs_only_libc() {
+    if !installed() {
+        return;
+    }
+    let only_libc = &["libc.so.6", "ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1"];
+    needs_only(&variant(), only_libc, (2, 34));
+}
+
+/// `lib` needs no shared object outside `allowed` and no glibc symbol
+/// version newer than `newest_allowed`.
+fn needs_only(lib: &std::path::Path, allowed: &[&str], newest_allowed: (u32, u32)) {
+    let dynamic = tool("readelf", &["-d", "-W"], lib);
     let needed: Vec<&str> = dynamic
         .lines()
         .filter(|l| l.contains("(NEEDED)"))
@@ -48,9 +68,13 @@ fn preload_library_needs_only_glibc_2_28() {
         .collect();
     assert!(needed.contains(&"libc.so.6"), "{dynamic}");
     for n in &needed {
-        assert!(GLIBC.contains(n), "{} needs {n}:\n{dynamic}", lib.display());
+        assert!(
+            allowed.contains(n),
+            "{} needs {n}:\n{dynamic}",
+            lib.display()
+        );
     }
-    let symbols = tool("objdump", &["-T"], &lib);
+    let symbols = tool("objdump", &["-T"], lib);
     let mut newest = (0u32, 0u32);
     for word in symbols.split_whitespace() {
         let Some(v) = word
@@ -69,11 +93,13 @@ fn preload_library_needs_only_glibc_2_28() {
         "no versioned glibc symbols found:\n{symbols}"
     );
     assert!(
-        newest <= (2, 28),
-        "{} needs GLIBC_{}.{} (at most 2.28 allowed):\n{symbols}",
+        newest <= newest_allowed,
+        "{} needs GLIBC_{}.{} (at most {}.{} allowed):\n{symbols}",
         lib.display(),
         newest.0,
-        newest.1
+        newest.1,
+        newest_allowed.0,
+        newest_allowed.1
     );
     assert!(
         !symbols.contains("_Unwind_"),
@@ -99,4 +125,72 @@ fn roar_is_statically_linked() {
         "{} names a dynamic loader:\n{headers}",
         bin.display()
     );
+}
+
+/// On this machine (glibc 2.36) the installed roar loads the glibc 2.34
+/// build into the command, as the command's own memory map shows, unless
+/// `ROAR_PRELOAD_LIB` names the portable one; both record the same files.
+#[test]
+fn a_command_on_a_new_glibc_is_traced_by_the_glibc_2_34_build() {
+    if !installed() {
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write("in.txt", "data\n");
+    let script = "cat /proc/self/maps > maps.txt; cat in.txt > out.txt; \
+                  mkdir -p d && tar cf d/a.tar in.txt";
+    let mut seen = Vec::new();
+    for portable in [false, true] {
+        let mut cmd = sb.roar();
+        cmd.args([
+            "run",
+            "--backend",
+            "preload",
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ]);
+        if portable {
+            cmd.env("ROAR_PRELOAD_LIB", preload_lib());
+        }
+        check(&mut cmd);
+        let maps = String::from_utf8(sb.read("maps.txt")).unwrap();
+        let (want, other) = if portable {
+            ("/libroar_preload.so", "libroar_preload-glibc2.34.so")
+        } else {
+            ("/libroar_preload-glibc2.34.so", "/libroar_preload.so")
+        };
+        assert!(
+            maps.contains(want),
+            "no {want} in the command's maps:\n{maps}"
+        );
+        assert!(
+            !maps.contains(other),
+            "{other} in the command's maps:\n{maps}"
+        );
+        assert_eq!(
+            maps.contains("libpthread.so.0"),
+            portable,
+            "libpthread.so.0 loaded only for the portable build:\n{maps}"
+        );
+        let run = sb.show_json("latest");
+        seen.push((
+            sb.in_sandbox(&run["inputs"]),
+            sb.in_sandbox(&run["outputs"]),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "the two builds recorded different files");
+    let (inputs, outputs) = &seen[0];
+    assert!(
+        inputs.contains(std::path::Path::new("in.txt")),
+        "{inputs:?}"
+    );
+    for out in ["out.txt", "maps.txt", "d/a.tar"] {
+        assert!(
+            outputs.contains(std::path::Path::new(out)),
+            "{out} not in {outputs:?}"
+        );
+    }
 }
