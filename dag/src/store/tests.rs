@@ -633,3 +633,46 @@ fn migrations_tolerate_legacy_stores_and_gaps() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+/// Finishing a run again replaces its processes and their argv, with foreign keys (and so
+/// ON DELETE CASCADE) off while it does, and leaves them on afterwards.
+#[test]
+fn finishing_again_replaces_processes_and_their_argv() {
+    let store = Store::open_in_memory().unwrap();
+    let id = store.begin_run(&new_run("twice")).unwrap();
+    let proc_with = |pid: u32, argv: &[&[u8]]| ProcessRecord {
+        pid,
+        ppid: 1,
+        exe: b"/bin/sh".to_vec(),
+        argv: argv.iter().map(|a| a.to_vec()).collect(),
+        cwd: b"/".to_vec(),
+        exit_code: Some(0),
+        signal: None,
+        started_ns: 1,
+    };
+    let first = RunResult {
+        processes: vec![
+            proc_with(10, &[b"sh", b"-c", b"one"]),
+            proc_with(11, &[b"a"]),
+        ],
+        ..result_writing(vec![file(b"/proj/out", Some('1'), Some(1))])
+    };
+    store.finish_run(id, &first).unwrap();
+    let second = RunResult {
+        processes: vec![proc_with(20, &[b"sh", b"two"])],
+        ..result_writing(vec![file(b"/proj/out", Some('2'), Some(2))])
+    };
+    store.finish_run(id, &second).unwrap();
+    let run = store.run(id).unwrap();
+    assert_eq!(run.processes, second.processes);
+    let argv_rows: i64 = store
+        .conn
+        .query_row("SELECT COUNT(*) FROM process_argv", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(argv_rows, 2, "the first finish's argv rows are gone");
+    let fk: bool = store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    assert!(fk, "foreign keys are back on after finishing");
+}
