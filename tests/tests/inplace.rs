@@ -76,6 +76,20 @@ const EDITS: &[Edit] = &[
         setup: &[],
     },
     Edit {
+        // C's remove(), which the library hooks apart from unlink: read,
+        // then removed through libc.
+        name: "read then remove()",
+        file: "f.txt",
+        before: "removed by libc\n",
+        cmd: &[
+            "python3",
+            "-c",
+            "import ctypes; open('f.txt').read(); \
+             assert ctypes.CDLL(None).remove(b'f.txt') == 0",
+        ],
+        setup: &[],
+    },
+    Edit {
         name: "read then delete",
         file: "f.txt",
         before: "read once\n",

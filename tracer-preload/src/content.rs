@@ -276,16 +276,47 @@ pub unsafe fn before_path(dirfd: c_int, path: *const c_char, follow: bool) {
         let Some(st) = sys::fstatat(dirfd, p.c_str(), flags) else {
             return;
         };
-        if !wanted(&st) || !first_to_hash(&st) {
-            return;
-        }
-        let Some(fd) = open_read(dirfd, p.c_str(), !follow) else {
-            return;
-        };
         // SAFETY: forwarded from the caller.
-        let abs = unsafe { path::absolute(dirfd, path) };
-        hash_and_emit(fd, &st, &abs);
+        unsafe { hash_stated(dirfd, path, &mut p, &st, !follow) };
     });
+}
+
+/// [`before_path`] for a hook that has already stat'ed the file (without
+/// following a final symlink) inside its own guard: `remove`, which must
+/// know whether the path is a directory. Saves the second `fstatat`.
+///
+/// # Safety
+/// `path` must be a C string, `p` a copy of it, `st` its `lstat`.
+pub unsafe fn before_stated(dirfd: c_int, path: *const c_char, p: &mut PathBuf, st: &libc::stat) {
+    if path.is_null() || LIMIT.load(Ordering::Relaxed) == 0 || p.truncated {
+        return;
+    }
+    let e = sys::Errno::save();
+    // SAFETY: forwarded from the caller.
+    unsafe { hash_stated(dirfd, path, p, st, true) };
+    e.restore();
+}
+
+/// Hashes the file `st` describes when it is one to hash.
+///
+/// # Safety
+/// `path` must be a C string, `p` a copy of it.
+unsafe fn hash_stated(
+    dirfd: c_int,
+    path: *const c_char,
+    p: &mut PathBuf,
+    st: &libc::stat,
+    nofollow: bool,
+) {
+    if !wanted(st) || !first_to_hash(st) {
+        return;
+    }
+    let Some(fd) = open_read(dirfd, p.c_str(), nofollow) else {
+        return;
+    };
+    // SAFETY: forwarded from the caller.
+    let abs = unsafe { path::absolute(dirfd, path) };
+    hash_and_emit(fd, st, &abs);
 }
 
 /// Before an open with `flags`: hash the file when the open may change it

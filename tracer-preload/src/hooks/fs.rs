@@ -565,18 +565,20 @@ pub unsafe extern "C" fn rmdir(path: *const c_char) -> c_int {
 pub unsafe extern "C" fn remove(path: *const c_char) -> c_int {
     type F = unsafe extern "C" fn(*const c_char) -> c_int;
     // remove() picks unlink or rmdir inside libc; look first to know which.
+    // The same lstat says whether a file's content is to be hashed first.
     let is_dir = crate::Guard::enter().is_some_and(|_g| {
         // SAFETY: the caller's C string.
         let p = unsafe { sys::cstr(path, path::PATH_CAP) };
         let mut b = PathBuf::new();
         b.push(p);
-        sys::fstatat(libc::AT_FDCWD, b.c_str(), libc::AT_SYMLINK_NOFOLLOW)
-            .is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+        let st = sys::fstatat(libc::AT_FDCWD, b.c_str(), libc::AT_SYMLINK_NOFOLLOW);
+        let is_dir = st.is_some_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        if let Some(st) = st.filter(|_| !is_dir) {
+            // SAFETY: the caller's C string, and b a copy of it.
+            unsafe { content::before_stated(libc::AT_FDCWD, path, &mut b, &st) };
+        }
+        is_dir
     });
-    if !is_dir {
-        // SAFETY: the caller's C string.
-        unsafe { content::before_path(libc::AT_FDCWD, path, false) };
-    }
     let ret = call_real!(remove: F, (path), -1);
     // SAFETY: the caller's C string.
     unsafe { record_unlink(libc::AT_FDCWD, path, is_dir, ret) };
