@@ -28,8 +28,8 @@ pub const LIB_NAME_GLIBC_2_34: &str = "libroar_preload-glibc2.34.so";
 /// overrides the search: when set, it is the only place looked at.
 pub fn candidates() -> Vec<PathBuf> {
     let mut c = Vec::new();
-    if let Some(p) = std::env::var_os("ROAR_PRELOAD_LIB").filter(|p| !p.is_empty()) {
-        c.push(PathBuf::from(p));
+    if let Some(p) = overridden() {
+        c.push(p);
         return c;
     }
     if let Ok(exe) = std::env::current_exe()
@@ -57,23 +57,35 @@ pub fn find_library() -> Result<PathBuf, String> {
     ))
 }
 
+/// `ROAR_PRELOAD_LIB`, when set: the one library roar uses.
+fn overridden() -> Option<PathBuf> {
+    std::env::var_os("ROAR_PRELOAD_LIB")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+}
+
+/// The glibc 2.34 build installed beside the portable `lib`, unless
+/// `ROAR_PRELOAD_LIB` names the one library to use.
+fn glibc_2_34_beside(lib: &Path) -> Option<PathBuf> {
+    if overridden().is_some() {
+        return None;
+    }
+    let variant = lib.with_file_name(LIB_NAME_GLIBC_2_34);
+    variant.is_file().then_some(variant)
+}
+
 /// The library to trace `program` with: the glibc 2.34 build beside the
 /// portable one when the program runs with a glibc that has 2.34's
 /// symbols, else the portable one. `ROAR_PRELOAD_LIB` is used as it is.
 pub fn library_for(program: &Program) -> Result<PathBuf, String> {
     let lib = find_library()?;
-    if std::env::var_os("ROAR_PRELOAD_LIB").is_some_and(|p| !p.is_empty()) {
-        return Ok(lib);
-    }
-    Ok(glibc_2_34_variant(&lib, &program.linking).unwrap_or(lib))
-}
-
-fn glibc_2_34_variant(lib: &Path, linking: &Linking) -> Option<PathBuf> {
-    let Linking::Dynamic(interp) = linking else {
-        return None;
+    let newer = match &program.linking {
+        Linking::Dynamic(interp) => {
+            glibc_2_34_beside(&lib).filter(|_| crate::elf::glibc_defines(interp, "GLIBC_2.34"))
+        }
+        Linking::Static | Linking::Unknown => None,
     };
-    let variant = lib.parent()?.join(LIB_NAME_GLIBC_2_34);
-    (variant.is_file() && crate::elf::glibc_defines(interp, "GLIBC_2.34")).then_some(variant)
+    Ok(newer.unwrap_or(lib))
 }
 
 /// The command's environment: the caller's, plus the library in front of
@@ -124,15 +136,9 @@ impl Kind for Preload {
     fn check(&self) -> Check {
         match find_library() {
             Ok(lib) => {
-                let variant = lib.with_file_name(LIB_NAME_GLIBC_2_34);
-                let variant = if variant.is_file() {
-                    format!(
-                        " (for programs on glibc 2.34 or later: {})",
-                        variant.display()
-                    )
-                } else {
-                    String::new()
-                };
+                let variant = glibc_2_34_beside(&lib).map_or_else(String::new, |v| {
+                    format!(" (for programs on glibc 2.34 or later: {})", v.display())
+                });
                 Check::usable(
                     "preload",
                     format!(
