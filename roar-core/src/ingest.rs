@@ -544,7 +544,7 @@ impl Context<'_> {
             && !foreign
         {
             // Packages as installed where roar ingest runs; the host is not known.
-            let env = crate::collect::environment(&result, false, None);
+            let env = crate::collect::environment(&result, None, None);
             let _ = self.store.set_environment(id, &env);
         }
         Ok(match stored {

@@ -63,16 +63,30 @@ pub fn used<'a>(paths: impl IntoIterator<Item = &'a [u8]>) -> Vec<Package> {
     used_with(paths, Path::new(DPKG_DIR))
 }
 
+/// Loads dpkg's file index now, so that [`used`] does not wait for it later.
+pub fn warm() {
+    let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let resolver = resolver_for(&mut guard, Path::new(DPKG_DIR));
+    if resolver.dpkg.is_none() {
+        resolver.dpkg = Some(dpkg::Index::load(Path::new(DPKG_DIR), true));
+    }
+}
+
 fn used_with<'a>(paths: impl IntoIterator<Item = &'a [u8]>, dpkg_dir: &Path) -> Vec<Package> {
     let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let resolver = guard.get_or_insert_with(Resolver::default);
+    resolver_for(&mut guard, dpkg_dir).resolve(paths)
+}
+
+/// The cached resolver, started afresh when it was for another dpkg directory.
+fn resolver_for<'g>(cache: &'g mut Option<Resolver>, dpkg_dir: &Path) -> &'g mut Resolver {
+    let resolver = cache.get_or_insert_with(Resolver::default);
     if resolver.dpkg_dir != dpkg_dir {
         *resolver = Resolver {
             dpkg_dir: dpkg_dir.to_path_buf(),
             ..Default::default()
         };
     }
-    resolver.resolve(paths)
+    resolver
 }
 
 impl Resolver {

@@ -87,6 +87,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     // so when the read lands against the command's writes does not change
     // the answer.
     let git_reader = git::Background::start(&begun.cwd);
+    let machine = collect::Machine::start();
     // Files are hashed while the command runs too, on CPU it leaves idle.
     let (filter, own) = collect::scope(&opened.loc, &opened.cfg);
     let hasher = crate::prehash::Background::start(&begun.trace_dir, filter, own);
@@ -112,7 +113,8 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     };
     let (mut result, git) = collect_run(&opened, &begun, top, git, &mut notes);
     phases.mark("collect");
-    let environment = collect::environment(&result, true, crate::container::current());
+    let (host, container) = machine.finish();
+    let environment = collect::environment(&result, Some(host), container);
     notes
         .warnings
         .extend(image_changed(&opened.store, &begun, &environment));
