@@ -85,11 +85,9 @@ pub fn glibc_defines(interp: &Path, version: &str) -> bool {
         return false;
     };
     dynamic_strings(&f).is_some_and(|strings| {
-        let mut needle = Vec::with_capacity(version.len() + 2);
-        needle.push(0);
-        needle.extend_from_slice(version.as_bytes());
-        needle.push(0);
-        strings.windows(needle.len()).any(|w| w == needle)
+        strings
+            .split(|&b| b == 0)
+            .any(|name| name == version.as_bytes())
     })
 }
 
