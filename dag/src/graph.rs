@@ -184,19 +184,21 @@ impl Store {
             .optional()?)
     }
 
-    /// The newest recorded write of `path`, or failing that its newest recorded read.
+    /// The newest recorded write of `path`, or failing that its newest recorded read (a
+    /// hidden read last: those are not in the path index, so finding one is a scan).
     pub fn latest_at_path(&self, path: &[u8]) -> Result<Option<(Link, LinkKind)>, StoreError> {
         let tx = self.read_tx()?;
-        for (table, kind) in [
-            ("run_outputs", LinkKind::Output),
-            ("run_inputs", LinkKind::Input),
+        for (table, kind, which) in [
+            ("run_outputs", LinkKind::Output, ""),
+            ("run_inputs", LinkKind::Input, "AND l.filtered = 0"),
+            ("run_inputs", LinkKind::Input, "AND l.filtered <> 0"),
         ] {
             let found = tx
                 .prepare_cached(&format!(
                     "SELECT l.run_id, l.artifact_id, a.hash, COALESCE(l.size, a.size) \
                      FROM {table} AS l LEFT JOIN artifacts AS a ON a.id = l.artifact_id \
                      JOIN runs AS r ON r.id = l.run_id \
-                     WHERE l.path = ?1 ORDER BY r.order_key DESC, r.id DESC LIMIT 1"
+                     WHERE l.path = ?1 {which} ORDER BY r.order_key DESC, r.id DESC LIMIT 1"
                 ))?
                 .query_row([path], |r| {
                     Ok(Link {

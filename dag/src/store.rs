@@ -28,6 +28,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_time_order.sql")),
     (20, include_str!("../migrations/0020_environment.sql")),
     (30, include_str!("../migrations/0030_container.sql")),
+    (
+        40,
+        include_str!("../migrations/0040_hidden_inputs_unindexed.sql"),
+    ),
 ];
 pub(crate) const SCHEMA_VERSION: i64 = {
     let mut max = 0;

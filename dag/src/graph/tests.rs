@@ -285,3 +285,48 @@ fn artifacts_come_with_every_path_they_had() {
         .unwrap();
     assert_eq!(runs, vec![1, 2, 3, 4, 5]);
 }
+
+#[test]
+fn a_hidden_read_is_found_by_path_though_only_shown_reads_are_indexed() {
+    let store = Store::open_in_memory().unwrap();
+    let hidden = FileRecord {
+        path: b"/usr/lib/libx.so".to_vec(),
+        hash: None,
+        size: Some(3),
+        filtered: true,
+    };
+    let reader = record(&store, "load", vec![hidden], vec![]);
+    let (link, kind) = store.latest_at_path(b"/usr/lib/libx.so").unwrap().unwrap();
+    assert_eq!((link.run_id, kind), (reader, LinkKind::Input));
+    let shown = record(&store, "read", vec![f("/p/data", 'd')], vec![]);
+    let (link, _) = store.latest_at_path(b"/p/data").unwrap().unwrap();
+    assert_eq!(link.run_id, shown);
+    assert!(store.latest_at_path(b"/p/never").unwrap().is_none());
+    // The shown lookup is an index search; hidden rows are not in that index.
+    let plan: Vec<String> = store
+        .conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT l.run_id FROM run_inputs AS l \
+             WHERE l.path = ?1 AND l.filtered = 0",
+        )
+        .unwrap()
+        .query_map([b"/p/data".to_vec()], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("INDEX run_inputs_path (path=?)")),
+        "{plan:?}"
+    );
+    let indexed: i64 = store
+        .conn
+        .query_row(
+            "SELECT count(*) FROM run_inputs INDEXED BY run_inputs_path \
+             WHERE path >= x'' AND filtered = 0",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 1);
+}
