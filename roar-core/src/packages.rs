@@ -94,7 +94,7 @@ impl Resolver {
         let mut found = BTreeSet::new();
         let mut system: Vec<&[u8]> = Vec::new();
         for path in paths {
-            if is_metadata(path) || !path.starts_with(b"/") {
+            if is_metadata(path) || is_internal(path) || !path.starts_with(b"/") {
                 continue;
             }
             if let Some(p) = self.pip(path) {
@@ -165,9 +165,10 @@ impl Resolver {
             return Vec::new();
         };
         let mut found = BTreeSet::new();
+        let mut real_dirs = HashMap::new();
         for path in paths {
             // Under each name dpkg may list it by.
-            if let Some((name, version)) = dpkg_names(path).iter().find_map(|n| index.owner(n)) {
+            if let Some((name, version)) = dpkg_owner(index, path, &mut real_dirs) {
                 // The package's name without the architecture a multi-arch list file carries.
                 let plain = name.split(':').next().unwrap_or(name);
                 found.insert(Package {
@@ -187,6 +188,13 @@ impl Resolver {
 fn is_metadata(path: &[u8]) -> bool {
     path.split(|b| *b == b'/')
         .any(|c| c.ends_with(b".dist-info") || c.ends_with(b".egg-info") || c == b"conda-meta")
+}
+
+/// Inside a git directory or a roar store: hidden like an installed file,
+/// but no package manager puts files there, so not looked up in any.
+fn is_internal(path: &[u8]) -> bool {
+    path.split(|b| *b == b'/')
+        .any(|c| c == b".git" || c == b".roar")
 }
 
 /// Kernel interfaces no package owns.
@@ -351,25 +359,51 @@ fn conda_index(prefix: &Path) -> Index {
     index
 }
 
-/// The names dpkg may list a file by: as used, its `/usr`-merge alias, and its resolved path.
+/// The names dpkg may list a file by: as used and its `/usr`-merge alias.
 fn dpkg_names(path: &[u8]) -> Vec<Vec<u8>> {
     let mut names = vec![path.to_vec()];
-    if let Ok(real) = std::fs::canonicalize(as_path(path)) {
-        names.push(real.as_os_str().as_bytes().to_vec());
+    if let Some(rest) = path.strip_prefix(b"/usr")
+        && merged_dir(rest)
+    {
+        names.push(rest.to_vec());
+    } else if merged_dir(path) {
+        names.push([&b"/usr"[..], path].concat());
     }
-    let mut aliases = Vec::new();
-    for n in &names {
-        if let Some(rest) = n.strip_prefix(b"/usr")
-            && merged_dir(rest)
-        {
-            aliases.push(rest.to_vec());
-        } else if merged_dir(n) {
-            aliases.push([&b"/usr"[..], n].concat());
-        }
-    }
-    names.extend(aliases);
-    names.dedup();
     names
+}
+
+/// The package dpkg says owns `path`: by the names it was used by, else by
+/// its resolved path's, resolved only then.
+fn dpkg_owner<'i>(
+    index: &'i dpkg::Index,
+    path: &[u8],
+    real_dirs: &mut HashMap<Vec<u8>, Option<PathBuf>>,
+) -> Option<&'i (String, String)> {
+    let found = |p: &[u8]| dpkg_names(p).iter().find_map(|n| index.owner(n));
+    found(path).or_else(|| {
+        let real = resolved(path, real_dirs)?;
+        let real = real.as_os_str().as_bytes();
+        (real != path).then(|| found(real)).flatten()
+    })
+}
+
+/// `path` with every symbolic link resolved. Each directory is resolved once
+/// (`real_dirs` keeps them: a run's files share a few dozen), so a file
+/// costs one `lstat` rather than a `readlink` per component.
+fn resolved(path: &[u8], real_dirs: &mut HashMap<Vec<u8>, Option<PathBuf>>) -> Option<PathBuf> {
+    let cut = path.iter().rposition(|b| *b == b'/')?;
+    let (dir, name) = (&path[..cut.max(1)], &path[cut + 1..]);
+    let real_dir = real_dirs
+        .entry(dir.to_vec())
+        .or_insert_with(|| std::fs::canonicalize(as_path(dir)).ok())
+        .as_ref()?;
+    let candidate = real_dir.join(OsStr::from_bytes(name));
+    let meta = std::fs::symlink_metadata(&candidate).ok()?;
+    if meta.file_type().is_symlink() {
+        std::fs::canonicalize(&candidate).ok()
+    } else {
+        Some(candidate)
+    }
 }
 
 /// `/bin`, `/sbin` and `/lib*`, the directories `/usr`-merge links into `/usr`.

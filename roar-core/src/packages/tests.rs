@@ -146,3 +146,49 @@ fn the_pip_index_is_cached_until_the_site_directory_changes() {
     dist("1.17.0");
     assert_eq!(owner(), Some(("six".into(), "1.17.0".into())));
 }
+
+#[test]
+fn a_symlink_is_resolved_only_when_its_own_name_is_unlisted_and_git_internals_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let listed = root.join("opt/tool/bin/tool");
+    write(&listed, "");
+    std::os::unix::fs::symlink(&listed, root.join("tool-link")).unwrap();
+    let repo_file = root.join("repo/.git/hooks/pre-commit");
+    write(&repo_file, "");
+    let list = format!("{}\n{}\n", listed.display(), repo_file.display());
+    write(&root.join("dpkg/info/tool.list"), &list);
+    write(
+        &root.join("dpkg/status"),
+        "Package: tool\nStatus: install ok installed\nVersion: 3\n\n",
+    );
+    let names = |paths: &[&Path]| -> Vec<String> {
+        let paths: Vec<Vec<u8>> = paths.iter().map(|p| to_bytes(p)).collect();
+        used_with(paths.iter().map(Vec::as_slice), &root.join("dpkg"))
+            .into_iter()
+            .map(|p| format!("{} {}", p.name, p.version))
+            .collect()
+    };
+    assert_eq!(names(&[&root.join("tool-link")]), ["tool 3"]);
+    assert_eq!(names(&[&repo_file]), Vec::<String>::new());
+}
+
+#[test]
+fn a_path_resolves_through_linked_directories_and_a_linked_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    write(&root.join("real/sub/file"), "");
+    std::os::unix::fs::symlink(root.join("real"), root.join("dirlink")).unwrap();
+    std::os::unix::fs::symlink(root.join("real/sub/file"), root.join("real/sub/filelink")).unwrap();
+    let mut dirs = HashMap::new();
+    let via = |p: &str| to_bytes(&root.join(p));
+    for p in ["dirlink/sub/file", "dirlink/sub/filelink", "real/sub/file"] {
+        assert_eq!(
+            resolved(&via(p), &mut dirs),
+            Some(root.join("real/sub/file")),
+            "{p}"
+        );
+    }
+    assert_eq!(resolved(&via("dirlink/sub/missing"), &mut dirs), None);
+    assert_eq!(resolved(b"/", &mut dirs), Some(PathBuf::from("/")));
+}
