@@ -241,7 +241,11 @@ fn still_running(trace_dir: &Path, window: Option<&PidWindow>) -> Vec<u32> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| *pid != me)
         .filter(|pid| within.as_ref().is_none_or(|w| w.contains(*pid)))
-        .filter(|pid| carries_trace_dir(*pid, &marker))
+        .filter(|pid| match environment(*pid) {
+            Some(env) if env.is_empty() && within.is_some() => settled_carries(*pid, &marker),
+            Some(env) => has_marker(&env, &marker),
+            None => false,
+        })
         .collect();
     pids.sort_unstable();
     pids
@@ -309,8 +313,44 @@ fn read_number<T: std::str::FromStr>(path: &str) -> Option<T> {
 /// True when process `pid` has `marker` (`ROAR_TRACE_DIR=<dir>\0`) in its
 /// environment.
 fn carries_trace_dir(pid: u32, marker: &[u8]) -> bool {
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|env| env.windows(marker.len()).any(|w| w == marker))
+    environment(pid).is_some_and(|env| has_marker(&env, marker))
+}
+
+fn environment(pid: u32) -> Option<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/environ")).ok()
+}
+
+fn has_marker(env: &[u8], marker: &[u8]) -> bool {
+    env.windows(marker.len()).any(|w| w == marker)
+}
+
+/// An empty environment is also what a process shows for the moment its
+/// execve replaces its memory (a forked child of the command going on to run
+/// `sleep` as the command exits, say): unless it is a kernel thread, it is
+/// read again until the exec is done, for at most 5 ms.
+fn settled_carries(pid: u32, marker: &[u8]) -> bool {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let kernel_thread = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which is in parentheses: the
+            // flags are the 7th of them.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            rest.split(' ').nth(6)?.parse::<u64>().ok()
+        })
+        .is_none_or(|flags| flags & PF_KTHREAD != 0);
+    if kernel_thread {
+        return false;
+    }
+    for _ in 0..25 {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        match environment(pid) {
+            Some(env) if env.is_empty() => continue,
+            Some(env) => return has_marker(&env, marker),
+            None => return false,
+        }
+    }
+    false
 }
 
 /// True when any process (in our pid namespace) carries the trace directory
@@ -373,5 +413,34 @@ mod tests {
         assert!(!turn.contains(1));
         child.kill().unwrap();
         child.wait().unwrap();
+    }
+
+    #[test]
+    fn an_empty_environment_is_read_again_but_a_kernel_thread_or_env_i_is_not_ours() {
+        let marker = marker(Path::new("/nowhere/traces/run-1"));
+        // kthreadd (pid 2 outside a pid namespace): a kernel thread is not
+        // waited for.
+        if std::fs::read_to_string("/proc/2/stat").is_ok_and(|s| s.contains("(kthreadd)")) {
+            let start = std::time::Instant::now();
+            assert!(!settled_carries(2, &marker));
+            assert!(start.elapsed() < std::time::Duration::from_millis(2));
+        }
+        // A process started with no environment at all stays empty: given up
+        // on after the wait.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .env_clear()
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        while environment(pid).is_none_or(|e| !e.is_empty()) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(!settled_carries(pid, &marker));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let mut env = b"A=1\0".to_vec();
+        env.extend_from_slice(&marker);
+        assert!(has_marker(&env, &marker) && !has_marker(b"A=1\0", &marker));
     }
 }
