@@ -454,7 +454,7 @@ fn read_loop(
     mut sink: Sink,
     mut conv: Converter,
     stop: &Wake,
-) -> (Sink, Converter) {
+) -> (RingBuf<MapData>, Sink, Converter) {
     let fd = ring.as_raw_fd();
     loop {
         let stopping = stop.is_set();
@@ -481,7 +481,10 @@ fn read_loop(
         // the batch interval.
         unsafe { libc::poll(pfd.as_mut_ptr(), 2, BATCH_MS) };
     }
-    (sink, conv)
+    // The ring goes back to the caller: unmapping it (its data pages are
+    // mapped twice) takes a few tenths of a millisecond that the release
+    // thread, not the run, pays.
+    (ring, sink, conv)
 }
 
 /// Tracing in progress.
@@ -489,7 +492,7 @@ pub struct Tracer {
     /// Taken by [`Tracer::finish`].
     claim: Option<Claim>,
     stop: Arc<Wake>,
-    thread: Option<std::thread::JoinHandle<(Sink, Converter)>>,
+    thread: Option<std::thread::JoinHandle<(RingBuf<MapData>, Sink, Converter)>>,
 }
 
 /// What tracing ended with.
@@ -544,7 +547,7 @@ impl Tracer {
         let mut lingering = claim.inst.tgids(claim.slot);
         lingering.sort_unstable();
         self.stop.set();
-        let (mut sink, mut conv) = self
+        let (ring, mut sink, mut conv) = self
             .thread
             .take()
             .ok_or_else(|| io::Error::other("tracer already finished"))?
@@ -572,7 +575,7 @@ impl Tracer {
         // Freeing the slot (and detaching a private load's or an idle pinned
         // instance's hooks) is done beside roar's own storing.
         let private = claim.inst.take_private();
-        let release = Release::spawn(move || drop((private, claim)));
+        let release = Release::spawn(move || drop((ring, private, claim)));
         Ok(Finished { lingering, release })
     }
 }
