@@ -101,7 +101,7 @@ impl Resolver {
                 found.insert(p);
             } else if let Some(p) = self.conda(path) {
                 found.insert(p);
-            } else if !is_virtual(path) {
+            } else if !is_virtual(path) && !is_home(path) {
                 system.push(path);
             }
         }
@@ -195,6 +195,12 @@ fn is_metadata(path: &[u8]) -> bool {
 fn is_internal(path: &[u8]) -> bool {
     path.split(|b| *b == b'/')
         .any(|c| c == b".git" || c == b".roar")
+}
+
+/// Under a home directory, where dpkg installs nothing (Debian policy): a
+/// pyenv or rustup toolchain's files are looked for in pip and conda only.
+fn is_home(path: &[u8]) -> bool {
+    path.starts_with(b"/root/") || path.starts_with(b"/home/")
 }
 
 /// Kernel interfaces no package owns.

@@ -192,3 +192,20 @@ fn a_path_resolves_through_linked_directories_and_a_linked_file() {
     assert_eq!(resolved(&via("dirlink/sub/missing"), &mut dirs), None);
     assert_eq!(resolved(b"/", &mut dirs), Some(PathBuf::from("/")));
 }
+
+#[test]
+fn files_under_a_home_directory_are_never_dpkg_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(
+        &root.join("dpkg/info/odd.list"),
+        "/home/u/.pyenv/bin/python\n/usr/bin/odd\n",
+    );
+    write(
+        &root.join("dpkg/status"),
+        "Package: odd\nStatus: install ok installed\nVersion: 1\n\n",
+    );
+    let got = |p: &[u8]| used_with([p], &root.join("dpkg")).len();
+    assert_eq!(got(b"/home/u/.pyenv/bin/python"), 0);
+    assert_eq!(got(b"/usr/bin/odd"), 1);
+}
