@@ -86,6 +86,12 @@ pub fn hash_file(path: &Path, size: u64) -> std::io::Result<Hashed> {
 /// Hashes every job on a few threads; results come back in job order.
 pub fn hash_many(paths: &[(&Path, u64)]) -> Vec<std::io::Result<Hashed>> {
     let n = paths.len();
+    // Most runs leave nothing or one file to hash here (the rest were hashed
+    // while they ran): no thread for that, nor the cgroup reads that size the
+    // pool.
+    if n <= 1 {
+        return paths.iter().map(|(p, size)| hash_file(p, *size)).collect();
+    }
     let results: Vec<Mutex<Option<std::io::Result<Hashed>>>> =
         (0..n).map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
@@ -113,4 +119,34 @@ pub fn hash_many(paths: &[(&Path, u64)]) -> Vec<std::io::Result<Hashed>> {
                 .unwrap_or_else(|| Err(std::io::Error::other("not hashed")))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn many_files_hash_in_order_as_one_does_however_many_there_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<(std::path::PathBuf, u64)> = (0..5)
+            .map(|i| {
+                let p = dir.path().join(format!("f{i}"));
+                std::fs::write(&p, format!("content {i}")).unwrap();
+                (p, 9)
+            })
+            .collect();
+        let one = |p: &Path| hash_file(p, 9).unwrap().hash;
+        for n in [0, 1, 5] {
+            let refs: Vec<(&Path, u64)> =
+                files[..n].iter().map(|(p, s)| (p.as_path(), *s)).collect();
+            let got: Vec<String> = hash_many(&refs)
+                .into_iter()
+                .map(|r| r.unwrap().hash)
+                .collect();
+            let want: Vec<String> = files[..n].iter().map(|(p, _)| one(p)).collect();
+            assert_eq!(got, want, "{n} files");
+        }
+        let missing = dir.path().join("gone");
+        assert!(hash_many(&[(missing.as_path(), 1)])[0].is_err());
+    }
 }
