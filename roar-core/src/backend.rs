@@ -97,6 +97,12 @@ pub trait Backend {
     fn load_time(&self) -> Option<Duration> {
         None
     }
+    /// Whether waiting on the command reaps any child of roar's
+    /// (`waitpid(-1)`): roar then starts no process of its own while the
+    /// command runs (one it did would be reaped from under it).
+    fn reaps_any_child(&self) -> bool {
+        false
+    }
     /// Sets up what one run needs, once its trace directory exists.
     fn prepare(&self, trace_dir: &Path) -> std::io::Result<Box<dyn Prepared + '_>>;
 }

@@ -143,20 +143,26 @@ pub fn environment(
 /// The machine a run runs on and the container it is in, and dpkg's file
 /// index loaded: none of it depends on the command, so it is read on a thread
 /// of its own while the command runs (about half a millisecond otherwise
-/// spent after it, most of it /proc/cpuinfo and the index).
+/// spent after it, most of it /proc/cpuinfo and the index; more where
+/// `nvidia-smi` runs). Not when `alongside` is false: a backend that reaps
+/// any child would reap `nvidia-smi`, so it is all read after the command.
 pub struct Machine(Option<std::thread::JoinHandle<(dag::Host, Option<dag::Container>)>>);
 
 impl Machine {
-    pub fn start() -> Machine {
+    pub fn start(alongside: bool) -> Machine {
         let read = || {
             crate::packages::warm();
             (crate::host::facts(), crate::container::current())
         };
         Machine(
-            std::thread::Builder::new()
-                .name("roar-machine".into())
-                .spawn(read)
-                .ok(),
+            alongside
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("roar-machine".into())
+                        .spawn(read)
+                        .ok()
+                })
+                .flatten(),
         )
     }
 

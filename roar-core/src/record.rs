@@ -87,7 +87,7 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     // so when the read lands against the command's writes does not change
     // the answer.
     let git_reader = git::Background::start(&begun.cwd);
-    let machine = collect::Machine::start();
+    let machine = collect::Machine::start(!backend.reaps_any_child());
     // Files are hashed while the command runs too, on CPU it leaves idle.
     let (filter, own) = collect::scope(&opened.loc, &opened.cfg);
     let hasher = crate::prehash::Background::start(&begun.trace_dir, filter, own);

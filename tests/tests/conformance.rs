@@ -1297,3 +1297,37 @@ fn unusable_stores_are_named_once() {
     );
     assert!(missing.is_file());
 }
+
+/// The host's GPUs come from `nvidia-smi`, which roar starts while the
+/// command runs, except under ptrace, whose tracer reaps any child of roar's:
+/// there it is started after. Each backend records what it printed.
+#[test]
+fn gpus_are_recorded_under_every_backend() {
+    for &backend in BACKENDS {
+        let sb = Sandbox::new();
+        let bin = sb.join("fakebin");
+        sb.write(
+            "fakebin/nvidia-smi",
+            "#!/bin/sh\necho 'Fake GPU, 1024 MiB, 1.0'\n",
+        );
+        std::fs::set_permissions(
+            bin.join("nvidia-smi"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+        let out = sb
+            .roar()
+            .env("PATH", path)
+            .args(["run", "--backend", backend, "-q", "--", "sleep", "0.3"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "[{backend}] {out:?}");
+        let run = sb.show_json("latest");
+        assert_eq!(
+            run["environment"]["host"]["gpus"],
+            serde_json::json!(["Fake GPU, 1024 MiB, 1.0"]),
+            "[{backend}] {run:#}"
+        );
+    }
+}

@@ -51,6 +51,11 @@ impl Backend for Ready {
         "ptrace"
     }
 
+    /// The tracer waits with `waitpid(-1, __WALL)`.
+    fn reaps_any_child(&self) -> bool {
+        true
+    }
+
     fn prepare(&self, trace_dir: &Path) -> std::io::Result<Box<dyn Prepared + '_>> {
         Ok(Box::new(Run {
             prepared: tracer_ptrace::Prepared::new()?,
