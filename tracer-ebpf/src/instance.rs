@@ -23,6 +23,9 @@ use crate::{ATTACH, LoadError, PROGRAM, Tuning, refused, sys};
 
 /// The program user space runs to change the traced set.
 pub(crate) const CTL: &str = "roar_ctl";
+/// `start_time` of a free slot (pid 0) whose release found none of its
+/// processes still tagged: the next claim need not look for them.
+const CLEAN: u64 = u64::MAX;
 /// The maps of the program, all pinned.
 pub(crate) const MAPS: [&str; 9] = [
     "EVENTS",
@@ -278,11 +281,14 @@ impl Instance {
         sys::test_run(self.ctl.as_fd(), &[command, tgid.into(), slot.into()])
     }
 
-    /// Takes every process tagged with `slot` out of the traced set.
-    fn untrace_slot(&self, slot: u32) {
-        for t in self.tgids(slot) {
-            let _ = self.ctl(RE_CTL_UNTRACE, t, 0);
+    /// Takes every process tagged with `slot` out of the traced set; true
+    /// when there was none.
+    fn untrace_slot(&self, slot: u32) -> bool {
+        let tagged = self.tgids(slot);
+        for t in &tagged {
+            let _ = self.ctl(RE_CTL_UNTRACE, *t, 0);
         }
+        tagged.is_empty()
     }
 
     /// Puts `tgid` in the traced set for `slot`.
@@ -299,14 +305,18 @@ impl Instance {
 
     /// Frees `slot`: its processes are no longer traced, its ring goes.
     pub(crate) fn release(&mut self, slot: u32) {
-        // Twice: a process that forked while the first pass ran.
-        for _ in 0..2 {
-            self.untrace_slot(slot);
-        }
+        // Until a pass finds none (a process that forked while a pass ran is
+        // found by the next), three passes at most. Once none is tagged, none
+        // can be: only a tagged process's fork and the slot's owner tag.
+        let clean = (0..3).any(|_| self.untrace_slot(slot));
         if slot >= KEEP_RINGS {
             let _ = sys::map_delete(self.rings_fd(), slot);
         }
-        let _ = self.slots.set(slot, Slot::default(), 0);
+        let free = Slot {
+            start_time: if clean { CLEAN } else { 0 },
+            ..Slot::default()
+        };
+        let _ = self.slots.set(slot, free, 0);
     }
 
     fn rings_fd(&self) -> BorrowedFd<'_> {
@@ -338,8 +348,16 @@ impl Instance {
             ))
         })?;
         // What a process of an earlier owner forked as that owner's slot was
-        // freed can still be tagged with it: not this run's.
-        self.untrace_slot(slot);
+        // freed can still be tagged with it: not this run's. Not looked for
+        // when that release found none left (a scan of every bucket of the
+        // traced set, about 0.2 ms).
+        if self
+            .slots
+            .get(&slot, 0)
+            .map_or(true, |s| s.start_time != CLEAN)
+        {
+            self.untrace_slot(slot);
+        }
         let pid = std::process::id();
         let me = Slot {
             pid,
