@@ -120,9 +120,8 @@ fn still_alive(dir: &Path, summary: &crate::analysis::Summary) -> bool {
 /// /proc/PID/stat, in clock ticks); None when it is gone or a zombie (dead,
 /// not yet reaped: where pid 1 does not reap orphans, that is forever).
 pub(crate) fn started_at_ns(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields follow the last ')'.
-    let mut fields = stat[stat.rfind(')')? + 1..].split_whitespace();
+    let stat = crate::spawn::proc_stat(pid)?;
+    let mut fields = stat.split_whitespace();
     if matches!(fields.next(), Some("Z" | "X")) {
         return None;
     }

@@ -460,6 +460,14 @@ pub fn thread_id() -> i32 {
     unsafe { libc::gettid() }
 }
 
+/// The fields of `/proc/PID/stat` after the command name, the state first
+/// (the name may hold spaces and parentheses, so they follow the last `)`);
+/// None when the process is gone.
+pub(crate) fn proc_stat(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(stat[stat.rfind(')')? + 1..].to_owned())
+}
+
 /// Ends roar the way the command ended: same code, or death by the same signal.
 pub fn exit_like(ended: Ended) -> ! {
     match ended {

@@ -330,14 +330,9 @@ fn has_marker(env: &[u8], marker: &[u8]) -> bool {
 /// read again until the exec is done, for at most 5 ms.
 fn settled_carries(pid: u32, marker: &[u8]) -> bool {
     const PF_KTHREAD: u64 = 0x0020_0000;
-    let kernel_thread = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|stat| {
-            // Fields after the command name, which is in parentheses: the
-            // flags are the 7th of them.
-            let rest = &stat[stat.rfind(')')? + 2..];
-            rest.split(' ').nth(6)?.parse::<u64>().ok()
-        })
+    // The flags are the 7th field after the command name.
+    let kernel_thread = crate::spawn::proc_stat(pid)
+        .and_then(|stat| stat.split_whitespace().nth(6)?.parse::<u64>().ok())
         .is_none_or(|flags| flags & PF_KTHREAD != 0);
     if kernel_thread {
         return false;
