@@ -66,10 +66,7 @@ pub fn used<'a>(paths: impl IntoIterator<Item = &'a [u8]>) -> Vec<Package> {
 /// Loads dpkg's file index now, so that [`used`] does not wait for it later.
 pub fn warm() {
     let mut guard = CACHE.lock().unwrap_or_else(|e| e.into_inner());
-    let resolver = resolver_for(&mut guard, Path::new(DPKG_DIR));
-    if resolver.dpkg.is_none() {
-        resolver.dpkg = Some(dpkg::Index::load(Path::new(DPKG_DIR), true));
-    }
+    resolver_for(&mut guard, Path::new(DPKG_DIR)).dpkg_index();
 }
 
 fn used_with<'a>(paths: impl IntoIterator<Item = &'a [u8]>, dpkg_dir: &Path) -> Vec<Package> {
@@ -153,15 +150,19 @@ impl Resolver {
         here
     }
 
+    /// The dpkg index, loaded at the first call (None: no dpkg here).
+    fn dpkg_index(&mut self) -> Option<&dpkg::Index> {
+        let dir = &self.dpkg_dir;
+        self.dpkg
+            .get_or_insert_with(|| dpkg::Index::load(dir, dir == Path::new(DPKG_DIR)))
+            .as_ref()
+    }
+
     fn dpkg(&mut self, paths: &[&[u8]]) -> Vec<Package> {
         if paths.is_empty() {
             return Vec::new();
         }
-        let dir = &self.dpkg_dir;
-        let Some(index) = self
-            .dpkg
-            .get_or_insert_with(|| dpkg::Index::load(dir, dir == Path::new(DPKG_DIR)))
-        else {
+        let Some(index) = self.dpkg_index() else {
             return Vec::new();
         };
         let mut found = BTreeSet::new();

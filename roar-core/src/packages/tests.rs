@@ -147,6 +147,15 @@ fn the_pip_index_is_cached_until_the_site_directory_changes() {
     assert_eq!(owner(), Some(("six".into(), "1.17.0".into())));
 }
 
+/// A dpkg database under `root/dpkg` with one installed package listing `files`.
+fn one_package_dpkg(root: &Path, name: &str, version: &str, files: &str) {
+    write(&root.join(format!("dpkg/info/{name}.list")), files);
+    write(
+        &root.join("dpkg/status"),
+        &format!("Package: {name}\nStatus: install ok installed\nVersion: {version}\n\n"),
+    );
+}
+
 #[test]
 fn a_symlink_is_resolved_only_when_its_own_name_is_unlisted_and_git_internals_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,11 +166,7 @@ fn a_symlink_is_resolved_only_when_its_own_name_is_unlisted_and_git_internals_ar
     let repo_file = root.join("repo/.git/hooks/pre-commit");
     write(&repo_file, "");
     let list = format!("{}\n{}\n", listed.display(), repo_file.display());
-    write(&root.join("dpkg/info/tool.list"), &list);
-    write(
-        &root.join("dpkg/status"),
-        "Package: tool\nStatus: install ok installed\nVersion: 3\n\n",
-    );
+    one_package_dpkg(root, "tool", "3", &list);
     let names = |paths: &[&Path]| -> Vec<String> {
         let paths: Vec<Vec<u8>> = paths.iter().map(|p| to_bytes(p)).collect();
         used_with(paths.iter().map(Vec::as_slice), &root.join("dpkg"))
@@ -197,13 +202,11 @@ fn a_path_resolves_through_linked_directories_and_a_linked_file() {
 fn files_under_a_home_directory_are_never_dpkg_s() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    write(
-        &root.join("dpkg/info/odd.list"),
+    one_package_dpkg(
+        root,
+        "odd",
+        "1",
         "/home/u/.pyenv/bin/python\n/usr/bin/odd\n",
-    );
-    write(
-        &root.join("dpkg/status"),
-        "Package: odd\nStatus: install ok installed\nVersion: 1\n\n",
     );
     let got = |p: &[u8]| used_with([p], &root.join("dpkg")).len();
     assert_eq!(got(b"/home/u/.pyenv/bin/python"), 0);
