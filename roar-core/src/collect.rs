@@ -152,7 +152,7 @@ impl Machine {
     pub fn start(alongside: bool) -> Machine {
         let read = || {
             crate::packages::warm();
-            (crate::host::facts(), crate::container::current())
+            machine_facts()
         };
         Machine(
             alongside
@@ -169,8 +169,12 @@ impl Machine {
     pub fn finish(self) -> (dag::Host, Option<dag::Container>) {
         self.0
             .and_then(|h| h.join().ok())
-            .unwrap_or_else(|| (crate::host::facts(), crate::container::current()))
+            .unwrap_or_else(machine_facts)
     }
+}
+
+fn machine_facts() -> (dag::Host, Option<dag::Container>) {
+    (crate::host::facts(), crate::container::current())
 }
 
 fn process_record(p: &Proc) -> ProcessRecord {
