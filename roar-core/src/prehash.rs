@@ -4,6 +4,13 @@
 //! written) once it has stopped changing. After the run, `collect` takes a
 //! hash from here only for a file that is still exactly what was hashed.
 //!
+//! A run that removes or rewrites what was already hashed (a mail-spool
+//! benchmark, a build's temporary files) makes that work a loss, and worse:
+//! reading its files on another core slows the command through the kernel
+//! (page-cache and directory locks), whatever the thread's priority. After
+//! [`Churn`] says the run churns, the thread stops hashing and `collect`
+//! hashes what is left at the end.
+//!
 //! The streams are only hints: what the run read and wrote is decided from
 //! the whole trace afterwards, as without this. A hash is kept only when
 //! the file was the same (identity and ctime) before and after it was read,
@@ -70,6 +77,35 @@ const LARGEST: u64 = 256 << 20;
 /// How much of a stream is read at a time (more for a record that is longer).
 const CHUNK: usize = 16 << 10;
 
+/// How much of what was hashed the run may throw away before hashing stops.
+#[derive(Default, Debug)]
+struct Churn {
+    /// Files hashed.
+    hashed: u32,
+    /// Of those, removed or written again by the run after they were hashed.
+    lost: u32,
+}
+
+impl Churn {
+    /// At least this many losses before a run is called churning: a few
+    /// rewritten files (a log, a lock) are no reason to stop.
+    const LEAST: u32 = 64;
+
+    /// A quarter or more of the hashes taken were thrown away.
+    fn churning(&self) -> bool {
+        self.lost >= Self::LEAST && self.lost.saturating_mul(4) >= self.hashed
+    }
+}
+
+/// What a record says about a path.
+enum Seen {
+    /// The path may have content to hash; `rewrite`: new content (a write,
+    /// not a read).
+    Content { path: Vec<u8>, rewrite: bool },
+    /// The run removed it (unlinked, renamed away).
+    Removed(Vec<u8>),
+}
+
 /// The thread, while the command runs.
 pub struct Background {
     stop: Arc<AtomicBool>,
@@ -94,6 +130,8 @@ impl Background {
             queue: VecDeque::new(),
             queued: HashSet::new(),
             done: HashSet::new(),
+            hashed_paths: HashSet::new(),
+            churn: Churn::default(),
             hashed: Arc::clone(&hashed),
             stop: Arc::clone(&stop),
             buf: vec![0; CHUNK],
@@ -147,6 +185,9 @@ struct Follower {
     queued: HashSet<Vec<u8>>,
     /// The files hashed, as they were then.
     done: HashSet<Now>,
+    /// The paths hashed, and how much of that work the run threw away.
+    hashed_paths: HashSet<Vec<u8>>,
+    churn: Churn,
     hashed: Arc<Mutex<Hashes>>,
     stop: Arc<AtomicBool>,
     /// Records are read through this.
@@ -157,7 +198,7 @@ struct Follower {
 
 impl Follower {
     fn run(mut self) {
-        while !self.stopped() {
+        while !self.stopped() && !self.churn.churning() {
             self.read_streams();
             self.hash_due();
             std::thread::park_timeout(POLL);
@@ -195,13 +236,27 @@ impl Follower {
             }
         }
         let due = Instant::now();
-        for p in found {
-            if p.first() == Some(&b'/')
-                && !self.filter.hides(&p)
-                && !self.own.iter().any(|o| is_under(&p, o))
-                && self.queued.insert(p.clone())
-            {
-                self.queue.push_back((due, 0, p));
+        for seen in found {
+            match seen {
+                Seen::Content { path: p, rewrite } => {
+                    if rewrite && self.hashed_paths.remove(&p) {
+                        self.churn.lost += 1;
+                    }
+                    if p.first() == Some(&b'/')
+                        && !self.filter.hides(&p)
+                        && !self.own.iter().any(|o| is_under(&p, o))
+                        && self.queued.insert(p.clone())
+                    {
+                        self.queue.push_back((due, 0, p));
+                    }
+                }
+                Seen::Removed(p) => {
+                    if self.hashed_paths.remove(&p) {
+                        self.churn.lost += 1;
+                    }
+                    // Still queued, it is not looked at (see hash_due).
+                    self.queued.remove(&p);
+                }
             }
         }
     }
@@ -216,8 +271,11 @@ impl Follower {
                 self.queue.push_front((due, tries, path));
                 break;
             }
-            if self.stopped() {
+            if self.stopped() || self.churn.churning() {
                 return;
+            }
+            if !self.queued.contains(&path) {
+                continue; // removed by the run since it was queued
             }
             match self.hash_one(&path) {
                 Some(true) => {
@@ -273,6 +331,8 @@ impl Follower {
         }
         let hash = crate::hashing::text(h);
         self.done.insert(before);
+        self.churn.hashed += 1;
+        self.hashed_paths.insert(path.to_vec());
         if let Ok(mut hashed) = self.hashed.lock() {
             hashed.0.insert(before.key, (before.ctime_ns, hash));
         }
@@ -282,7 +342,7 @@ impl Follower {
 
 /// The paths named by `s`'s records since it was last read, up to the
 /// first record not yet whole.
-fn read_new(s: &mut Stream, buf: &mut Vec<u8>, found: &mut Vec<Vec<u8>>) {
+fn read_new(s: &mut Stream, buf: &mut Vec<u8>, found: &mut Vec<Seen>) {
     let Some(file) = &s.file else { return };
     buf.truncate(CHUNK);
     loop {
@@ -299,13 +359,39 @@ fn read_new(s: &mut Stream, buf: &mut Vec<u8>, found: &mut Vec<Vec<u8>>) {
             match rec.event {
                 Event::Open {
                     result,
+                    flags,
                     stat: Some(st),
                     path,
                     ..
-                } if result >= 0 && st.is_regular() => found.push(path.to_vec()),
-                Event::Rename { result: 0, new, .. } => found.push(new.to_vec()),
-                Event::Link { result: 0, new, .. } => found.push(new.to_vec()),
-                Event::Write { path } => found.push(path.to_vec()),
+                } if result >= 0 && st.is_regular() => found.push(Seen::Content {
+                    path: path.to_vec(),
+                    rewrite: flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC) != 0,
+                }),
+                Event::Rename {
+                    result: 0,
+                    old,
+                    new,
+                    ..
+                } => {
+                    found.push(Seen::Removed(old.to_vec()));
+                    found.push(Seen::Content {
+                        path: new.to_vec(),
+                        rewrite: true,
+                    });
+                }
+                Event::Link { result: 0, new, .. } => found.push(Seen::Content {
+                    path: new.to_vec(),
+                    rewrite: true,
+                }),
+                Event::Unlink {
+                    result: 0,
+                    dir: false,
+                    path,
+                } => found.push(Seen::Removed(path.to_vec())),
+                Event::Write { path } => found.push(Seen::Content {
+                    path: path.to_vec(),
+                    rewrite: true,
+                }),
                 Event::Exit { .. } if rec.header.pid == pid => s.ended = true,
                 _ => {}
             }
@@ -321,5 +407,166 @@ fn read_new(s: &mut Stream, buf: &mut Vec<u8>, found: &mut Vec<Vec<u8>>) {
             }
             buf.resize(tracer_wire::MAX_RECORD_LEN, 0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_wire::{FileStat, Header, encode};
+
+    /// A follower of the stream `trace/p.rwt` below `d`, as `start` makes one.
+    fn follower(d: &Path) -> Follower {
+        let trace = d.join("trace");
+        std::fs::create_dir_all(&trace).unwrap();
+        Follower {
+            dir: trace,
+            filter: Filter::default(),
+            own: Vec::new(),
+            streams: HashMap::new(),
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            done: HashSet::new(),
+            hashed_paths: HashSet::new(),
+            churn: Churn::default(),
+            hashed: Arc::new(Mutex::new(Hashes::default())),
+            stop: Arc::new(AtomicBool::new(false)),
+            buf: vec![0; CHUNK],
+            hash_buf: vec![0; 64 << 10],
+        }
+    }
+
+    /// Appends `events` of pid 5 to the stream, as the run's process would.
+    fn append(d: &Path, events: &[Event<'_>]) {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("trace/p.rwt"))
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        for ev in events {
+            let h = Header {
+                pid: 5,
+                tid: 5,
+                ..Header::default()
+            };
+            let n = encode(&h, ev, &mut buf).unwrap();
+            f.write_all(&buf[..n]).unwrap();
+        }
+    }
+
+    fn opened(path: &[u8], flags: i32) -> Event<'_> {
+        Event::Open {
+            flags,
+            mode: 0o644,
+            result: 3,
+            stat: Some(FileStat {
+                mode: 0o100644,
+                ..FileStat::default()
+            }),
+            path,
+        }
+    }
+
+    /// Files `d/f0..f{n}`, their paths, written and settled.
+    fn files(d: &Path, n: usize) -> Vec<Vec<u8>> {
+        let paths: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let p = d.join(format!("f{i}"));
+                std::fs::write(&p, format!("content {i}")).unwrap();
+                p.into_os_string().into_encoded_bytes()
+            })
+            .collect();
+        std::thread::sleep(SETTLED + Duration::from_millis(5));
+        paths
+    }
+
+    fn pass(f: &mut Follower) {
+        f.read_streams();
+        f.hash_due();
+    }
+
+    #[test]
+    fn hashing_stops_once_the_run_throws_away_a_quarter_of_it() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = follower(d.path());
+        let paths = files(d.path(), 200);
+        let write = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        append(d.path(), &paths.iter().map(|p| opened(p, write)).collect::<Vec<_>>());
+        pass(&mut f);
+        assert_eq!(f.churn.hashed, 200);
+        assert!(!f.churn.churning());
+
+        // Read again: no loss.
+        append(d.path(), &paths.iter().map(|p| opened(p, libc::O_RDONLY)).collect::<Vec<_>>());
+        f.read_streams();
+        assert_eq!(f.churn.lost, 0);
+
+        // 49 removed and rewritten: under a quarter, still hashing.
+        let mut gone: Vec<Event<'_>> = paths[..30]
+            .iter()
+            .map(|p| Event::Unlink {
+                result: 0,
+                dir: false,
+                path: p,
+            })
+            .collect();
+        gone.extend(paths[30..49].iter().map(|p| Event::Write { path: p }));
+        append(d.path(), &gone);
+        f.read_streams();
+        assert_eq!(f.churn.lost, 49);
+        assert!(!f.churn.churning(), "{:?}", f.churn);
+
+        // 64: past the least, over a quarter of what was hashed (the 19
+        // rewritten ones hashed again make 219).
+        pass(&mut f);
+        append(
+            d.path(),
+            &paths[49..64]
+                .iter()
+                .map(|p| Event::Unlink {
+                    result: 0,
+                    dir: false,
+                    path: p,
+                })
+                .collect::<Vec<_>>(),
+        );
+        pass(&mut f);
+        assert_eq!(f.churn.lost, 64);
+        assert!(f.churn.churning(), "{:?}", f.churn);
+
+        // Nothing more is hashed.
+        let later = files(d.path(), 201).pop().unwrap();
+        let before = f.churn.hashed;
+        append(d.path(), &[opened(&later, write)]);
+        pass(&mut f);
+        assert_eq!(f.churn.hashed, before);
+    }
+
+    #[test]
+    fn a_file_removed_before_its_turn_is_not_hashed() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = follower(d.path());
+        let paths = files(d.path(), 3);
+        let write = libc::O_WRONLY | libc::O_CREAT;
+        append(
+            d.path(),
+            &[
+                opened(&paths[0], write),
+                opened(&paths[1], write),
+                Event::Unlink {
+                    result: 0,
+                    dir: false,
+                    path: &paths[0],
+                },
+            ],
+        );
+        pass(&mut f);
+        // paths[0] is still on disk (this test did not remove it) but the
+        // run said it removed it: not read.
+        assert_eq!(f.churn.hashed, 1);
+        assert_eq!(f.churn.lost, 0);
+        assert!(f.hashed_paths.contains(&paths[1]));
     }
 }
