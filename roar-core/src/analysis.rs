@@ -49,6 +49,10 @@ pub struct Access {
     pub content: Option<(FileStat, String)>,
     /// Order of first access, for stable output.
     pub first_seen: u64,
+    /// The run's last act at this path was removing the file (unlinked, or
+    /// renamed away): nothing it left is there, so what is there now is not
+    /// looked at.
+    pub gone: bool,
 }
 
 /// Everything learnt from one trace.
@@ -166,6 +170,7 @@ impl Access {
     fn put(&mut self) {
         self.written = true;
         self.changed = true;
+        self.gone = false;
     }
 }
 
@@ -286,6 +291,20 @@ impl Analyzer {
                 self.touch(path).content = Some((stat, hex_hash(&blake3)));
             }
             Event::Loss { reason, count } => self.s.warnings.push(loss_text(h.pid, reason, count)),
+            Event::Unlink {
+                result: 0,
+                dir: false,
+                path,
+            } => {
+                if let Some(a) = self.s.files.get_mut(&normalize(path, b"/")) {
+                    a.gone = true;
+                }
+            }
+            Event::Symlink { result: 0, link, .. } => {
+                if let Some(a) = self.s.files.get_mut(&normalize(link, b"/")) {
+                    a.gone = false;
+                }
+            }
             Event::Unlink { .. }
             | Event::Symlink { .. }
             | Event::Mkdir { .. }
@@ -380,6 +399,7 @@ impl Analyzer {
                     .run_start_ns
                     .is_none_or(|t| st.mtime_ns >= t - CLOCK_SLACK_NS));
         let a = self.touch(path);
+        a.gone = false;
         // A read sees the run's own writes, unless nothing was written yet.
         let original = !a.written || (!a.changed && a.opened_as == Some(st));
         if reads && original && a.read_as.is_none() {
@@ -403,11 +423,13 @@ impl Analyzer {
         // the new name.
         let mut prefix = old_k.clone();
         prefix.push(b'/');
+        // The map is in path order: what is below the directory is one range.
         let moved: Vec<Vec<u8>> = self
             .s
             .files
-            .iter()
-            .filter(|(k, a)| a.written && k.starts_with(&prefix))
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(_, a)| a.written)
             .map(|(k, _)| k.clone())
             .collect();
         for k in moved {
@@ -416,6 +438,7 @@ impl Analyzer {
             let (changed, opened_as) = match self.s.files.get_mut(&k) {
                 Some(a) => {
                     a.written = false;
+                    a.gone = true;
                     (std::mem::take(&mut a.changed), a.opened_as.take())
                 }
                 None => (true, None),
@@ -425,9 +448,12 @@ impl Analyzer {
             to.changed |= changed;
             to.opened_as = to.opened_as.or(opened_as);
         }
-        if let Some(a) = self.s.files.get_mut(&old_k) {
+        if old_k != new_k
+            && let Some(a) = self.s.files.get_mut(&old_k)
+        {
             a.written = false;
             a.changed = false;
+            a.gone = true;
         }
     }
 
@@ -722,6 +748,66 @@ mod tests {
         );
         assert_eq!(s.procs.len(), 1);
         assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn what_the_run_removed_last_is_gone() {
+        let open = |path| Event::Open {
+            flags: libc::O_WRONLY | libc::O_CREAT,
+            mode: 0o644,
+            result: 4,
+            stat: Some(REG),
+            path,
+        };
+        let unlink = |path| Event::Unlink {
+            result: 0,
+            dir: false,
+            path,
+        };
+        let rename = |old, new| Event::Rename {
+            flags: 0,
+            result: 0,
+            old,
+            new,
+        };
+        let s = analyze(&[(
+            "a.rwt".into(),
+            stream(&[
+                open(b"/w/tmp1"),
+                unlink(b"/w/tmp1"),
+                open(b"/w/again"),
+                unlink(b"/w/again"),
+                open(b"/w/again"),
+                open(b"/w/d/f"),
+                rename(b"/w/d", b"/w/e"),
+                open(b"/w/same"),
+                rename(b"/w/same", b"/w/same"),
+                open(b"/w/link"),
+                unlink(b"/w/link"),
+                Event::Symlink {
+                    result: 0,
+                    target: b"x",
+                    link: b"/w/link",
+                },
+                open(b"/w/failed"),
+                Event::Unlink {
+                    result: -libc::EBUSY,
+                    dir: false,
+                    path: b"/w/failed",
+                },
+                unlink(b"/w/never-opened"),
+            ]),
+        )]);
+        let gone = |p: &[u8]| s.files[p].gone;
+        assert!(gone(b"/w/tmp1"));
+        assert!(!gone(b"/w/again"), "created again after its removal");
+        assert!(gone(b"/w/d/f"), "its directory was renamed away");
+        assert!(!gone(b"/w/e/f"));
+        assert!(!gone(b"/w/same"), "renamed onto itself");
+        assert!(s.files[&b"/w/same"[..]].written);
+        assert!(!gone(b"/w/link"), "a symlink was put there");
+        assert!(!gone(b"/w/failed"));
+        assert!(!s.files.contains_key(&b"/w/never-opened"[..]));
     }
 
     #[test]

@@ -233,14 +233,29 @@ fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<Resolved
     // the order the run first used them.
     // (Threads do not help: they contend on the shared descriptor table.)
     let mut resolver = Resolver::default();
-    let stats: Vec<Resolution> = files.keys().map(|p| resolver.resolve(p)).collect();
+    let stats: Vec<Resolution> = files
+        .iter()
+        .map(|(p, a)| {
+            if a.gone {
+                resolver.resolve_removed(p)
+            } else {
+                resolver.resolve(p)
+            }
+        })
+        .collect();
     let mut order: Vec<(&Access, Resolution)> = files.values().zip(stats).collect();
     order.sort_by_key(|(a, _)| a.first_seen);
     let mut seen: std::collections::HashMap<Vec<u8>, usize> = Default::default();
     let mut out: Vec<Resolved> = Vec::new();
     for (acc, (real, now)) in order {
         match seen.get(&real) {
-            Some(&i) => merge(&mut out[i].access, acc),
+            Some(&i) => {
+                merge(&mut out[i].access, acc);
+                // Removed under one name, there under another.
+                if out[i].now.is_none() {
+                    out[i].now = now;
+                }
+            }
             None => {
                 seen.insert(real.clone(), out.len());
                 out.push(Resolved {

@@ -154,11 +154,28 @@ impl<'p> Resolver<'p> {
             Some(Found::File(now)) => Some(now),
             _ => None,
         };
-        let real = match self.dirs.get(dir).and_then(|d| d.real.as_deref()) {
+        (self.in_real_dir(path, slash), now)
+    }
+
+    /// [`Resolver::resolve`] of a file the run removed: its directory is
+    /// resolved, the file is not looked at (what is there now, if anything,
+    /// is not the run's).
+    pub fn resolve_removed(&mut self, path: &'p [u8]) -> Resolution {
+        let Some(slash) = path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0) else {
+            return (path.to_vec(), None);
+        };
+        self.dir_fd(&path[..slash]);
+        (self.in_real_dir(path, slash), None)
+    }
+
+    /// `path`, whose directory ends at `slash` and was resolved, in that
+    /// directory's real path.
+    fn in_real_dir(&self, path: &[u8], slash: usize) -> Vec<u8> {
+        let (dir, name) = path.split_at(slash);
+        match self.dirs.get(dir).and_then(|d| d.real.as_deref()) {
             Some(real) if real != dir => [real, name].concat(),
             _ => path.to_vec(),
-        };
-        (real, now)
+        }
     }
 
     /// A symlink's target, resolved in full, and what it is.
@@ -265,6 +282,23 @@ mod tests {
         assert_eq!(r.resolve(&via_file), (f.clone(), Some(want)));
         assert_eq!(r.resolve(&gone), (gone.clone(), None));
         assert_eq!(r.resolve(&dir), (dir.clone(), None));
+    }
+
+    #[test]
+    fn a_removed_file_is_resolved_through_its_directory_and_not_looked_at() {
+        let d = tempfile::TempDir::new().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir(base.join("real")).unwrap();
+        // Something is there again, not put by the run.
+        std::fs::write(base.join("real/f"), "abc").unwrap();
+        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        let b = |p: &str| base.join(p).as_os_str().as_bytes().to_vec();
+        let (via_link, real) = (b("link/f"), b("real/f"));
+        let mut r = Resolver::default();
+        assert_eq!(r.resolve_removed(&via_link), (real.clone(), None));
+        assert_eq!(r.resolve_removed(&real), (real.clone(), None));
+        assert_eq!(r.resolve_removed(b"f"), (b"f".to_vec(), None));
+        assert!(r.resolve(&via_link).1.is_some());
     }
 
     #[test]
