@@ -300,7 +300,9 @@ impl Analyzer {
                     a.gone = true;
                 }
             }
-            Event::Symlink { result: 0, link, .. } => {
+            Event::Symlink {
+                result: 0, link, ..
+            } => {
                 if let Some(a) = self.s.files.get_mut(&normalize(link, b"/")) {
                     a.gone = false;
                 }

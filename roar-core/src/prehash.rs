@@ -493,13 +493,22 @@ mod tests {
         let mut f = follower(d.path());
         let paths = files(d.path(), 200);
         let write = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-        append(d.path(), &paths.iter().map(|p| opened(p, write)).collect::<Vec<_>>());
+        append(
+            d.path(),
+            &paths.iter().map(|p| opened(p, write)).collect::<Vec<_>>(),
+        );
         pass(&mut f);
         assert_eq!(f.churn.hashed, 200);
         assert!(!f.churn.churning());
 
         // Read again: no loss.
-        append(d.path(), &paths.iter().map(|p| opened(p, libc::O_RDONLY)).collect::<Vec<_>>());
+        append(
+            d.path(),
+            &paths
+                .iter()
+                .map(|p| opened(p, libc::O_RDONLY))
+                .collect::<Vec<_>>(),
+        );
         f.read_streams();
         assert_eq!(f.churn.lost, 0);
 

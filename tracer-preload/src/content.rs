@@ -319,19 +319,60 @@ unsafe fn hash_stated(
     hash_and_emit(fd, st, &abs);
 }
 
-/// Before an open with `flags`: hash the file when the open may change it
-/// (write access or `O_TRUNC`) and it exists.
+/// Before an open with `flags`: hash the file when the open itself destroys
+/// its content (`O_TRUNC`) and it exists. An open for writing that does not
+/// truncate changes nothing until the program writes: [`after_open`] hashes
+/// that file, with the `fstat` the hook takes anyway, which saves a path
+/// lookup on every append (a log, a mail spool).
 ///
 /// # Safety
 /// `path` must be null or a C string.
 pub unsafe fn before_open(dirfd: c_int, path: *const c_char, flags: c_int) {
-    let writes = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
     let excl = flags & libc::O_CREAT != 0 && flags & libc::O_EXCL != 0;
     let tmpfile = flags & libc::O_TMPFILE == libc::O_TMPFILE;
-    if writes && !excl && !tmpfile {
+    if flags & libc::O_TRUNC != 0 && !excl && !tmpfile {
         // SAFETY: forwarded from the caller.
         unsafe { before_path(dirfd, path, flags & libc::O_NOFOLLOW == 0) };
     }
+}
+
+/// After an open with `flags` of `path` (relative to `dirfd`) returned a
+/// descriptor that `st` describes, before the program can use it: hash the
+/// file when the open lets the program change it without having truncated
+/// it, and it existed before the run. Called inside the hook's guard; `abs`
+/// is the path as recorded.
+///
+/// # Safety
+/// `path` must be a C string.
+pub unsafe fn after_open(
+    dirfd: c_int,
+    path: *const c_char,
+    flags: c_int,
+    st: &libc::stat,
+    abs: &PathBuf,
+) {
+    let writes = flags & libc::O_ACCMODE != libc::O_RDONLY;
+    if !writes
+        || flags & libc::O_TRUNC != 0
+        || LIMIT.load(Ordering::Relaxed) == 0
+        || !wanted(st)
+        || !first_to_hash(st)
+    {
+        return;
+    }
+    let mut p = PathBuf::new();
+    // SAFETY: forwarded from the caller.
+    p.push(unsafe { sys::cstr(path, path::PATH_CAP) });
+    if p.truncated {
+        return;
+    }
+    // Opened again for reading (the program's descriptor may be write-only
+    // and its offset is the program's); `hash_and_emit` checks it is the
+    // file `st` describes.
+    let Some(fd) = open_read(dirfd, p.c_str(), flags & libc::O_NOFOLLOW != 0) else {
+        return;
+    };
+    hash_and_emit(fd, st, abs);
 }
 
 /// Before `ftruncate(fd, ..)`: hash the file the fd names.

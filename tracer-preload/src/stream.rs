@@ -612,11 +612,6 @@ pub fn to_filestat(st: &libc::stat) -> FileStat {
     }
 }
 
-/// `fstat` of an fd as a wire FileStat.
-pub fn stat_fd(fd: c_int) -> Option<FileStat> {
-    sys::fstat(fd).as_ref().map(to_filestat)
-}
-
 /// Encodes this image's ProcessStart (sequence 0) and hands it to `write`;
 /// false if it could not be encoded or written. Buffers sized for the
 /// common case come first: every stack page zeroed is a page fault (in a

@@ -123,6 +123,8 @@ fn pre_existing_files_are_hashed_before_they_are_destroyed() {
         ("moved.txt", "moved out of the way\n"),
         ("rplus.txt", "rewritten in place\n"),
         ("truncated.txt", "emptied by O_TRUNC\n"),
+        ("appended.txt", "appended to by >>\n"),
+        ("wronly.txt", "overwritten through O_WRONLY\n"),
     ];
     for (name, body) in files {
         sb.write(name, body);
@@ -140,7 +142,9 @@ fn pre_existing_files_are_hashed_before_they_are_destroyed() {
     let script = "sleep 0.05; cat deleted.txt >/dev/null; rm deleted.txt; \
         echo new > tmp.txt; mv tmp.txt replaced.txt; mv moved.txt ../moved.txt; \
         python3 -c \"open('rplus.txt', 'r+').write('R')\"; : > truncated.txt; \
-        echo made > new.txt; mv new.txt new2.txt";
+        echo more >> appended.txt; \
+        python3 -c \"import os; os.write(os.open('wronly.txt', os.O_WRONLY), b'W')\"; \
+        echo made > new.txt; mv new.txt new2.txt; echo again >> new2.txt";
     let out = sb
         .traced("sh", &["-c", script])
         .env("ROAR_TRACE_DIR", &run_dir)
@@ -156,7 +160,7 @@ fn pre_existing_files_are_hashed_before_they_are_destroyed() {
             "{name}: no content record with its original hash\n{dump}"
         );
     }
-    for name in ["tmp.txt", "new.txt"] {
+    for name in ["tmp.txt", "new.txt", "new2.txt"] {
         assert!(
             contents(&ev, &sb.path(name)).is_empty(),
             "{name} was made by the run and hashed anyway\n{dump}"
@@ -168,6 +172,14 @@ fn pre_existing_files_are_hashed_before_they_are_destroyed() {
         b"Rewritten in place\n"
     );
     assert_eq!(std::fs::read(sb.work.join("truncated.txt")).unwrap(), b"");
+    assert_eq!(
+        std::fs::read(sb.work.join("appended.txt")).unwrap(),
+        b"appended to by >>\nmore\n"
+    );
+    assert_eq!(
+        std::fs::read(sb.work.join("wronly.txt")).unwrap(),
+        b"Wverwritten through O_WRONLY\n"
+    );
 }
 
 /// A large file opened read-write by process after process (a loop of

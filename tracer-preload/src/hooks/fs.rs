@@ -40,12 +40,17 @@ fn not_a_file(stat: &Option<tracer_wire::FileStat>) -> bool {
 /// `path` must be null or a C string.
 unsafe fn record_open(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_uint, ret: c_int) {
     record(|errno| {
-        let stat = if ret >= 0 { stream::stat_fd(ret) } else { None };
+        let raw = if ret >= 0 { sys::fstat(ret) } else { None };
+        let stat = raw.as_ref().map(stream::to_filestat);
         if not_a_file(&stat) {
             return;
         }
         // SAFETY: forwarded from the caller.
         let abs = unsafe { path::absolute(dirfd, path) };
+        if let Some(st) = &raw {
+            // SAFETY: forwarded from the caller.
+            unsafe { content::after_open(dirfd, path, flags, st, &abs) };
+        }
         let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let ev = Event::Open {
             flags,
@@ -278,12 +283,17 @@ unsafe fn record_fopen(path: *const c_char, mode: *const c_char, fp: *mut FILE) 
             // SAFETY: fp is a FILE the real fopen returned.
             unsafe { libc::fileno(fp) }
         };
-        let stat = if fd >= 0 { stream::stat_fd(fd) } else { None };
+        let raw = if fd >= 0 { sys::fstat(fd) } else { None };
+        let stat = raw.as_ref().map(stream::to_filestat);
         if not_a_file(&stat) {
             return;
         }
         // SAFETY: forwarded from the caller.
         let abs = unsafe { path::absolute(libc::AT_FDCWD, path) };
+        if let Some(st) = &raw {
+            // SAFETY: forwarded from the caller.
+            unsafe { content::after_open(libc::AT_FDCWD, path, flags, st, &abs) };
+        }
         let ev = Event::Open {
             flags,
             mode: if flags & libc::O_CREAT != 0 { 0o666 } else { 0 },
