@@ -228,21 +228,45 @@ struct Resolved {
     now: Option<Now>,
 }
 
+/// From this many paths on, they are resolved on several threads (each
+/// `lstat` is a system call; the kernel runs them side by side).
+const PARALLEL_FROM: usize = 2048;
+
 fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<Resolved> {
-    // Stat'ed in path order (the files of a directory together), merged in
-    // the order the run first used them.
-    // (Threads do not help: they contend on the shared descriptor table.)
-    let mut resolver = Resolver::default();
-    let stats: Vec<Resolution> = files
-        .iter()
-        .map(|(p, a)| {
-            if a.gone {
-                resolver.resolve_removed(p)
-            } else {
-                resolver.resolve(p)
-            }
+    // Stat'ed in path order (the files of a directory together), a run of
+    // paths per thread, merged in the order the run first used them.
+    let entries: Vec<(&Vec<u8>, &Access)> = files.iter().collect();
+    let threads = if entries.len() < PARALLEL_FROM {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    let resolve_run = |run: &[(&Vec<u8>, &Access)]| -> Vec<Resolution> {
+        let mut resolver = Resolver::holding(crate::resolve::OPEN_DIRS / threads);
+        run.iter()
+            .map(|(p, a)| {
+                if a.gone {
+                    resolver.resolve_removed(p)
+                } else {
+                    resolver.resolve(p)
+                }
+            })
+            .collect()
+    };
+    let stats: Vec<Resolution> = if threads == 1 {
+        resolve_run(&entries)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .chunks(entries.len().div_ceil(threads))
+                .map(|run| s.spawn(move || resolve_run(run)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
         })
-        .collect();
+    };
     let mut order: Vec<(&Access, Resolution)> = files.values().zip(stats).collect();
     order.sort_by_key(|(a, _)| a.first_seen);
     let mut seen: std::collections::HashMap<Vec<u8>, usize> = Default::default();
@@ -636,6 +660,63 @@ fn hash_jobs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Resolved on threads, a big tree comes out as one resolver, one path
+    /// after another, would give it: every path, in the run's order, aliases
+    /// merged.
+    #[test]
+    fn a_big_tree_resolved_on_threads_is_what_one_resolver_says() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let n = PARALLEL_FROM + 500;
+        let mut files: std::collections::BTreeMap<Vec<u8>, Access> = Default::default();
+        for i in 0..n {
+            let dir = base.join(format!("d{}", i % 300));
+            std::fs::create_dir_all(&dir).unwrap();
+            let f = dir.join(format!("f{i}"));
+            if i % 7 != 0 {
+                std::fs::write(&f, i.to_string()).unwrap();
+            }
+            let access = Access {
+                first_seen: (n - i) as u64,
+                gone: i % 11 == 0,
+                ..Default::default()
+            };
+            files.insert(f.as_os_str().as_bytes().to_vec(), access);
+        }
+        std::os::unix::fs::symlink(base.join("d1"), base.join("alias")).unwrap();
+        let alias = base.join("alias/f1").as_os_str().as_bytes().to_vec();
+        files.insert(
+            alias,
+            Access {
+                first_seen: 0,
+                ..Default::default()
+            },
+        );
+        let got = resolved(&files);
+        assert_eq!(got.len(), n, "the alias merged into d1/f1");
+        let mut one = Resolver::default();
+        let mut want: Vec<(u64, Vec<u8>, Option<Now>)> = files
+            .iter()
+            .map(|(p, a)| {
+                let (real, now) = if a.gone {
+                    one.resolve_removed(p)
+                } else {
+                    one.resolve(p)
+                };
+                (a.first_seen, real, now)
+            })
+            .collect();
+        want.sort_by_key(|w| w.0);
+        let mut seen = std::collections::HashSet::new();
+        want.retain(|w| seen.insert(w.1.clone()));
+        let got: Vec<(&Vec<u8>, &Option<Now>)> = got.iter().map(|r| (&r.path, &r.now)).collect();
+        let want: Vec<(&Vec<u8>, &Option<Now>)> = want.iter().map(|w| (&w.1, &w.2)).collect();
+        assert_eq!(got, want);
+        assert!(got.iter().any(|r| r.1.is_some()));
+        assert!(got.iter().filter(|r| r.1.is_none()).count() > n / 7);
+    }
 
     fn input(key: FileKey) -> Pending {
         Pending {
