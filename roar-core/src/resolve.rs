@@ -214,10 +214,14 @@ impl<'p> Resolver<'p> {
             return Some(self.keep(dir, Some(real), fd));
         }
         if let Some((parent, name)) = split(dir).filter(|(_, n)| plain(n)) {
+            // Room is made before the parent's descriptor is taken, never
+            // between: a descriptor closed here may be handed out again at
+            // once to another thread, as another directory. (So the most
+            // held can be passed by the depth of one path.)
+            self.make_room();
             let parent_fd = self.dir_fd(parent);
             let parent_real = self.dirs.get(parent).and_then(|d| d.real.clone());
             if let (Some(pfd), Some(preal)) = (parent_fd, parent_real) {
-                self.make_room();
                 if let Some(fd) = open_at(pfd, name, libc::O_NOFOLLOW) {
                     let real = if preal == b"/" {
                         [b"/", name].concat()
@@ -310,6 +314,49 @@ mod tests {
         assert_eq!(r.resolve_removed(&real), (real.clone(), None));
         assert_eq!(r.resolve_removed(b"f"), (b"f".to_vec(), None));
         assert!(r.resolve(&via_link).1.is_some());
+    }
+
+    /// Resolvers on threads, with few descriptors each, over two trees with
+    /// the same names (a copy): every file resolves to itself. A descriptor
+    /// closed to make room and then used, reopened meanwhile by another
+    /// thread as another directory, resolved `src/a/b` as `dst/a/b`.
+    #[test]
+    fn resolvers_on_threads_never_open_from_a_descriptor_they_closed() {
+        let d = tempfile::TempDir::new().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let mut trees: Vec<Vec<(Vec<u8>, u64)>> = Vec::new();
+        for top in ["src", "dst"] {
+            let mut files = Vec::new();
+            for i in 0..150 {
+                let dir = base.join(format!("{top}/a{}/b{}/c{i}", i % 5, i % 15));
+                std::fs::create_dir_all(&dir).unwrap();
+                let f = dir.join("f");
+                std::fs::write(&f, "x").unwrap();
+                use std::os::unix::fs::MetadataExt;
+                let ino = std::fs::metadata(&f).unwrap().ino();
+                files.push((f.as_os_str().as_bytes().to_vec(), ino));
+            }
+            trees.push(files);
+        }
+        for _ in 0..20 {
+            std::thread::scope(|s| {
+                for files in &trees {
+                    s.spawn(move || {
+                        let mut r = Resolver::holding(4);
+                        for (p, ino) in files {
+                            let (real, now) = r.resolve(p);
+                            assert_eq!(&real, p);
+                            assert_eq!(
+                                now.map(|n| n.key.ino),
+                                Some(*ino),
+                                "{}",
+                                String::from_utf8_lossy(p)
+                            );
+                        }
+                    });
+                }
+            });
+        }
     }
 
     #[test]
