@@ -564,6 +564,18 @@ pub fn unopened() -> bool {
         })
 }
 
+/// True in a fork child that has recorded nothing, as it exits, when its
+/// parent will report that exit: the parent is still the process that
+/// forked it (it did not exit first) and does not leave its children to the
+/// kernel. The child's Exit then needs no stream of its own (a file, its
+/// ProcessStart and about twenty system calls, half a fork's cost): roar
+/// lists it from the parent's ChildExit, with its status.
+pub fn exit_reported_by_parent() -> bool {
+    unopened()
+        && live().is_some_and(|l| l.fork_ppid.load(Ordering::Relaxed) == sys::getppid())
+        && !sys::children_reaped_unseen()
+}
+
 /// Joins a NULL-terminated argv into NUL-separated bytes, whole arguments
 /// only. Sets `truncated` when something was left out.
 ///

@@ -92,6 +92,27 @@ pub fn getppid() -> u32 {
     unsafe { sc!(libc::SYS_getppid) as u32 }
 }
 
+/// True when the kernel reaps this process's children without a wait:
+/// SIGCHLD ignored, or `SA_NOCLDWAIT` (both inherited by a fork child).
+/// Also true when the disposition cannot be read.
+pub fn children_reaped_unseen() -> bool {
+    // The kernel's struct sigaction starts with the handler and the flags
+    // (x86_64 and aarch64 alike); room for the restorer and the mask.
+    let mut old = [0usize; 4];
+    // SAFETY: a null new action only reads the current one into `old`,
+    // which is as large as the kernel's struct for an 8-byte mask.
+    let r = unsafe {
+        sc!(
+            libc::SYS_rt_sigaction,
+            libc::SIGCHLD,
+            0usize,
+            old.as_mut_ptr(),
+            8usize
+        )
+    };
+    r != 0 || old[0] == libc::SIG_IGN || old[1] & libc::SA_NOCLDWAIT as usize != 0
+}
+
 pub fn geteuid() -> u32 {
     // SAFETY: no arguments.
     unsafe { sc!(libc::SYS_geteuid) as u32 }

@@ -1128,3 +1128,57 @@ fn stream_names_carry_boot_and_pid_namespace() {
         assert_eq!(fields[4], "rwt");
     }
 }
+
+/// A fork child that records nothing and `_exit`s gets no stream: its
+/// parent's wait reports it. With SIGCHLD ignored nobody would, so the
+/// child records its own exit.
+#[test]
+fn a_fork_child_that_only_exits_is_reported_by_its_parent() {
+    let sb = Sandbox::new("fork-exit");
+    let script = "import os, signal, time\n\
+        p = os.fork()\n\
+        if p == 0:\n    os._exit(3)\n\
+        os.waitpid(p, 0)\n\
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n\
+        q = os.fork()\n\
+        if q == 0:\n    os._exit(4)\n\
+        time.sleep(0.2)\n\
+        print(p, q)\n";
+    let out = sb.traced("python3", &["-c", script]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let pids: Vec<u32> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    let (p, q) = (pids[0], pids[1]);
+    let streams = sb.streams();
+    let dump = sb.dump();
+    let of = |pid: u32| {
+        streams
+            .iter()
+            .filter(|s| s.records[0].header.pid == pid)
+            .count()
+    };
+    assert_eq!(of(p), 0, "the reaped child opened a stream\n{dump}");
+    assert!(
+        sb.events().iter().any(|e| matches!(
+            e,
+            Event::ChildExit { child, status: ExitStatus::Code(3) } if *child == p
+        )),
+        "{dump}"
+    );
+    assert_eq!(of(q), 1, "the child nobody reaps recorded nothing\n{dump}");
+    let q_exit = streams
+        .iter()
+        .filter(|s| s.records[0].header.pid == q)
+        .flat_map(|s| s.events())
+        .any(|e| {
+            matches!(
+                e,
+                Event::Exit {
+                    status: ExitStatus::Code(4)
+                }
+            )
+        });
+    assert!(q_exit, "{dump}");
+}

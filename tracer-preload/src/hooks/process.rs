@@ -15,7 +15,14 @@ use crate::stream::{Whose, emit_small, emit_small_by};
 /// own pid, which never matches the parent's.
 static EXITED_PID: AtomicU32 = AtomicU32::new(0);
 
-fn record_exit(status: c_int) {
+/// `immediate`: `_exit`, after which nothing of the process runs; a fork
+/// child that recorded nothing then leaves its exit to its parent's wait
+/// ([`crate::stream::exit_reported_by_parent`]). After `exit`, atexit
+/// handlers and stdio may still record, so it records its own.
+fn record_exit(status: c_int, immediate: bool) {
+    if immediate && crate::stream::exit_reported_by_parent() {
+        return;
+    }
     record(|_| {
         let pid = crate::sys::getpid();
         if EXITED_PID.swap(pid, Ordering::Relaxed) == pid {
@@ -36,7 +43,7 @@ macro_rules! exit_hook {
         #[unsafe(no_mangle)]
         pub unsafe extern "C" fn $name(status: c_int) -> ! {
             type F = unsafe extern "C" fn(c_int) -> !;
-            record_exit(status);
+            record_exit(status, $immediate);
             // `exit` still runs atexit handlers, which may record; the
             // library's destructor seals after them.
             if $immediate {
@@ -71,7 +78,7 @@ unsafe extern "C" fn main_wrapper(
     // SAFETY: calling the program's main with its own arguments.
     let ret = unsafe { main(argc, argv, envp) };
     let e = crate::sys::Errno::save();
-    record_exit(ret);
+    record_exit(ret, false);
     e.restore();
     ret
 }
