@@ -221,15 +221,15 @@ impl<'p> Resolver<'p> {
             self.make_room();
             let parent_fd = self.dir_fd(parent);
             let parent_real = self.dirs.get(parent).and_then(|d| d.real.clone());
-            if let (Some(pfd), Some(preal)) = (parent_fd, parent_real) {
-                if let Some(fd) = open_at(pfd, name, libc::O_NOFOLLOW) {
-                    let real = if preal == b"/" {
-                        [b"/", name].concat()
-                    } else {
-                        [preal.as_slice(), b"/", name].concat()
-                    };
-                    return Some(self.keep(dir, Some(real), fd));
-                }
+            if let (Some(pfd), Some(preal)) = (parent_fd, parent_real)
+                && let Some(fd) = open_at(pfd, name, libc::O_NOFOLLOW)
+            {
+                let real = if preal == b"/" {
+                    [b"/", name].concat()
+                } else {
+                    [preal.as_slice(), b"/", name].concat()
+                };
+                return Some(self.keep(dir, Some(real), fd));
             }
         }
         let real = canonical(dir);
