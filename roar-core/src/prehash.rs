@@ -84,6 +84,8 @@ struct Churn {
     hashed: u32,
     /// Of those, removed or written again by the run after they were hashed.
     lost: u32,
+    /// The paths hashed and not lost since.
+    paths: HashSet<Vec<u8>>,
 }
 
 impl Churn {
@@ -94,6 +96,19 @@ impl Churn {
     /// A quarter or more of the hashes taken were thrown away.
     fn churning(&self) -> bool {
         self.lost >= Self::LEAST && self.lost.saturating_mul(4) >= self.hashed
+    }
+
+    /// A hash of `path` was taken.
+    fn took(&mut self, path: &[u8]) {
+        self.hashed += 1;
+        self.paths.insert(path.to_vec());
+    }
+
+    /// The run removed or rewrote `path`: a loss if it was hashed.
+    fn changed(&mut self, path: &[u8]) {
+        if self.paths.remove(path) {
+            self.lost += 1;
+        }
     }
 }
 
@@ -122,21 +137,13 @@ impl Background {
     pub fn start(trace_dir: &Path, filter: Filter, own: Vec<Vec<u8>>) -> Option<Background> {
         let stop = Arc::new(AtomicBool::new(false));
         let hashed = Arc::new(Mutex::new(Hashes::default()));
-        let state = Follower {
-            dir: trace_dir.to_path_buf(),
+        let state = Follower::new(
+            trace_dir.to_path_buf(),
             filter,
             own,
-            streams: HashMap::new(),
-            queue: VecDeque::new(),
-            queued: HashSet::new(),
-            done: HashSet::new(),
-            hashed_paths: HashSet::new(),
-            churn: Churn::default(),
-            hashed: Arc::clone(&hashed),
-            stop: Arc::clone(&stop),
-            buf: vec![0; CHUNK],
-            hash_buf: vec![0; 64 << 10],
-        };
+            Arc::clone(&hashed),
+            Arc::clone(&stop),
+        );
         let handle = std::thread::Builder::new()
             .name("roar-prehash".into())
             .spawn(move || {
@@ -185,8 +192,7 @@ struct Follower {
     queued: HashSet<Vec<u8>>,
     /// The files hashed, as they were then.
     done: HashSet<Now>,
-    /// The paths hashed, and how much of that work the run threw away.
-    hashed_paths: HashSet<Vec<u8>>,
+    /// How much of what was hashed the run threw away.
     churn: Churn,
     hashed: Arc<Mutex<Hashes>>,
     stop: Arc<AtomicBool>,
@@ -197,6 +203,29 @@ struct Follower {
 }
 
 impl Follower {
+    fn new(
+        dir: PathBuf,
+        filter: Filter,
+        own: Vec<Vec<u8>>,
+        hashed: Arc<Mutex<Hashes>>,
+        stop: Arc<AtomicBool>,
+    ) -> Follower {
+        Follower {
+            dir,
+            filter,
+            own,
+            streams: HashMap::new(),
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            done: HashSet::new(),
+            churn: Churn::default(),
+            hashed,
+            stop,
+            buf: vec![0; CHUNK],
+            hash_buf: vec![0; 64 << 10],
+        }
+    }
+
     fn run(mut self) {
         while !self.stopped() && !self.churn.churning() {
             self.read_streams();
@@ -239,8 +268,8 @@ impl Follower {
         for seen in found {
             match seen {
                 Seen::Content { path: p, rewrite } => {
-                    if rewrite && self.hashed_paths.remove(&p) {
-                        self.churn.lost += 1;
+                    if rewrite {
+                        self.churn.changed(&p);
                     }
                     if p.first() == Some(&b'/')
                         && !self.filter.hides(&p)
@@ -251,9 +280,7 @@ impl Follower {
                     }
                 }
                 Seen::Removed(p) => {
-                    if self.hashed_paths.remove(&p) {
-                        self.churn.lost += 1;
-                    }
+                    self.churn.changed(&p);
                     // Still queued, it is not looked at (see hash_due).
                     self.queued.remove(&p);
                 }
@@ -331,8 +358,7 @@ impl Follower {
         }
         let hash = crate::hashing::text(h);
         self.done.insert(before);
-        self.churn.hashed += 1;
-        self.hashed_paths.insert(path.to_vec());
+        self.churn.took(path);
         if let Ok(mut hashed) = self.hashed.lock() {
             hashed.0.insert(before.key, (before.ctime_ns, hash));
         }
@@ -419,21 +445,13 @@ mod tests {
     fn follower(d: &Path) -> Follower {
         let trace = d.join("trace");
         std::fs::create_dir_all(&trace).unwrap();
-        Follower {
-            dir: trace,
-            filter: Filter::default(),
-            own: Vec::new(),
-            streams: HashMap::new(),
-            queue: VecDeque::new(),
-            queued: HashSet::new(),
-            done: HashSet::new(),
-            hashed_paths: HashSet::new(),
-            churn: Churn::default(),
-            hashed: Arc::new(Mutex::new(Hashes::default())),
-            stop: Arc::new(AtomicBool::new(false)),
-            buf: vec![0; CHUNK],
-            hash_buf: vec![0; 64 << 10],
-        }
+        Follower::new(
+            trace,
+            Filter::default(),
+            Vec::new(),
+            Arc::new(Mutex::new(Hashes::default())),
+            Arc::new(AtomicBool::new(false)),
+        )
     }
 
     /// Appends `events` of pid 5 to the stream, as the run's process would.
@@ -576,6 +594,6 @@ mod tests {
         // run said it removed it: not read.
         assert_eq!(f.churn.hashed, 1);
         assert_eq!(f.churn.lost, 0);
-        assert!(f.hashed_paths.contains(&paths[1]));
+        assert!(f.churn.paths.contains(&paths[1]));
     }
 }
