@@ -146,7 +146,7 @@ impl<'p> Resolver<'p> {
     /// [`Resolver::real_path`], with what is there now when it is a regular
     /// file (through a symlink: its target).
     pub fn resolve(&mut self, path: &'p [u8]) -> Resolution {
-        let Some(slash) = path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0) else {
+        let Some(slash) = dir_end(path) else {
             let st = stat_at(libc::AT_FDCWD, path, libc::AT_SYMLINK_NOFOLLOW);
             return match st.as_ref().map(found) {
                 Some(Found::Symlink) => self.through_link(path),
@@ -172,7 +172,7 @@ impl<'p> Resolver<'p> {
     /// resolved, the file is not looked at (what is there now, if anything,
     /// is not the run's).
     pub fn resolve_removed(&mut self, path: &'p [u8]) -> Resolution {
-        let Some(slash) = path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0) else {
+        let Some(slash) = dir_end(path) else {
             return (path.to_vec(), None);
         };
         self.dir_fd(&path[..slash]);
@@ -262,6 +262,13 @@ impl<'p> Resolver<'p> {
     }
 }
 
+/// Where `path`'s directory ends (its last `/`); None for a name in the
+/// current directory and for a file right below `/`, which are looked up
+/// whole.
+fn dir_end(path: &[u8]) -> Option<usize> {
+    path.iter().rposition(|b| *b == b'/').filter(|&i| i > 0)
+}
+
 /// `dir`'s parent and last name; None for `/` and relative names.
 fn split(dir: &[u8]) -> Option<(&[u8], &[u8])> {
     let slash = dir.iter().rposition(|b| *b == b'/')?;
@@ -279,13 +286,19 @@ mod tests {
     use super::*;
     use std::os::unix::ffi::OsStrExt;
 
-    #[test]
-    fn a_path_resolves_to_what_lstat_and_realpath_say() {
+    /// A directory `real` holding the file `f`, and `link`, a symlink to it.
+    fn linked_dir() -> (tempfile::TempDir, std::path::PathBuf) {
         let d = tempfile::TempDir::new().unwrap();
         let base = std::fs::canonicalize(d.path()).unwrap();
         std::fs::create_dir(base.join("real")).unwrap();
         std::fs::write(base.join("real/f"), "abc").unwrap();
         std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        (d, base)
+    }
+
+    #[test]
+    fn a_path_resolves_to_what_lstat_and_realpath_say() {
+        let (_d, base) = linked_dir();
         std::os::unix::fs::symlink("f", base.join("real/l")).unwrap();
         let b = |p: &str| base.join(p).as_os_str().as_bytes().to_vec();
         let (f, via_dir, via_file) = (b("real/f"), b("link/f"), b("real/l"));
@@ -301,12 +314,8 @@ mod tests {
 
     #[test]
     fn a_removed_file_is_resolved_through_its_directory_and_not_looked_at() {
-        let d = tempfile::TempDir::new().unwrap();
-        let base = std::fs::canonicalize(d.path()).unwrap();
-        std::fs::create_dir(base.join("real")).unwrap();
-        // Something is there again, not put by the run.
-        std::fs::write(base.join("real/f"), "abc").unwrap();
-        std::os::unix::fs::symlink(base.join("real"), base.join("link")).unwrap();
+        // real/f: something is there again, not put by the run.
+        let (_d, base) = linked_dir();
         let b = |p: &str| base.join(p).as_os_str().as_bytes().to_vec();
         let (via_link, real) = (b("link/f"), b("real/f"));
         let mut r = Resolver::default();
