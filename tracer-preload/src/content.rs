@@ -266,12 +266,9 @@ pub unsafe fn before_path(dirfd: c_int, path: *const c_char, follow: bool) {
     }
     guarded(|| {
         // SAFETY: forwarded from the caller.
-        let raw = unsafe { sys::cstr(path, path::PATH_CAP) };
-        let mut p = PathBuf::new();
-        p.push(raw);
-        if p.truncated {
+        let Some(mut p) = (unsafe { copied(path) }) else {
             return;
-        }
+        };
         let flags = if follow { 0 } else { libc::AT_SYMLINK_NOFOLLOW };
         let Some(st) = sys::fstatat(dirfd, p.c_str(), flags) else {
             return;
@@ -279,6 +276,17 @@ pub unsafe fn before_path(dirfd: c_int, path: *const c_char, follow: bool) {
         // SAFETY: forwarded from the caller.
         unsafe { hash_stated(dirfd, path, &mut p, &st, !follow) };
     });
+}
+
+/// `path` copied, NUL-terminated; None when it does not fit.
+///
+/// # Safety
+/// `path` must be a C string.
+unsafe fn copied(path: *const c_char) -> Option<PathBuf> {
+    let mut p = PathBuf::new();
+    // SAFETY: forwarded from the caller.
+    p.push(unsafe { sys::cstr(path, path::PATH_CAP) });
+    (!p.truncated).then_some(p)
 }
 
 /// [`before_path`] for a hook that has already stat'ed the file (without
@@ -339,40 +347,27 @@ pub unsafe fn before_open(dirfd: c_int, path: *const c_char, flags: c_int) {
 /// After an open with `flags` of `path` (relative to `dirfd`) returned a
 /// descriptor that `st` describes, before the program can use it: hash the
 /// file when the open lets the program change it without having truncated
-/// it, and it existed before the run. Called inside the hook's guard; `abs`
-/// is the path as recorded.
+/// it, and it existed before the run. Called inside the hook's guard.
+///
+/// The file is opened again by path for reading (the program's descriptor
+/// may be write-only, and its offset is the program's); `hash_and_emit`
+/// checks that it is the file `st` describes.
 ///
 /// # Safety
 /// `path` must be a C string.
-pub unsafe fn after_open(
-    dirfd: c_int,
-    path: *const c_char,
-    flags: c_int,
-    st: &libc::stat,
-    abs: &PathBuf,
-) {
+pub unsafe fn after_open(dirfd: c_int, path: *const c_char, flags: c_int, st: &libc::stat) {
     let writes = flags & libc::O_ACCMODE != libc::O_RDONLY;
-    if !writes
-        || flags & libc::O_TRUNC != 0
-        || LIMIT.load(Ordering::Relaxed) == 0
-        || !wanted(st)
-        || !first_to_hash(st)
-    {
+    // `wanted` first, before the path is copied: most files opened for
+    // writing are the run's own.
+    if !writes || flags & libc::O_TRUNC != 0 || !wanted(st) {
         return;
     }
-    let mut p = PathBuf::new();
     // SAFETY: forwarded from the caller.
-    p.push(unsafe { sys::cstr(path, path::PATH_CAP) });
-    if p.truncated {
-        return;
-    }
-    // Opened again for reading (the program's descriptor may be write-only
-    // and its offset is the program's); `hash_and_emit` checks it is the
-    // file `st` describes.
-    let Some(fd) = open_read(dirfd, p.c_str(), flags & libc::O_NOFOLLOW != 0) else {
+    let Some(mut p) = (unsafe { copied(path) }) else {
         return;
     };
-    hash_and_emit(fd, st, abs);
+    // SAFETY: forwarded from the caller; `p` is a copy of `path`.
+    unsafe { hash_stated(dirfd, path, &mut p, st, flags & libc::O_NOFOLLOW != 0) };
 }
 
 /// Before `ftruncate(fd, ..)`: hash the file the fd names.

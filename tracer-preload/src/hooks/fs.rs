@@ -49,7 +49,7 @@ unsafe fn record_open(dirfd: c_int, path: *const c_char, flags: c_int, mode: c_u
         let abs = unsafe { path::absolute(dirfd, path) };
         if let Some(st) = &raw {
             // SAFETY: forwarded from the caller.
-            unsafe { content::after_open(dirfd, path, flags, st, &abs) };
+            unsafe { content::after_open(dirfd, path, flags, st) };
         }
         let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
         let ev = Event::Open {
@@ -292,7 +292,7 @@ unsafe fn record_fopen(path: *const c_char, mode: *const c_char, fp: *mut FILE) 
         let abs = unsafe { path::absolute(libc::AT_FDCWD, path) };
         if let Some(st) = &raw {
             // SAFETY: forwarded from the caller.
-            unsafe { content::after_open(libc::AT_FDCWD, path, flags, st, &abs) };
+            unsafe { content::after_open(libc::AT_FDCWD, path, flags, st) };
         }
         let ev = Event::Open {
             flags,
