@@ -423,15 +423,27 @@ fn read_new(s: &mut Stream, buf: &mut Vec<u8>, found: &mut Vec<Seen>) {
             }
         }
         s.offset += used as u64;
-        if n < buf.len() {
+        let rest = &buf[used..n];
+        // A short read is the stream's end; zeros are space reserved ahead
+        // of the writers (preload's fallocate, the sink's sparse growth)
+        // that no record has reached yet.
+        if n < buf.len() || rest.starts_with(&[0, 0]) {
             return;
         }
         if used == 0 {
-            // A record longer than the buffer, or one not yet whole.
-            if buf.len() >= tracer_wire::MAX_RECORD_LEN {
-                return;
+            // A record longer than the buffer: read it whole next time. One
+            // that fits yet did not decode is not yet whole (or is damaged,
+            // which collect reports): left for a later pass.
+            match rest.get(4..8) {
+                Some(l) => {
+                    let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
+                    if len <= buf.len() || len > tracer_wire::MAX_RECORD_LEN {
+                        return;
+                    }
+                    buf.resize(len, 0);
+                }
+                None => return,
             }
-            buf.resize(tracer_wire::MAX_RECORD_LEN, 0);
         }
     }
 }
@@ -472,6 +484,31 @@ mod tests {
             let n = encode(&h, ev, &mut buf).unwrap();
             f.write_all(&buf[..n]).unwrap();
         }
+    }
+
+    /// Writes `events` of pid 5 at `at` of the stream, over space reserved
+    /// ahead as a writer does; returns where the next record goes.
+    fn write_at(d: &Path, at: u64, events: &[Event<'_>]) -> u64 {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(d.join("trace/p.rwt"))
+            .unwrap();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut at = at;
+        for ev in events {
+            let h = Header {
+                pid: 5,
+                tid: 5,
+                ..Header::default()
+            };
+            let n = encode(&h, ev, &mut buf).unwrap();
+            f.write_all_at(&buf[..n], at).unwrap();
+            at += n as u64;
+        }
+        at
     }
 
     fn opened(path: &[u8], flags: i32) -> Event<'_> {
@@ -595,5 +632,42 @@ mod tests {
         assert_eq!(f.churn.hashed, 1);
         assert_eq!(f.churn.lost, 0);
         assert!(f.churn.paths.contains(&paths[1]));
+    }
+
+    #[test]
+    fn space_reserved_ahead_of_the_writers_is_not_read() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = follower(d.path());
+        let paths = files(d.path(), 3);
+        let next = write_at(d.path(), 0, &[opened(&paths[0], libc::O_RDONLY)]);
+        // 8 MiB reserved beyond the records, as zeros.
+        let stream = std::fs::OpenOptions::new()
+            .write(true)
+            .open(d.path().join("trace/p.rwt"))
+            .unwrap();
+        stream.set_len(8 << 20).unwrap();
+        f.read_streams();
+        assert!(f.queued.contains(&paths[0]));
+        // Zeros are not a record to read whole: the buffer stays as it was
+        // (each pass had grown it to the largest record and read 4 MiB).
+        assert_eq!(f.buf.len(), CHUNK);
+
+        // Records that arrive later in the reserved space are read, a record
+        // longer than the buffer too.
+        let long = [b"/".as_slice(), &vec![b'x'; 3 * CHUNK]].concat();
+        write_at(
+            d.path(),
+            next,
+            &[
+                opened(&paths[1], libc::O_RDONLY),
+                Event::Write { path: &long },
+                opened(&paths[2], libc::O_RDONLY),
+            ],
+        );
+        f.read_streams();
+        assert!(f.queued.contains(&paths[1]));
+        assert!(f.queued.contains(&long));
+        assert!(f.queued.contains(&paths[2]));
+        assert!(f.buf.len() > 3 * CHUNK && f.buf.len() < 4 * CHUNK);
     }
 }
