@@ -103,16 +103,23 @@ pub fn record(req: &Request, obs: &mut dyn Observer) -> Result<Recorded> {
     let (lingering, release) = drain(&mut running, &mut notes, waited.timed_out, req.timeout)
         .map_err(|e| not_started(&opened.store, &begun, started, e))?;
     phases.mark("drain");
-    let git = git_context(git_reader, &mut notes);
-    phases.mark("git");
     let top = Ending {
         pid: running.child.pid,
         ended,
         lingering: &lingering,
         early: &early,
     };
-    let (mut result, git) = collect_run(&opened, &begun, top, git, &mut notes);
+    let mut result = collect_run(&opened, &begun, top, &mut notes);
     phases.mark("collect");
+    // Joined after collect: a walk the command's end caught unfinished
+    // goes on beside it.
+    let git = git_context(git_reader, &mut notes).map(|ctx| {
+        let mut g = ctx.info;
+        let written: Vec<&[u8]> = result.outputs.iter().map(|f| f.path.as_slice()).collect();
+        g.dirty = git::dirty_besides(&g, &ctx.changed, &written);
+        g
+    });
+    phases.mark("git");
     let (host, container) = machine.finish();
     let environment = collect::environment(&result, Some(host), container);
     notes
@@ -374,7 +381,7 @@ impl Attached for Gone {
     }
 }
 
-/// Step 7: the git context read while the command ran.
+/// Step 8: the git context, read while the command ran (and collect).
 fn git_context(reader: git::Background, notes: &mut Notes) -> Option<git::Context> {
     match reader.finish() {
         Ok(g) => g,
@@ -387,15 +394,9 @@ fn git_context(reader: git::Background, notes: &mut Notes) -> Option<git::Contex
     }
 }
 
-/// Step 8: inputs, outputs and processes from the trace; git dirty but for
-/// the run's own writes (stored with the result); how the command ended.
-fn collect_run(
-    opened: &Opened,
-    begun: &Begun,
-    top: Ending<'_>,
-    git: Option<git::Context>,
-    notes: &mut Notes,
-) -> (RunResult, Option<dag::GitInfo>) {
+/// Step 7: inputs, outputs and processes from the trace; how the command
+/// ended.
+fn collect_run(opened: &Opened, begun: &Begun, top: Ending<'_>, notes: &mut Notes) -> RunResult {
     let ended = top.ended;
     let streams = collect::read_trace(&begun.trace_dir, notes);
     let mut result = collect::collect(
@@ -406,12 +407,6 @@ fn collect_run(
         Some(top),
         notes,
     );
-    let git = git.map(|ctx| {
-        let mut g = ctx.info;
-        let written: Vec<&[u8]> = result.outputs.iter().map(|f| f.path.as_slice()).collect();
-        g.dirty = git::dirty_besides(&g, &ctx.changed, &written);
-        g
-    });
     match ended {
         Ended::Code(c) => result.exit_code = Some(c),
         Ended::Signal(sig) => {
@@ -422,7 +417,7 @@ fn collect_run(
             result.signal = Some(sig);
         }
     }
-    (result, git)
+    result
 }
 
 /// A warning when an earlier run of the same OpenJD session ran in a container of another
