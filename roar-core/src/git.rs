@@ -57,20 +57,14 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
         // (seconds for a few hundred MiB of tracked data). libgit2 skips the
         // write when another git holds the index lock.
         .update_index(true);
-    let statuses = repo.statuses(Some(&mut opts))?;
-    let dirty = !statuses.is_empty();
     let mut changed = Vec::new();
-    if let Some(top) = repo.workdir()
-        && statuses.len() <= CHANGED_CAP
-    {
-        let mut prefix = crate::paths::to_bytes(top);
-        if prefix.last() != Some(&b'/') {
-            prefix.push(b'/');
-        }
-        for e in statuses.iter() {
-            changed.push([prefix.as_slice(), e.path_bytes()].concat());
-        }
-    }
+    let dirty = if stat_clean(&repo) {
+        false
+    } else {
+        let statuses = repo.statuses(Some(&mut opts))?;
+        changed_paths(&repo, &statuses, &mut changed);
+        !statuses.is_empty()
+    };
     let remote = repo
         .find_remote("origin")
         .ok()
@@ -89,6 +83,130 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
         },
         changed,
     }))
+}
+
+/// The absolute paths of `statuses`, unless there are more than
+/// [`CHANGED_CAP`].
+fn changed_paths(
+    repo: &git2::Repository,
+    statuses: &git2::Statuses<'_>,
+    changed: &mut Vec<Vec<u8>>,
+) {
+    if let Some(top) = repo.workdir()
+        && statuses.len() <= CHANGED_CAP
+    {
+        let mut prefix = crate::paths::to_bytes(top);
+        if prefix.last() != Some(&b'/') {
+            prefix.push(b'/');
+        }
+        for e in statuses.iter() {
+            changed.push([prefix.as_slice(), e.path_bytes()].concat());
+        }
+    }
+}
+
+/// Whether the work tree is clean by the index's stat data alone, as git
+/// itself decides: every tracked file's lstat matches its index entry
+/// exactly (and is not racily clean: changed in the index's own second or
+/// later), and the tree the index describes is HEAD's. Its tree ids are
+/// hashed here from the index, never written. Anything else (a
+/// difference, a conflict, an intent-to-add or skip-worktree entry, no
+/// HEAD) says false, and libgit2's status, which reads content, decides.
+/// libgit2 walks the work tree's directories and reads HEAD's trees: 4.9 ms
+/// for 2,000 files where this takes about 1.
+fn stat_clean(repo: &git2::Repository) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Some(top), Ok(index)) = (repo.workdir(), repo.index()) else {
+        return false;
+    };
+    let Ok(written) = std::fs::metadata(repo.path().join("index")) else {
+        return false;
+    };
+    let written = (written.mtime(), written.mtime_nsec());
+    let Some(head) = repo
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_tree().ok())
+        .map(|t| t.id())
+    else {
+        return false;
+    };
+    let mut entries = Vec::with_capacity(index.len());
+    for e in index.iter() {
+        const STAGE: u16 = 0x3000;
+        if e.flags & STAGE != 0 || e.flags_extended != 0 {
+            return false;
+        }
+        let gitlink = e.mode == 0o160000;
+        if !gitlink {
+            let path = top.join(crate::paths::as_path(&e.path));
+            let Ok(m) = std::fs::symlink_metadata(&path) else {
+                return false;
+            };
+            let mtime = (
+                i64::from(e.mtime.seconds()),
+                i64::from(e.mtime.nanoseconds()),
+            );
+            let mode_matches = match e.mode {
+                0o120000 => m.file_type().is_symlink(),
+                0o100644 => m.is_file() && m.mode() & 0o100 == 0,
+                0o100755 => m.is_file() && m.mode() & 0o100 != 0,
+                _ => false,
+            };
+            if !mode_matches
+                || (m.mtime(), m.mtime_nsec()) != mtime
+                || (m.ctime(), m.ctime_nsec())
+                    != (
+                        i64::from(e.ctime.seconds()),
+                        i64::from(e.ctime.nanoseconds()),
+                    )
+                || m.size() as u32 != e.file_size
+                || m.ino() as u32 != e.ino
+                || m.uid() != e.uid
+                || m.gid() != e.gid
+                || mtime >= written
+            {
+                return false;
+            }
+        }
+        entries.push((e.path, e.mode, e.id));
+    }
+    index_tree(&entries, 0).is_some_and(|id| id == head)
+}
+
+/// The id of the tree that `entries` (an index's, in its order: by path,
+/// which is git's tree order too) make below the `skip` bytes of path they
+/// share.
+fn index_tree(entries: &[(Vec<u8>, u32, git2::Oid)], skip: usize) -> Option<git2::Oid> {
+    let mut body = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let name = entries[i].0.get(skip..)?;
+        match name.iter().position(|&b| b == b'/') {
+            Some(slash) => {
+                let dir = &name[..=slash];
+                let end = i + entries[i..]
+                    .iter()
+                    .take_while(|e| e.0.get(skip..).is_some_and(|n| n.starts_with(dir)))
+                    .count();
+                let sub = index_tree(&entries[i..end], skip + dir.len())?;
+                body.extend_from_slice(b"40000 ");
+                body.extend_from_slice(&dir[..slash]);
+                body.push(0);
+                body.extend_from_slice(sub.as_bytes());
+                i = end;
+            }
+            None => {
+                let (_, mode, id) = &entries[i];
+                body.extend_from_slice(format!("{mode:o} ").as_bytes());
+                body.extend_from_slice(name);
+                body.push(0);
+                body.extend_from_slice(id.as_bytes());
+                i += 1;
+            }
+        }
+    }
+    git2::Oid::hash_object(git2::ObjectType::Tree, &body).ok()
 }
 
 /// The git context read on a thread of its own while the command runs, at
@@ -266,5 +384,114 @@ mod tests {
         let g = context(&p.join(".")).unwrap().unwrap();
         assert_eq!(g.branch, None);
         assert_eq!(g.commit.as_deref(), Some(commit.as_str()));
+    }
+
+    /// A committed tree whose names test git's tree order ("foo.c" before
+    /// the directory "foo", "foo0" after it), with an executable and a
+    /// symlink; files dated 2020, so that no entry is racily clean.
+    fn tricky_commit(p: &Path) {
+        use std::os::unix::fs::PermissionsExt;
+        git(p, &["init", "-q"]);
+        std::os::unix::fs::symlink("foo.c", p.join("link")).unwrap();
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_800);
+        for (name, body) in [
+            ("foo.c", "c"),
+            ("foo/x", "x"),
+            ("foo0", "0"),
+            ("a-b", "ab"),
+            ("a/c/d", "d"),
+            ("run.sh", "#!/bin/sh"),
+        ] {
+            let f = p.join(name);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(&f, body).unwrap();
+            if name == "run.sh" {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+            set_mtime(&f, old);
+        }
+        // Past the symlink's own time (a coarse clock's tick).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        git(p, &["add", "-A"]);
+        git(p, &["commit", "-qm", "tricky"]);
+    }
+
+    /// The work tree, as the changed paths begin.
+    fn top(repo: &git2::Repository) -> Vec<u8> {
+        crate::paths::to_bytes(repo.workdir().unwrap())
+    }
+
+    fn set_mtime(f: &Path, t: std::time::SystemTime) {
+        std::fs::File::options()
+            .write(true)
+            .open(f)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_clean_tree_is_known_clean_from_the_index_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        tricky_commit(p);
+        let repo = git2::Repository::open(p).unwrap();
+        // The index's trees, hashed here, are HEAD's.
+        assert!(stat_clean(&repo));
+        let c = context_with_changes(p).unwrap().unwrap();
+        assert!(!c.info.dirty);
+        assert!(c.changed.is_empty());
+    }
+
+    #[test]
+    fn anything_but_a_plainly_clean_tree_is_left_to_libgit2() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        tricky_commit(p);
+        let repo = git2::Repository::open(p).unwrap();
+
+        // An index written before its entries' times: racily clean, so the
+        // content decides (and it is unchanged).
+        let index = p.join(".git/index");
+        let then = std::fs::metadata(&index).unwrap().modified().unwrap();
+        set_mtime(
+            &index,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000),
+        );
+        assert!(!stat_clean(&repo));
+        assert!(!context(p).unwrap().unwrap().dirty);
+        set_mtime(&index, then);
+        assert!(stat_clean(&repo));
+
+        // Staged: the work tree matches the index, which is not HEAD's tree.
+        let f = p.join("foo0");
+        std::fs::write(&f, "1").unwrap();
+        set_mtime(
+            &f,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_577_836_801),
+        );
+        git(p, &["add", "foo0"]);
+        let repo = git2::Repository::open(p).unwrap();
+        assert!(!stat_clean(&repo));
+        let c = context_with_changes(p).unwrap().unwrap();
+        assert!(c.info.dirty);
+        assert_eq!(c.changed, vec![[top(&repo).as_slice(), b"foo0"].concat()]);
+        git(p, &["commit", "-qm", "foo0"]);
+        let repo = git2::Repository::open(p).unwrap();
+        assert!(stat_clean(&repo));
+
+        // Changed in the work tree, same size.
+        std::fs::write(p.join("foo/x"), "y").unwrap();
+        assert!(!stat_clean(&repo));
+        let c = context_with_changes(p).unwrap().unwrap();
+        assert!(c.info.dirty);
+        assert_eq!(c.changed, vec![[top(&repo).as_slice(), b"foo/x"].concat()]);
+
+        // Deleted.
+        std::fs::write(p.join("foo/x"), "x").unwrap();
+        git(p, &["checkout", "-q", "--", "foo/x"]);
+        std::fs::remove_file(p.join("a/c/d")).unwrap();
+        assert!(!stat_clean(&repo));
+        assert!(context(p).unwrap().unwrap().dirty);
     }
 }
