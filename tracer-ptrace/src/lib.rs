@@ -33,6 +33,7 @@ use tracer_wire::{
 
 pub mod filter;
 mod tracee;
+mod wait;
 
 use filter::{AUDIT_ARCH_X86_64, DATA_FOREIGN};
 pub use tracee::Stopped;
@@ -93,6 +94,7 @@ impl Prepared {
             adopted: HashSet::new(),
             read: HashMap::new(),
             hashed: HashMap::new(),
+            waiter: wait::Waiter::new(),
         };
         t.tasks.insert(pid, Task::new(pid));
         t.procs.insert(
@@ -219,6 +221,7 @@ pub struct Tracer {
     read: HashMap<(u64, u64), FileStat>,
     /// Identities whose content was already hashed, and as what stat.
     hashed: HashMap<(u64, u64), FileStat>,
+    waiter: wait::Waiter,
 }
 
 fn status_of(raw: c_int) -> Option<ExitStatus> {
@@ -454,8 +457,7 @@ impl Tracer {
                 }
             }
             let mut raw: c_int = 0;
-            // SAFETY: waitpid with a valid status pointer.
-            let tid = unsafe { libc::waitpid(-1, &mut raw, libc::__WALL) };
+            let tid = self.waiter.wait(&mut raw);
             if tid < 0 {
                 match errno() {
                     libc::EINTR => continue,
@@ -463,6 +465,9 @@ impl Tracer {
                     e => return Err(io::Error::from_raw_os_error(e)),
                 }
             }
+            // Only a tracee let go from a system call is soon back: one
+            // that forked, exec'd (ld.so's loading) or got a signal is not.
+            self.waiter.soon = false;
             if let Some(st) = status_of(raw) {
                 self.exited(tid, st);
                 continue;
@@ -474,11 +479,15 @@ impl Tracer {
             let sig = libc::WSTOPSIG(raw);
             let event = (raw >> 16) & 0xff;
             if sig == libc::SIGTRAP | 0x80 {
+                self.waiter.soon = true;
                 self.syscall_exit(stop);
                 continue;
             }
             match event {
-                libc::PTRACE_EVENT_SECCOMP => self.seccomp(stop),
+                libc::PTRACE_EVENT_SECCOMP => {
+                    self.waiter.soon = true;
+                    self.seccomp(stop)
+                }
                 libc::PTRACE_EVENT_FORK | libc::PTRACE_EVENT_VFORK | libc::PTRACE_EVENT_CLONE => {
                     self.new_task(stop)
                 }
