@@ -57,13 +57,11 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
         // (seconds for a few hundred MiB of tracked data). libgit2 skips the
         // write when another git holds the index lock.
         .update_index(true);
-    let mut changed = Vec::new();
-    let dirty = if stat_clean(&repo) {
-        false
+    let (dirty, changed) = if stat_clean(&repo) {
+        (false, Vec::new())
     } else {
         let statuses = repo.statuses(Some(&mut opts))?;
-        changed_paths(&repo, &statuses, &mut changed);
-        !statuses.is_empty()
+        (!statuses.is_empty(), changed_paths(&repo, &statuses))
     };
     let remote = repo
         .find_remote("origin")
@@ -87,22 +85,18 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
 
 /// The absolute paths of `statuses`, unless there are more than
 /// [`CHANGED_CAP`].
-fn changed_paths(
-    repo: &git2::Repository,
-    statuses: &git2::Statuses<'_>,
-    changed: &mut Vec<Vec<u8>>,
-) {
-    if let Some(top) = repo.workdir()
-        && statuses.len() <= CHANGED_CAP
-    {
-        let mut prefix = crate::paths::to_bytes(top);
-        if prefix.last() != Some(&b'/') {
-            prefix.push(b'/');
-        }
-        for e in statuses.iter() {
-            changed.push([prefix.as_slice(), e.path_bytes()].concat());
-        }
+fn changed_paths(repo: &git2::Repository, statuses: &git2::Statuses<'_>) -> Vec<Vec<u8>> {
+    let Some(top) = repo.workdir().filter(|_| statuses.len() <= CHANGED_CAP) else {
+        return Vec::new();
+    };
+    let mut prefix = crate::paths::to_bytes(top);
+    if prefix.last() != Some(&b'/') {
+        prefix.push(b'/');
     }
+    statuses
+        .iter()
+        .map(|e| [prefix.as_slice(), e.path_bytes()].concat())
+        .collect()
 }
 
 /// Whether the work tree is clean by the index's stat data alone, as git
@@ -112,8 +106,9 @@ fn changed_paths(
 /// hashed here from the index, never written. Anything else (a
 /// difference, a conflict, an intent-to-add or skip-worktree entry, no
 /// HEAD) says false, and libgit2's status, which reads content, decides.
-/// libgit2 walks the work tree's directories and reads HEAD's trees: 4.9 ms
-/// for 2,000 files where this takes about 1.
+/// libgit2 walks the work tree's directories (ignored ones too) and reads
+/// HEAD's trees: 64.5 ms for Django's 6,810 files beside 5,000 ignored ones,
+/// where this takes 21.5 (most of it one lstat per file).
 fn stat_clean(repo: &git2::Repository) -> bool {
     use std::os::unix::fs::MetadataExt;
     let (Some(top), Ok(index)) = (repo.workdir(), repo.index()) else {

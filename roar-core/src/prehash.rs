@@ -434,15 +434,11 @@ fn read_new(s: &mut Stream, buf: &mut Vec<u8>, found: &mut Vec<Seen>) {
             // A record longer than the buffer: read it whole next time. One
             // that fits yet did not decode is not yet whole (or is damaged,
             // which collect reports): left for a later pass.
-            match rest.get(4..8) {
-                Some(l) => {
-                    let len = u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize;
-                    if len <= buf.len() || len > tracer_wire::MAX_RECORD_LEN {
-                        return;
-                    }
+            match tracer_wire::stated_len(rest) {
+                Some(len) if len > buf.len() && len <= tracer_wire::MAX_RECORD_LEN => {
                     buf.resize(len, 0);
                 }
-                None => return,
+                _ => return,
             }
         }
     }
@@ -468,22 +464,8 @@ mod tests {
 
     /// Appends `events` of pid 5 to the stream, as the run's process would.
     fn append(d: &Path, events: &[Event<'_>]) {
-        use std::io::Write;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(d.join("trace/p.rwt"))
-            .unwrap();
-        let mut buf = [0u8; 4096];
-        for ev in events {
-            let h = Header {
-                pid: 5,
-                tid: 5,
-                ..Header::default()
-            };
-            let n = encode(&h, ev, &mut buf).unwrap();
-            f.write_all(&buf[..n]).unwrap();
-        }
+        let end = std::fs::metadata(d.join("trace/p.rwt")).map_or(0, |m| m.len());
+        write_at(d, end, events);
     }
 
     /// Writes `events` of pid 5 at `at` of the stream, over space reserved

@@ -351,7 +351,7 @@ fn unfinished_len(rest: &[u8]) -> Option<usize> {
     {
         return None;
     }
-    let len = u32::from_le_bytes(head.get(4..8)?.try_into().ok()?) as usize;
+    let len = crate::stated_len(head)?;
     ((HEADER_LEN..=MAX_RECORD_LEN).contains(&len) && len <= rest.len()).then_some(len)
 }
 
@@ -419,7 +419,7 @@ fn sound_at(buf: &[u8], at: usize) -> bool {
     if head[2] != VERSION {
         return false;
     }
-    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    let len = crate::stated_len(head).unwrap_or(0);
     (HEADER_LEN..=MAX_RECORD_LEN).contains(&len)
         && buf
             .get(at..at + len)

@@ -46,6 +46,13 @@ pub fn checksum(record: &[u8]) -> u32 {
     (h ^ (h >> 32)) as u32
 }
 
+/// The length the header at the start of `record` states (whatever its
+/// validity), or None when fewer than its first 8 bytes are there.
+pub fn stated_len(record: &[u8]) -> Option<usize> {
+    let l = record.get(4..8)?;
+    Some(u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize)
+}
+
 /// Writes `seq` into an encoded record and seals it again: for producers
 /// that number a record after encoding it (the preload library).
 pub fn restamp(record: &mut [u8], seq: u64) {
