@@ -209,37 +209,83 @@ static __always_inline int interesting(long nr)
 	return 0;
 }
 
+/* Fields `first` to `last` of the kernel object at `p`, read with one
+ * probe read into `buf` (each read is a helper call and a fault-checked
+ * copy: a dentry walk made four per name, most of an event's cost). The
+ * offsets are CO-RE constants, so the verifier sees the size and every
+ * offset into `buf`; it is 0 when they do not fit `buf` (another kernel's
+ * layout), and the caller reads the fields one by one. */
+#define SPAN(buf, type, p, first, last)                                          \
+	({                                                                       \
+		__u32 a_ = bpf_core_field_offset(type, first);                   \
+		__u32 b_ = bpf_core_field_offset(type, last) +                   \
+			   bpf_core_field_size(type, last);                      \
+		b_ > a_ && b_ - a_ <= sizeof(buf) &&                             \
+			!bpf_probe_read_kernel(buf, b_ - a_, (const char *)(p) + a_); \
+	})
+/* Field `f` of a SPAN read from `first`, as a `T`. */
+#define AT(buf, type, first, f, T)                                               \
+	(*(T *)((char *)(buf) + (bpf_core_field_offset(type, f) -                \
+				 bpf_core_field_offset(type, first))))
+
+/* A mount's parent, the dentry it is mounted on and its root. */
+static __always_inline void mount_span(struct mount *m, struct mount **parent,
+				       struct dentry **point, struct dentry **root)
+{
+	__u64 w[3];
+	if (SPAN(w, struct mount, m, mnt_parent, mnt.mnt_root)) {
+		*parent = AT(w, struct mount, mnt_parent, mnt_parent, struct mount *);
+		*point = AT(w, struct mount, mnt_parent, mnt_mountpoint, struct dentry *);
+		*root = AT(w, struct mount, mnt_parent, mnt.mnt_root, struct dentry *);
+		return;
+	}
+	*parent = BPF_CORE_READ(m, mnt_parent);
+	*point = BPF_CORE_READ(m, mnt_mountpoint);
+	*root = BPF_CORE_READ(m, mnt.mnt_root);
+}
+
 /* Appends the names from dentry `dentry` up to the root, crossing mounts,
  * each NUL-terminated (user space reverses them), at offset `o`; returns
  * the new offset. A global function: the verifier checks it once, not once
- * per call site. Kernel pointers travel as integers. */
+ * per call site. Kernel pointers travel as integers. A name costs two
+ * reads (its parent and name pointers together, then the name), a mount
+ * crossed one. */
 __noinline int walk_dentries(struct scratch *s, __u32 o, __u32 slot, __u64 vfsmnt_p, __u64 dentry)
 {
 	struct vfsmount *vfsmnt = (struct vfsmount *)vfsmnt_p;
 	struct dentry *d = (struct dentry *)dentry;
 	struct mount *mnt = (void *)vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	struct mount *mp;
+	struct dentry *point, *root;
 	__u32 start = o;
 	int i;
 
 	if (!s)
 		return o;
+	mount_span(mnt, &mp, &point, &root);
 	for (i = 0; i < DEPTH; i++) {
-		struct dentry *root = BPF_CORE_READ(vfsmnt, mnt_root);
-		struct dentry *parent = BPF_CORE_READ(d, d_parent);
+		struct dentry *parent;
+		const unsigned char *name;
+		__u64 w[3];
+		if (SPAN(w, struct dentry, d, d_parent, d_name.name)) {
+			parent = AT(w, struct dentry, d_parent, d_parent, struct dentry *);
+			name = AT(w, struct dentry, d_parent, d_name.name, const unsigned char *);
+		} else {
+			parent = BPF_CORE_READ(d, d_parent);
+			name = BPF_CORE_READ(d, d_name.name);
+		}
 		if (d == root || d == parent) {
-			struct mount *mp = BPF_CORE_READ(mnt, mnt_parent);
 			if (mp == mnt || !mp)
 				break;
-			d = BPF_CORE_READ(mnt, mnt_mountpoint);
+			d = point;
 			mnt = mp;
-			vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+			mount_span(mnt, &mp, &point, &root);
 			continue;
 		}
 		if (o >= AREA) {
 			s->rec.flags |= RE_F_TRUNCATED;
 			break;
 		}
-		const unsigned char *name = BPF_CORE_READ(d, d_name.name);
 		long n = bpf_probe_read_kernel_str(&s->data[bounded(o)], NAME_CAP, name);
 		if (n <= 0) {
 			s->rec.flags |= RE_F_UNREADABLE;
@@ -263,9 +309,17 @@ static __always_inline void put_dpath(struct scratch *s, __u32 *off, int slot,
 static __always_inline struct file *fd_file(struct task_struct *t, long fd)
 {
 	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	unsigned int max;
+	struct file **fds;
 	struct file *f = 0;
+	__u64 w[2];
+	if (SPAN(w, struct fdtable, fdt, max_fds, fd)) {
+		max = AT(w, struct fdtable, max_fds, max_fds, unsigned int);
+		fds = AT(w, struct fdtable, max_fds, fd, struct file **);
+	} else {
+		max = BPF_CORE_READ(fdt, max_fds);
+		fds = BPF_CORE_READ(fdt, fd);
+	}
 
 	if (fd < 0 || fd >= max)
 		return 0;
@@ -279,12 +333,16 @@ static __always_inline void put_file(struct scratch *s, __u32 *off, int slot, st
 		s->rec.flags |= RE_F_UNREADABLE;
 		return;
 	}
-	put_dpath(s, off, slot, BPF_CORE_READ(f, f_path.mnt), BPF_CORE_READ(f, f_path.dentry));
+	struct path fp = {};
+	BPF_CORE_READ_INTO(&fp, f, f_path);
+	put_dpath(s, off, slot, fp.mnt, fp.dentry);
 }
 
 static __always_inline void put_cwd(struct scratch *s, __u32 *off, int slot, struct task_struct *t)
 {
-	put_dpath(s, off, slot, BPF_CORE_READ(t, fs, pwd.mnt), BPF_CORE_READ(t, fs, pwd.dentry));
+	struct path pwd = {};
+	BPF_CORE_READ_INTO(&pwd, t, fs, pwd);
+	put_dpath(s, off, slot, pwd.mnt, pwd.dentry);
 }
 
 static __always_inline void stat_file(struct scratch *s, struct file *f)
@@ -294,12 +352,22 @@ static __always_inline void stat_file(struct scratch *s, struct file *f)
 	struct inode *ino = BPF_CORE_READ(f, f_inode);
 	if (!ino)
 		return;
-	s->rec.st_ino = BPF_CORE_READ(ino, i_ino);
-	s->rec.st_size = BPF_CORE_READ(ino, i_size);
-	s->rec.st_mode = BPF_CORE_READ(ino, i_mode);
-	s->rec.st_mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
-	s->rec.st_mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
-	s->rec.st_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	__u64 w[16];
+	if (SPAN(w, struct inode, ino, i_mode, i_mtime_nsec)) {
+		s->rec.st_mode = AT(w, struct inode, i_mode, i_mode, umode_t);
+		s->rec.st_ino = AT(w, struct inode, i_mode, i_ino, unsigned long);
+		s->rec.st_size = AT(w, struct inode, i_mode, i_size, loff_t);
+		s->rec.st_mtime_sec = AT(w, struct inode, i_mode, i_mtime_sec, time64_t);
+		s->rec.st_mtime_nsec = AT(w, struct inode, i_mode, i_mtime_nsec, __u32);
+		s->rec.st_dev = BPF_CORE_READ(AT(w, struct inode, i_mode, i_sb, struct super_block *), s_dev);
+	} else {
+		s->rec.st_ino = BPF_CORE_READ(ino, i_ino);
+		s->rec.st_size = BPF_CORE_READ(ino, i_size);
+		s->rec.st_mode = BPF_CORE_READ(ino, i_mode);
+		s->rec.st_mtime_sec = BPF_CORE_READ(ino, i_mtime_sec);
+		s->rec.st_mtime_nsec = BPF_CORE_READ(ino, i_mtime_nsec);
+		s->rec.st_dev = BPF_CORE_READ(ino, i_sb, s_dev);
+	}
 	s->rec.flags |= RE_F_STAT;
 }
 
@@ -411,12 +479,22 @@ int roar_sys_enter(__u64 *ctx)
 		return 0;
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	struct pend p = { .nr = nr };
-	p.args[0] = BPF_CORE_READ(regs, di);
-	p.args[1] = BPF_CORE_READ(regs, si);
-	p.args[2] = BPF_CORE_READ(regs, dx);
-	p.args[3] = BPF_CORE_READ(regs, r10);
-	p.args[4] = BPF_CORE_READ(regs, r8);
-	p.args[5] = BPF_CORE_READ(regs, r9);
+	__u64 w[8];
+	if (SPAN(w, struct pt_regs, regs, r10, di)) {
+		p.args[0] = AT(w, struct pt_regs, r10, di, __u64);
+		p.args[1] = AT(w, struct pt_regs, r10, si, __u64);
+		p.args[2] = AT(w, struct pt_regs, r10, dx, __u64);
+		p.args[3] = AT(w, struct pt_regs, r10, r10, __u64);
+		p.args[4] = AT(w, struct pt_regs, r10, r8, __u64);
+		p.args[5] = AT(w, struct pt_regs, r10, r9, __u64);
+	} else {
+		p.args[0] = BPF_CORE_READ(regs, di);
+		p.args[1] = BPF_CORE_READ(regs, si);
+		p.args[2] = BPF_CORE_READ(regs, dx);
+		p.args[3] = BPF_CORE_READ(regs, r10);
+		p.args[4] = BPF_CORE_READ(regs, r8);
+		p.args[5] = BPF_CORE_READ(regs, r9);
+	}
 	if (bpf_map_update_elem(&PENDING, &tid, &p, BPF_ANY))
 		count(slot_of(id >> 32), RE_STAT_PENDING_FULL);
 	return 0;
