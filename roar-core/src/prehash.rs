@@ -14,12 +14,12 @@
 //! The streams are only hints: what the run read and wrote is decided from
 //! the whole trace afterwards, as without this. A hash is kept only when
 //! the file was the same (identity and ctime) before and after it was read,
-//! and its ctime was already [`SETTLED`] in the past when reading started,
+//! and its ctime was already [`settled`] in the past when reading started,
 //! so any later change gives it another ctime, even with a clock that
 //! stamps files at the kernel tick.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::Read;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,9 +64,41 @@ impl Hashes {
     }
 }
 
-/// A file must have last changed at least this long before it is read:
-/// longer than a coarse filesystem clock's tick.
+/// The longest [`settled`] waits.
 const SETTLED: Duration = Duration::from_millis(20);
+
+/// How long before it is read a file must have last changed: three ticks of
+/// the coarse clock that stamps files (`CLOCK_REALTIME_COARSE`, a jiffy:
+/// 4 ms at HZ=250), so that any later change, stamped at a later tick, gives
+/// it another ctime; at least 3 ms, at most [`SETTLED`]. A fixed 20 ms left
+/// the files of a run's last 20 ms (800 of a `cp -r` of 7,300 files) to be
+/// hashed after it.
+fn settled() -> Duration {
+    static ONCE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *ONCE.get_or_init(|| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_getres writes the timespec it is given.
+        let ok = unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut ts) } == 0;
+        if !ok {
+            return SETTLED;
+        }
+        let tick = Duration::new(ts.tv_sec.max(0) as u64, ts.tv_nsec.max(0) as u32);
+        (3 * tick).clamp(Duration::from_millis(3), SETTLED)
+    })
+}
+
+/// What looking at a queued file came to.
+enum Looked {
+    /// Hashed, or nothing to hash.
+    Done,
+    /// Still changing: look again after this long.
+    Changing(Duration),
+    /// Not to be hashed here (unreadable, or the run is over).
+    GaveUp,
+}
 /// How often the streams are read for new records.
 const POLL: Duration = Duration::from_millis(5);
 /// How many times a file still changing is looked at again before it is
@@ -188,7 +220,8 @@ struct Follower {
     own: Vec<Vec<u8>>,
     streams: HashMap<std::ffi::OsString, Stream>,
     /// Paths to look at, when due, and how often they were already.
-    queue: VecDeque<(Instant, u32, Vec<u8>)>,
+    /// Soonest due first: files still settling wait different times.
+    queue: BinaryHeap<Reverse<(Instant, u32, Vec<u8>)>>,
     queued: HashSet<Vec<u8>>,
     /// The files hashed, as they were then.
     done: HashSet<Now>,
@@ -215,7 +248,7 @@ impl Follower {
             filter,
             own,
             streams: HashMap::new(),
-            queue: VecDeque::new(),
+            queue: BinaryHeap::new(),
             queued: HashSet::new(),
             done: HashSet::new(),
             churn: Churn::default(),
@@ -276,7 +309,7 @@ impl Follower {
                         && !self.own.iter().any(|o| is_under(&p, o))
                         && self.queued.insert(p.clone())
                     {
-                        self.queue.push_back((due, 0, p));
+                        self.queue.push(Reverse((due, 0, p)));
                     }
                 }
                 Seen::Removed(p) => {
@@ -288,16 +321,19 @@ impl Follower {
         }
     }
 
-    /// Hashes the queued files that are due; one still changing goes to the
-    /// back, due a little later.
+    /// Hashes the queued files that are due; one still changing is queued
+    /// again, due once it will have settled.
     fn hash_due(&mut self) {
         let now = Instant::now();
         let mut later = Vec::new();
-        while let Some((due, tries, path)) = self.queue.pop_front() {
-            if due > now {
-                self.queue.push_front((due, tries, path));
+        while self
+            .queue
+            .peek()
+            .is_some_and(|Reverse((due, _, _))| *due <= now)
+        {
+            let Some(Reverse((_, tries, path))) = self.queue.pop() else {
                 break;
-            }
+            };
             if self.stopped() || self.churn.churning() {
                 return;
             }
@@ -305,33 +341,46 @@ impl Follower {
                 continue; // removed by the run since it was queued
             }
             match self.hash_one(&path) {
-                Some(true) => {
+                Looked::Done => {
                     self.queued.remove(&path);
                 }
-                Some(false) if tries < TRIES => later.push((now + SETTLED, tries + 1, path)),
+                Looked::Changing(wait) if tries < TRIES => {
+                    later.push(Reverse((now + wait, tries + 1, path)))
+                }
                 _ => {}
             }
         }
         self.queue.extend(later);
     }
 
-    /// Some(true): hashed, or nothing to hash; Some(false): still changing;
-    /// None: given up.
-    fn hash_one(&mut self, path: &[u8]) -> Option<bool> {
+    fn hash_one(&mut self, path: &[u8]) -> Looked {
         let Ok(md) = std::fs::metadata(as_path(path)) else {
-            return Some(true);
+            return Looked::Done;
         };
         if !md.is_file() || md.len() > LARGEST {
-            return Some(true);
+            return Looked::Done;
         }
         let before = Now::of_metadata(&md);
         if self.done.contains(&before) {
-            return Some(true);
+            return Looked::Done;
         }
-        let now_ns = crate::time::now_ns();
-        if before.ctime_ns > now_ns - SETTLED.as_nanos() as i64 {
-            return Some(false);
+        let settle = settled();
+        let age = crate::time::now_ns() - before.ctime_ns;
+        if age < settle.as_nanos() as i64 {
+            // Due once settled (a changed ctime later waits again).
+            let left = settle.as_nanos() as i64 - age.max(0);
+            return Looked::Changing(Duration::from_nanos(left as u64) + Duration::from_millis(1));
         }
+        match self.read_hash(path, before) {
+            Some(true) => Looked::Done,
+            Some(false) => Looked::Changing(settle),
+            None => Looked::GaveUp,
+        }
+    }
+
+    /// Hashes the file at `path`, which was `before` a moment ago. Some(true):
+    /// hashed; Some(false): it changed meanwhile; None: given up.
+    fn read_hash(&mut self, path: &[u8], before: Now) -> Option<bool> {
         // Non-blocking: were it replaced by a FIFO since, the open must not wait.
         let mut f = std::fs::OpenOptions::new()
             .read(true)
@@ -339,20 +388,12 @@ impl Follower {
             .open(as_path(path))
             .ok()?;
         let mut h = blake3::Hasher::new();
-        loop {
-            if self.stopped() {
-                return None;
-            }
-            match f.read(&mut self.hash_buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    h.update(&self.hash_buf[..n]);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => return None,
-            }
-        }
-        let after = Now::of_metadata(&f.metadata().ok()?);
+        let stop = &self.stop;
+        let md =
+            crate::hashing::read_all(&mut f, before.key.size, &mut h, &mut self.hash_buf, || {
+                !stop.load(Ordering::Relaxed)
+            });
+        let after = Now::of_metadata(&md.ok()??);
         if after != before {
             return Some(false);
         }
@@ -522,6 +563,39 @@ mod tests {
     fn pass(f: &mut Follower) {
         f.read_streams();
         f.hash_due();
+    }
+
+    #[test]
+    fn a_file_still_settling_holds_back_no_file_queued_after_it() {
+        let d = tempfile::tempdir().unwrap();
+        let mut f = follower(d.path());
+        let old = files(d.path(), 1).remove(0);
+        let fresh = d.path().join("fresh");
+        std::fs::write(&fresh, "just written").unwrap();
+        let fresh = fresh.into_os_string().into_encoded_bytes();
+        let write = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        append(d.path(), &[opened(&fresh, write)]);
+        pass(&mut f);
+        assert!(f.queued.contains(&fresh), "too new to hash yet");
+        let Some(Reverse((due, 1, _))) = f.queue.peek() else {
+            panic!("queued again once")
+        };
+        assert!(*due <= Instant::now() + settled() + Duration::from_millis(1));
+        // Queued behind it and settled: hashed at once.
+        append(d.path(), &[opened(&old, libc::O_RDONLY)]);
+        pass(&mut f);
+        assert!(!f.queued.contains(&old), "the settled file waited");
+        assert!(f.queued.contains(&fresh));
+        std::thread::sleep(settled() + Duration::from_millis(2));
+        f.hash_due();
+        assert!(f.queued.is_empty());
+        assert_eq!(f.hashed.lock().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_settling_time_is_a_few_ticks_of_the_coarse_clock() {
+        let s = settled();
+        assert!(s >= Duration::from_millis(3) && s <= SETTLED, "{s:?}");
     }
 
     #[test]
