@@ -17,7 +17,7 @@ int main(void)
 	K(RE_VERSION); K(RE_SYSCALL); K(RE_EXEC); K(RE_FORK); K(RE_EXIT);
 	K(RE_F_TRUNCATED); K(RE_F_UNREADABLE); K(RE_F_STAT); K(RE_F_ARGV_TRUNCATED); K(RE_F_FOREIGN);
 	K(RE_STAT_RINGBUF_FULL); K(RE_STAT_TRUNCATED); K(RE_STAT_UNREADABLE);
-	K(RE_STAT_PENDING_FULL); K(RE_NSTATS);
+	K(RE_NSTATS);
 	K(RE_NSLOTS); K(RE_CTL_TRACE); K(RE_CTL_UNTRACE);
 	printf("slot %zu %zu\n", sizeof(struct re_slot), sizeof(struct re_slot));
 	printf("slot.start_time %zu 8\n", offsetof(struct re_slot, start_time));

@@ -6,8 +6,10 @@
  * bitmap indexed by tgid: user space puts the command's pid in both before
  * releasing it; sched_process_fork adds children and
  * sched_process_exit removes a process when its last thread ends. For the
- * file system calls, sys_enter stashes the arguments by tid and sys_exit
- * reads the path strings (resident then: the kernel has just copied them),
+ * file system calls, sys_exit takes the arguments from the saved user
+ * registers (the kernel leaves them as the caller set them, and the call
+ * number in orig_ax), reads the path strings (resident then: the kernel
+ * has just copied them),
  * the directory a relative path is relative to (a dentry walk of the cwd or
  * the dirfd), the identity of an opened file from its struct file, and
  * emits one record. Anything that could not be captured is flagged on the
@@ -43,11 +45,6 @@ struct scratch {
 	char data[2 * AREA];
 };
 
-struct pend {
-	__u64 nr;
-	__u64 args[6];
-};
-
 /* tgid -> the slot of the run that traces it. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -68,13 +65,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } TRACED_BITS SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
-	__type(key, __u32);
-	__type(value, struct pend);
-} PENDING SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -455,15 +445,42 @@ static __always_inline struct scratch *start(__u16 kind, __u32 pid, __u32 tid)
 	return s;
 }
 
-SEC("raw_tracepoint/sys_enter")
-int roar_sys_enter(__u64 *ctx)
+/* Every system call of a traced process ends here (there is no sys_enter
+ * program: the arguments are still in the registers the kernel saved at
+ * entry, and a stash by tid cost three hash map operations a call). */
+SEC("raw_tracepoint/sys_exit")
+int roar_sys_exit(__u64 *ctx)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tid = (__u32)id;
 	if (!traced(id >> 32))
 		return 0;
-	long nr = (long)ctx[1];
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	__u64 a[6];
+	long nr;
+	__u64 w[9];
+	if (SPAN(w, struct pt_regs, regs, r10, orig_ax)) {
+		nr = AT(w, struct pt_regs, r10, orig_ax, long);
+		a[0] = AT(w, struct pt_regs, r10, di, __u64);
+		a[1] = AT(w, struct pt_regs, r10, si, __u64);
+		a[2] = AT(w, struct pt_regs, r10, dx, __u64);
+		a[3] = AT(w, struct pt_regs, r10, r10, __u64);
+		a[4] = AT(w, struct pt_regs, r10, r8, __u64);
+		a[5] = AT(w, struct pt_regs, r10, r9, __u64);
+	} else {
+		nr = BPF_CORE_READ(regs, orig_ax);
+		a[0] = BPF_CORE_READ(regs, di);
+		a[1] = BPF_CORE_READ(regs, si);
+		a[2] = BPF_CORE_READ(regs, dx);
+		a[3] = BPF_CORE_READ(regs, r10);
+		a[4] = BPF_CORE_READ(regs, r8);
+		a[5] = BPF_CORE_READ(regs, r9);
+	}
+	if (nr < 0)
+		return 0; /* skipped by a tracer */
+	/* TS_COMPAT is cleared only on the way back to user space, after this
+	 * tracepoint. */
 	if ((nr & X32_SYSCALL_BIT) || (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT_)) {
 		/* Numbers of another ABI: decoding them as x86_64 calls would
 		 * record nonsense. Reported, not decoded. */
@@ -477,59 +494,19 @@ int roar_sys_enter(__u64 *ctx)
 	}
 	if (!interesting(nr))
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	struct pend p = { .nr = nr };
-	__u64 w[8];
-	if (SPAN(w, struct pt_regs, regs, r10, di)) {
-		p.args[0] = AT(w, struct pt_regs, r10, di, __u64);
-		p.args[1] = AT(w, struct pt_regs, r10, si, __u64);
-		p.args[2] = AT(w, struct pt_regs, r10, dx, __u64);
-		p.args[3] = AT(w, struct pt_regs, r10, r10, __u64);
-		p.args[4] = AT(w, struct pt_regs, r10, r8, __u64);
-		p.args[5] = AT(w, struct pt_regs, r10, r9, __u64);
-	} else {
-		p.args[0] = BPF_CORE_READ(regs, di);
-		p.args[1] = BPF_CORE_READ(regs, si);
-		p.args[2] = BPF_CORE_READ(regs, dx);
-		p.args[3] = BPF_CORE_READ(regs, r10);
-		p.args[4] = BPF_CORE_READ(regs, r8);
-		p.args[5] = BPF_CORE_READ(regs, r9);
-	}
-	if (bpf_map_update_elem(&PENDING, &tid, &p, BPF_ANY))
-		count(slot_of(id >> 32), RE_STAT_PENDING_FULL);
-	return 0;
-}
-
-SEC("raw_tracepoint/sys_exit")
-int roar_sys_exit(__u64 *ctx)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	if (!traced(id >> 32))
-		return 0;
-	/* Only calls sys_enter stashed have a PENDING entry. */
-	if (!interesting(BPF_CORE_READ((struct pt_regs *)ctx[0], orig_ax)))
-		return 0;
-	struct pend *pp = bpf_map_lookup_elem(&PENDING, &tid);
-	if (!pp)
-		return 0;
-	struct pend p = *pp;
-	bpf_map_delete_elem(&PENDING, &tid);
 	long ret = (long)ctx[1];
-	if ((p.nr == NR_execve || p.nr == NR_execveat) && ret == 0)
+	if ((nr == NR_execve || nr == NR_execveat) && ret == 0)
 		return 0; /* seen as sched_process_exec */
 	struct scratch *s = start(RE_SYSCALL, id >> 32, tid);
 	if (!s)
 		return 0;
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	__u64 *a = p.args;
 	__u32 off = 0;
 	s->rec.ret = ret;
-	s->rec.nr = p.nr;
+	s->rec.nr = nr;
 	for (int i = 0; i < 6; i++)
 		s->rec.args[i] = a[i];
 
-	switch (p.nr) {
+	switch (nr) {
 	case NR_open: case NR_creat:
 		put_at(s, &off, 0, t, AT_FDCWD_, a[0]);
 		break;
@@ -580,7 +557,7 @@ int roar_sys_exit(__u64 *ctx)
 			put_file(s, &off, 1, fd_file(t, (int)a[2]));
 		break;
 	}
-	if ((p.nr == NR_open || p.nr == NR_creat || p.nr == NR_openat || p.nr == NR_openat2) && ret >= 0)
+	if ((nr == NR_open || nr == NR_creat || nr == NR_openat || nr == NR_openat2) && ret >= 0)
 		stat_file(s, fd_file(t, ret));
 	emit(s, off);
 	return 0;
@@ -625,8 +602,6 @@ int roar_exec(__u64 *ctx)
 	struct task_struct *t = (struct task_struct *)ctx[0];
 	__u32 old = (__u32)ctx[1];
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx[2];
-	bpf_map_delete_elem(&PENDING, &old);
-	bpf_map_delete_elem(&PENDING, &tid);
 	struct scratch *s = start(RE_EXEC, tgid, tid);
 	if (!s)
 		return 0;
@@ -670,7 +645,6 @@ int roar_exit(__u64 *ctx)
 	__u32 tgid = id >> 32, tid = (__u32)id;
 	if (!traced(tgid))
 		return 0;
-	bpf_map_delete_elem(&PENDING, &tid);
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	if (BPF_CORE_READ(t, signal, live.counter) != 0)
 		return 0; /* other threads of the process still run */

@@ -34,8 +34,7 @@
 #define RE_STAT_RINGBUF_FULL 0
 #define RE_STAT_TRUNCATED 1
 #define RE_STAT_UNREADABLE 2
-#define RE_STAT_PENDING_FULL 3
-#define RE_NSTATS 4
+#define RE_NSTATS 3
 
 /* Runs one instance serves at once: each run owns a slot, its ring buffer
  * is RINGS[slot], its counters STATS[slot * RE_NSTATS + i], and each traced

@@ -27,11 +27,10 @@ pub(crate) const CTL: &str = "roar_ctl";
 /// processes still tagged: the next claim need not look for them.
 const CLEAN: u64 = u64::MAX;
 /// The maps of the program, all pinned.
-pub(crate) const MAPS: [&str; 9] = [
+pub(crate) const MAPS: [&str; 8] = [
     "EVENTS",
     "TRACED",
     "TRACED_BITS",
-    "PENDING",
     "SCRATCH",
     "RINGS",
     "STATS",

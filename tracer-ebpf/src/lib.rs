@@ -4,7 +4,8 @@
 //! crate turns them into `tracer-wire` records, the same events the preload
 //! and ptrace backends produce, in one `*.rwt` stream.
 //!
-//! Programs used: `raw_tracepoint` on `sys_enter`, `sys_exit`,
+//! Programs used: `raw_tracepoint` on `sys_exit` (which takes a call's
+//! arguments from the registers the kernel saved at its entry),
 //! `sched_process_fork`, `sched_process_exec` and `sched_process_exit`.
 //! They need root (CAP_BPF + CAP_PERFMON) and the kernel's BTF for CO-RE,
 //! and neither tracefs nor kprobes, fentry or LSM hooks.
@@ -101,11 +102,9 @@ pub(crate) fn kernel_btf(path: &Path) -> Result<Btf, String> {
 }
 
 /// The tracepoints attached, by program name.
-/// A pinned instance keeps the first two (every system call of the machine
-/// runs them) attached only while a run is registered: see
-/// [`pin::ON_DEMAND`].
-pub(crate) const ATTACH: [(&str, &str); 5] = [
-    ("roar_sys_enter", "sys_enter"),
+/// A pinned instance keeps the first (every system call of the machine runs
+/// it) attached only while a run is registered: see [`pin::ON_DEMAND`].
+pub(crate) const ATTACH: [(&str, &str); 4] = [
     ("roar_sys_exit", "sys_exit"),
     ("roar_fork", "sched_process_fork"),
     ("roar_exec", "sched_process_exec"),
@@ -559,7 +558,7 @@ impl Tracer {
         // read to its end and nothing lost, the converter's live processes
         // are exactly the set's: none left means none lingers, and the set
         // (a scan of every bucket of the hash map, about 0.2 ms) is not read.
-        let lost = stat(RE_STAT_RINGBUF_FULL) + stat(RE_STAT_PENDING_FULL) + conv.malformed;
+        let lost = stat(RE_STAT_RINGBUF_FULL) + conv.malformed;
         let mut lingering = if conv.procs.is_empty() && lost == 0 {
             Vec::new()
         } else {
@@ -574,7 +573,6 @@ impl Tracer {
         }
         for (reason, count) in [
             (LossReason::RingBufferFull, stat(RE_STAT_RINGBUF_FULL)),
-            (LossReason::Other, stat(RE_STAT_PENDING_FULL)),
             (LossReason::Unreadable, conv.unreadable),
             (LossReason::RecordTooLarge, conv.malformed),
         ] {

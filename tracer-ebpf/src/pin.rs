@@ -4,8 +4,7 @@
 //! roar's version and the hash of the program it carries) holds
 //! `map_NAME` for every map, `prog_NAME` for every program and `link_NAME`
 //! for the tracepoint links, which keep the programs attached with no
-//! process around: fork, exec and exit always, `sys_enter` and `sys_exit`
-//! only while a run is registered (the first run attaches them, the last
+//! process around: fork, exec and exit always, `sys_exit` only while a run is registered (the first run attaches them, the last
 //! one to leave detaches them), so that an idle instance costs the
 //! machine's system calls nothing. A holder that loaded with
 //! `keep_attached` (a `keep-HASH` directory beside the pins) keeps them
@@ -76,10 +75,10 @@ fn io_err(what: impl std::fmt::Display) -> impl Fn(io::Error) -> PinError {
     move |e| PinError::Io(format!("{what}: {e}"))
 }
 
-/// The programs every system call of the machine runs: attached (their
-/// links pinned) only while at least one run is registered, so that with
-/// no run the machine's system calls pay nothing.
-pub(crate) const ON_DEMAND: [&str; 2] = ["roar_sys_enter", "roar_sys_exit"];
+/// The program every system call of the machine runs: attached (its link
+/// pinned) only while at least one run is registered, so that with no run
+/// the machine's system calls pay nothing.
+pub(crate) const ON_DEMAND: [&str; 1] = ["roar_sys_exit"];
 
 /// Every pin a complete instance has (the on-demand links come and go).
 fn expected() -> Vec<String> {

@@ -18,8 +18,7 @@ pub const RE_VERSION: u16 = 1;
 pub const RE_STAT_RINGBUF_FULL: u32 = 0;
 pub const RE_STAT_TRUNCATED: u32 = 1;
 pub const RE_STAT_UNREADABLE: u32 = 2;
-pub const RE_STAT_PENDING_FULL: u32 = 3;
-pub const RE_NSTATS: u32 = 4;
+pub const RE_NSTATS: u32 = 3;
 /// Runs one instance serves at once (bpf/roar_ebpf.h).
 pub const RE_NSLOTS: u32 = 64;
 /// `roar_ctl` operations.
@@ -148,7 +147,6 @@ mod tests {
             konst("RE_STAT_RINGBUF_FULL", super::RE_STAT_RINGBUF_FULL.into()),
             konst("RE_STAT_TRUNCATED", super::RE_STAT_TRUNCATED.into()),
             konst("RE_STAT_UNREADABLE", super::RE_STAT_UNREADABLE.into()),
-            konst("RE_STAT_PENDING_FULL", super::RE_STAT_PENDING_FULL.into()),
             konst("RE_NSTATS", super::RE_NSTATS.into()),
             konst("RE_NSLOTS", super::RE_NSLOTS.into()),
             konst("RE_CTL_TRACE", super::RE_CTL_TRACE),

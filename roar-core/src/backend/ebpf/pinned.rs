@@ -37,8 +37,8 @@ pub fn this_id() -> String {
     tracer_ebpf::pin::id()
 }
 
-/// What the pinned `sys_enter` and `sys_exit` programs cost per system
-/// call, on average over every call they saw while attached (every
+/// What the pinned system call program (`sys_exit`; an older roar's
+/// instance also has `sys_enter`) costs per system call, on average over every call they saw while attached (every
 /// process's calls, traced or not; they are detached while no run is
 /// registered, unless a holder keeps them attached): None until
 /// kernel.bpf_stats_enabled=1 has let them count.
