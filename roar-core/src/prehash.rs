@@ -570,13 +570,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut f = follower(d.path());
         let old = files(d.path(), 1).remove(0);
-        let fresh = d.path().join("fresh");
-        std::fs::write(&fresh, "just written").unwrap();
-        let fresh = fresh.into_os_string().into_encoded_bytes();
         let write = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-        append(d.path(), &[opened(&fresh, write)]);
-        pass(&mut f);
-        assert!(f.queued.contains(&fresh), "too new to hash yet");
+        // A file too new to hash yet. On a machine so loaded that this thread
+        // stalls for the settling time between the write and the look, it
+        // was settled after all: another one is written.
+        let fresh = (0..20)
+            .find_map(|i| {
+                let p = d.path().join(format!("fresh{i}"));
+                std::fs::write(&p, "just written").unwrap();
+                let p = p.into_os_string().into_encoded_bytes();
+                append(d.path(), &[opened(&p, write)]);
+                pass(&mut f);
+                f.queued.contains(&p).then_some(p)
+            })
+            .expect("a file just written was never too new to hash");
+        let hashed_before = f.hashed.lock().unwrap().len();
         let Some(Reverse((due, 1, _))) = f.queue.peek() else {
             panic!("queued again once")
         };
@@ -589,7 +597,7 @@ mod tests {
         std::thread::sleep(settled() + Duration::from_millis(2));
         f.hash_due();
         assert!(f.queued.is_empty());
-        assert_eq!(f.hashed.lock().unwrap().len(), 2);
+        assert_eq!(f.hashed.lock().unwrap().len(), hashed_before + 2);
     }
 
     #[test]
