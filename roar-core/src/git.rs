@@ -138,10 +138,7 @@ fn stat_clean(repo: &git2::Repository) -> bool {
             let Ok(m) = std::fs::symlink_metadata(&path) else {
                 return false;
             };
-            let mtime = (
-                i64::from(e.mtime.seconds()),
-                i64::from(e.mtime.nanoseconds()),
-            );
+            let mtime = secs_nsecs(e.mtime);
             let mode_matches = match e.mode {
                 0o120000 => m.file_type().is_symlink(),
                 0o100644 => m.is_file() && m.mode() & 0o100 == 0,
@@ -150,11 +147,7 @@ fn stat_clean(repo: &git2::Repository) -> bool {
             };
             if !mode_matches
                 || (m.mtime(), m.mtime_nsec()) != mtime
-                || (m.ctime(), m.ctime_nsec())
-                    != (
-                        i64::from(e.ctime.seconds()),
-                        i64::from(e.ctime.nanoseconds()),
-                    )
+                || (m.ctime(), m.ctime_nsec()) != secs_nsecs(e.ctime)
                 || m.size() as u32 != e.file_size
                 || m.ino() as u32 != e.ino
                 || m.uid() != e.uid
@@ -167,6 +160,12 @@ fn stat_clean(repo: &git2::Repository) -> bool {
         entries.push((e.path, e.mode, e.id));
     }
     index_tree(&entries, 0).is_some_and(|id| id == head)
+}
+
+/// An index entry's time as `MetadataExt` gives a file's: seconds and
+/// nanoseconds.
+fn secs_nsecs(t: git2::IndexTime) -> (i64, i64) {
+    (i64::from(t.seconds()), i64::from(t.nanoseconds()))
 }
 
 /// The id of the tree that `entries` (an index's, in its order: by path,
@@ -383,8 +382,9 @@ mod tests {
 
     /// A committed tree whose names test git's tree order ("foo.c" before
     /// the directory "foo", "foo0" after it), with an executable and a
-    /// symlink; files dated 2020, so that no entry is racily clean.
-    fn tricky_commit(p: &Path) {
+    /// symlink; files dated 2020, so that no entry is racily clean. Returns
+    /// the repository, opened.
+    fn tricky_commit(p: &Path) -> git2::Repository {
         use std::os::unix::fs::PermissionsExt;
         git(p, &["init", "-q"]);
         std::os::unix::fs::symlink("foo.c", p.join("link")).unwrap();
@@ -409,6 +409,7 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         git(p, &["add", "-A"]);
         git(p, &["commit", "-qm", "tricky"]);
+        git2::Repository::open(p).unwrap()
     }
 
     /// The work tree, as the changed paths begin.
@@ -429,8 +430,7 @@ mod tests {
     fn a_clean_tree_is_known_clean_from_the_index_alone() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
-        tricky_commit(p);
-        let repo = git2::Repository::open(p).unwrap();
+        let repo = tricky_commit(p);
         // The index's trees, hashed here, are HEAD's.
         assert!(stat_clean(&repo));
         let c = context_with_changes(p).unwrap().unwrap();
@@ -442,8 +442,7 @@ mod tests {
     fn anything_but_a_plainly_clean_tree_is_left_to_libgit2() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path();
-        tricky_commit(p);
-        let repo = git2::Repository::open(p).unwrap();
+        let repo = tricky_commit(p);
 
         // An index written before its entries' times: racily clean, so the
         // content decides (and it is unchanged).

@@ -99,6 +99,7 @@ enum Looked {
     /// Not to be hashed here (unreadable, or the run is over).
     GaveUp,
 }
+
 /// How often the streams are read for new records.
 const POLL: Duration = Duration::from_millis(5);
 /// How many times a file still changing is looked at again before it is
