@@ -269,7 +269,7 @@ fn resolved(files: &std::collections::BTreeMap<Vec<u8>, Access>) -> Vec<Resolved
     };
     let mut order: Vec<(&Access, Resolution)> = files.values().zip(stats).collect();
     order.sort_by_key(|(a, _)| a.first_seen);
-    let mut seen: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+    let mut seen: crate::FastMap<Vec<u8>, usize> = Default::default();
     let mut out: Vec<Resolved> = Vec::new();
     for (acc, (real, now)) in order {
         match seen.get(&real) {
@@ -459,7 +459,7 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, early: &Hashes, note
             _ => None,
         })
         .collect();
-    let cached: std::collections::HashMap<FileKey, String> = store
+    let cached: crate::FastMap<FileKey, String> = store
         .hash_cache_get_many(&wanted)
         .map(|hits| {
             wanted

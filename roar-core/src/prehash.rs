@@ -19,8 +19,11 @@
 //! stamps files at the kernel tick.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::collections::{BinaryHeap, HashMap};
+
+use crate::{FastMap, FastSet};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,13 +33,13 @@ use dag::FileKey;
 use tracer_wire::{Decoder, Event};
 
 use crate::filter::Filter;
-use crate::paths::{as_path, is_under};
+use crate::paths::is_under;
 use crate::resolve::Now;
 
 /// What was hashed during the run: a file's identity and ctime then, and
 /// its hash.
 #[derive(Default)]
-pub struct Hashes(HashMap<FileKey, (i64, String)>);
+pub struct Hashes(FastMap<FileKey, (i64, String)>);
 
 impl Hashes {
     /// The hash of the file that is `now`, when it was hashed as exactly
@@ -118,7 +121,7 @@ struct Churn {
     /// Of those, removed or written again by the run after they were hashed.
     lost: u32,
     /// The paths hashed and not lost since.
-    paths: HashSet<Vec<u8>>,
+    paths: FastSet<Vec<u8>>,
 }
 
 impl Churn {
@@ -223,9 +226,9 @@ struct Follower {
     /// Paths to look at, when due, and how often they were already.
     /// Soonest due first: files still settling wait different times.
     queue: BinaryHeap<Reverse<(Instant, u32, Vec<u8>)>>,
-    queued: HashSet<Vec<u8>>,
+    queued: FastSet<Vec<u8>>,
     /// The files hashed, as they were then.
-    done: HashSet<Now>,
+    done: FastSet<Now>,
     /// How much of what was hashed the run threw away.
     churn: Churn,
     hashed: Arc<Mutex<Hashes>>,
@@ -234,6 +237,7 @@ struct Follower {
     buf: Vec<u8>,
     /// Files are hashed through this (one buffer, not one zeroed per file).
     hash_buf: Vec<u8>,
+    last_dir: LastDir,
 }
 
 impl Follower {
@@ -250,13 +254,14 @@ impl Follower {
             own,
             streams: HashMap::new(),
             queue: BinaryHeap::new(),
-            queued: HashSet::new(),
-            done: HashSet::new(),
+            queued: FastSet::default(),
+            done: FastSet::default(),
             churn: Churn::default(),
             hashed,
             stop,
             buf: vec![0; CHUNK],
             hash_buf: vec![0; 64 << 10],
+            last_dir: LastDir::default(),
         }
     }
 
@@ -355,13 +360,16 @@ impl Follower {
     }
 
     fn hash_one(&mut self, path: &[u8]) -> Looked {
-        let Ok(md) = std::fs::metadata(as_path(path)) else {
+        let Some((dir, name)) = self.last_dir.split(path) else {
             return Looked::Done;
         };
-        if !md.is_file() || md.len() > LARGEST {
+        let Some(st) = crate::resolve::stat_at(dir, name, 0) else {
+            return Looked::Done;
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || st.st_size as u64 > LARGEST {
             return Looked::Done;
         }
-        let before = Now::of_metadata(&md);
+        let before = Now::of_stat(&st);
         if self.done.contains(&before) {
             return Looked::Done;
         }
@@ -372,22 +380,33 @@ impl Follower {
             let left = settle.as_nanos() as i64 - age.max(0);
             return Looked::Changing(Duration::from_nanos(left as u64) + Duration::from_millis(1));
         }
-        match self.read_hash(path, before) {
+        match self.read_hash(dir, name, path, before) {
             Some(true) => Looked::Done,
             Some(false) => Looked::Changing(settle),
             None => Looked::GaveUp,
         }
     }
 
-    /// Hashes the file at `path`, which was `before` a moment ago. Some(true):
-    /// hashed; Some(false): it changed meanwhile; None: given up.
-    fn read_hash(&mut self, path: &[u8], before: Now) -> Option<bool> {
+    /// Hashes the file `name` in directory `dir` (`path`), which was `before`
+    /// a moment ago. Some(true): hashed; Some(false): it changed meanwhile;
+    /// None: given up.
+    fn read_hash(
+        &mut self,
+        dir: libc::c_int,
+        name: &[u8],
+        path: &[u8],
+        before: Now,
+    ) -> Option<bool> {
+        let name = std::ffi::CString::new(name).ok()?;
         // Non-blocking: were it replaced by a FIFO since, the open must not wait.
-        let mut f = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(as_path(path))
-            .ok()?;
+        let how = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC;
+        // SAFETY: `name` is NUL-terminated and `dir` is open (held by `last_dir`).
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), how) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: a new descriptor, owned by nobody else.
+        let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
         let mut h = blake3::Hasher::new();
         let stop = &self.stop;
         let md =
@@ -405,6 +424,43 @@ impl Follower {
             hashed.0.insert(before.key, (before.ctime_ns, hash));
         }
         Some(true)
+    }
+}
+
+/// The directory of the file last hashed, held open: a run writes a tree's
+/// files a directory at a time, and a stat and an open relative to the
+/// directory walk one name where the whole path took six or more. Hashes are
+/// kept by the file's identity, never by its path, so a directory renamed
+/// meanwhile costs a hash nobody asks for, never a wrong one.
+#[derive(Default)]
+struct LastDir {
+    path: Vec<u8>,
+    fd: Option<OwnedFd>,
+}
+
+impl LastDir {
+    /// `path`'s directory (opened unless it is the one held) and last name.
+    fn split<'p>(&mut self, path: &'p [u8]) -> Option<(libc::c_int, &'p [u8])> {
+        let cut = path.iter().rposition(|&b| b == b'/')?;
+        let (dir, name) = (path.get(..cut.max(1))?, path.get(cut + 1..)?);
+        if name.is_empty() {
+            return None;
+        }
+        if self.fd.is_none() || self.path != dir {
+            self.fd = None;
+            let c = std::ffi::CString::new(dir).ok()?;
+            let how = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
+            // SAFETY: `c` is NUL-terminated.
+            let fd = unsafe { libc::open(c.as_ptr(), how) };
+            if fd < 0 {
+                return None;
+            }
+            // SAFETY: a new descriptor, owned by nobody else.
+            self.fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            self.path.clear();
+            self.path.extend_from_slice(dir);
+        }
+        Some((self.fd.as_ref()?.as_raw_fd(), name))
     }
 }
 

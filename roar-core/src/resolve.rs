@@ -3,7 +3,6 @@
 //! open descriptor of its directory so the kernel walks one component, not
 //! the whole path, for every file of a big tree.
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -28,7 +27,7 @@ impl Now {
         }
     }
 
-    fn of_stat(st: &libc::stat) -> Now {
+    pub(crate) fn of_stat(st: &libc::stat) -> Now {
         Now {
             key: FileKey {
                 dev: st.st_dev,
@@ -90,7 +89,7 @@ struct Dir {
 
 /// Resolves traced paths, caching what it learns about their directories.
 pub struct Resolver<'p> {
-    dirs: HashMap<&'p [u8], Dir>,
+    dirs: crate::FastMap<&'p [u8], Dir>,
     open: usize,
     max_open: usize,
 }
@@ -106,7 +105,7 @@ impl Resolver<'_> {
     /// a few), within [`OPEN_DIRS`].
     pub fn holding(dirs: usize) -> Self {
         Resolver {
-            dirs: HashMap::new(),
+            dirs: Default::default(),
             open: 0,
             max_open: open_dirs_max().min(dirs.max(4)),
         }
@@ -117,7 +116,7 @@ fn canonical(p: &[u8]) -> Option<Vec<u8>> {
     std::fs::canonicalize(as_path(p)).ok().map(|c| to_bytes(&c))
 }
 
-fn stat_at(fd: libc::c_int, name: &[u8], flags: libc::c_int) -> Option<libc::stat> {
+pub(crate) fn stat_at(fd: libc::c_int, name: &[u8], flags: libc::c_int) -> Option<libc::stat> {
     let name = CString::new(name).ok()?;
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `name` is NUL-terminated and `st` is written by the call before it is read.
