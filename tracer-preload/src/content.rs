@@ -363,6 +363,20 @@ pub unsafe fn after_open(dirfd: c_int, path: *const c_char, flags: c_int, st: &l
         return;
     }
     // SAFETY: forwarded from the caller.
+    unsafe { hash_opened(dirfd, path, flags, st) };
+}
+
+/// The part of [`after_open`] that hashes. Not inlined, and neither are the
+/// other hooks' hashing parts: a function's whole frame is probed, page by
+/// page, when it is entered, and in a process just forked or started every
+/// stack page touched for the first time is a page fault. Every open would
+/// otherwise enter 16 KiB of path buffers it seldom uses.
+///
+/// # Safety
+/// As for [`after_open`].
+#[inline(never)]
+unsafe fn hash_opened(dirfd: c_int, path: *const c_char, flags: c_int, st: &libc::stat) {
+    // SAFETY: forwarded from the caller.
     let Some(mut p) = (unsafe { copied(path) }) else {
         return;
     };

@@ -611,6 +611,32 @@ pub unsafe fn join_argv<const N: usize>(
     }
 }
 
+/// Whether [`join_argv`] into a `Buf<N>` (with no limit) keeps every
+/// argument; nothing is copied.
+///
+/// # Safety
+/// As for [`join_argv`].
+pub unsafe fn argv_fits<const N: usize>(argv: *const *const c_char) -> bool {
+    if argv.is_null() {
+        return true;
+    }
+    let mut len = 0usize;
+    let mut i = 0;
+    loop {
+        // SAFETY: argv is NULL-terminated and we stop at the NULL.
+        let p = unsafe { *argv.add(i) };
+        if p.is_null() {
+            return true;
+        }
+        // SAFETY: each entry is a C string.
+        len += unsafe { sys::cstr(p, usize::MAX) }.len() + 1;
+        if len > N {
+            return false;
+        }
+        i += 1;
+    }
+}
+
 pub fn to_filestat(st: &libc::stat) -> FileStat {
     FileStat {
         dev: st.st_dev,

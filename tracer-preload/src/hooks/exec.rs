@@ -8,7 +8,7 @@ use tracer_wire::{Args, Event, FLAG_ARGV_TRUNCATED, FLAG_PATH_TRUNCATED, exec_fl
 
 use super::call_real;
 use crate::path::{self, PathBuf};
-use crate::stream::{Whose, emit_large_by, join_argv};
+use crate::stream::{Whose, argv_fits, emit_large_by, join_argv};
 use crate::sys::{self, Buf, Errno};
 use crate::{Guard, record};
 
@@ -34,13 +34,20 @@ enum Target {
     Fd(c_int),
 }
 
+/// The most of an exec's argv recorded with it (the new image records its
+/// own).
+const ARGV_CAP: usize = 16384;
+
 /// What `before` recorded, so `after` can report a failure.
 struct Attempt {
     active: bool,
     flags: u32,
     hdr_flags: u32,
     path: PathBuf,
-    argv: Buf<16384>,
+    /// The caller's argv, still valid when the call returns: joined only
+    /// when a record is written (most execs write none; see `before`), so a
+    /// fork child's exec does not fault in the pages of a 16 KiB buffer.
+    argv: *const *const c_char,
 }
 
 fn read_u16(b: &[u8], at: usize) -> usize {
@@ -224,7 +231,7 @@ unsafe fn before(
         flags: 0,
         hdr_flags: 0,
         path: PathBuf::new(),
-        argv: Buf::new(),
+        argv,
     };
     let Some(guard) = Guard::enter() else {
         return att;
@@ -258,22 +265,20 @@ unsafe fn before(
             } else {
                 // SAFETY: forwarded from the caller.
                 att.path = unsafe { path::absolute(dirfd, p) };
-                if !att.path.truncated {
-                    let mut c = PathBuf::new();
-                    c.push(att.path.as_slice());
-                    att.flags |= inspect(c.c_str(), 0);
+                // c_str only adds a NUL after the path when there is room.
+                if !att.path.truncated && att.path.len < path::PATH_CAP {
+                    att.flags |= inspect(att.path.c_str(), 0);
                 }
             }
         }
     }
     // SAFETY: forwarded from the caller.
     att.flags |= unsafe { env_flags(envp) };
-    // SAFETY: forwarded from the caller.
-    unsafe { join_argv(argv, usize::MAX, &mut att.argv) };
     if att.path.truncated {
         att.hdr_flags |= FLAG_PATH_TRUNCATED;
     }
-    if att.argv.truncated {
+    // SAFETY: forwarded from the caller.
+    if !unsafe { argv_fits::<ARGV_CAP>(argv) } {
         att.hdr_flags |= FLAG_ARGV_TRUNCATED;
     }
     // A fork child with no stream yet that execs a program the library
@@ -282,16 +287,8 @@ unsafe fn before(
     // so no stream is opened for it. A failure is still recorded.
     let reported_by_next_image = replaces && att.flags == 0 && att.hdr_flags == 0;
     if !(reported_by_next_image && crate::stream::unopened()) {
-        emit_large_by(
-            &Event::Exec {
-                result: 0,
-                flags: att.flags,
-                path: att.path.as_slice(),
-                argv: Args(att.argv.as_slice()),
-            },
-            att.hdr_flags,
-            Whose::Caller,
-        );
+        // SAFETY: att.argv is the caller's, forwarded.
+        unsafe { emit_attempt(&att, 0) };
     }
     e.restore();
     drop(guard);
@@ -319,18 +316,33 @@ fn failed(att: &Attempt, err: c_int) {
     if !att.active {
         return;
     }
-    record(|_| {
-        emit_large_by(
-            &Event::Exec {
-                result: -err,
-                flags: att.flags,
-                path: att.path.as_slice(),
-                argv: Args(att.argv.as_slice()),
-            },
-            att.hdr_flags,
-            Whose::Caller,
-        );
-    });
+    // SAFETY: the call failed, so the caller's argv is still there.
+    record(|_| unsafe { emit_attempt(att, -err) });
+}
+
+/// Writes the record of an attempt, its argv joined here: not inlined, so
+/// that only an exec that writes a record has this frame's buffers on its
+/// stack.
+///
+/// # Safety
+/// `att.argv` must be null or the caller's NULL-terminated argv.
+#[inline(never)]
+unsafe fn emit_attempt(att: &Attempt, result: c_int) {
+    let mut argv = Buf::<ARGV_CAP>::new();
+    // SAFETY: forwarded from the caller.
+    unsafe { join_argv(att.argv, usize::MAX, &mut argv) };
+    // `before` flagged a cut argv already.
+    let hdr_flags = att.hdr_flags;
+    emit_large_by(
+        &Event::Exec {
+            result,
+            flags: att.flags,
+            path: att.path.as_slice(),
+            argv: Args(argv.as_slice()),
+        },
+        hdr_flags,
+        Whose::Caller,
+    );
 }
 
 type ExecveFn =
