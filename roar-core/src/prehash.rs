@@ -729,6 +729,51 @@ mod tests {
         assert_eq!(f.churn.hashed, before);
     }
 
+    /// The directory held open is renamed and another made at its path: a
+    /// file queued there later is looked up in the directory the held
+    /// descriptor now names. What that finds is hashed as the file it is
+    /// (its identity), so the new file is never given the old one's hash.
+    #[test]
+    fn a_held_directory_replaced_never_lends_its_files_hash_to_the_new_one() {
+        use std::os::unix::fs::MetadataExt;
+        let d = tempfile::tempdir().unwrap();
+        let mut f = follower(d.path());
+        let dir = d.path().join("out");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("a"), "first a").unwrap();
+        std::fs::write(dir.join("b"), "first b").unwrap();
+        std::thread::sleep(SETTLED + Duration::from_millis(5));
+        let path = |n: &str| dir.join(n).into_os_string().into_encoded_bytes();
+        let write = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+        append(d.path(), &[opened(&path("a"), write)]);
+        pass(&mut f);
+        assert_eq!(f.hashed.lock().unwrap().len(), 1);
+
+        std::fs::rename(&dir, d.path().join("moved")).unwrap();
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("b"), "second b, longer").unwrap();
+        std::thread::sleep(SETTLED + Duration::from_millis(5));
+        append(d.path(), &[opened(&path("b"), write)]);
+        pass(&mut f);
+
+        let md = std::fs::metadata(dir.join("b")).unwrap();
+        let now = Now::of_metadata(&md);
+        let want = crate::hashing::text({
+            let mut h = blake3::Hasher::new();
+            h.update(b"second b, longer");
+            h
+        });
+        let hashed = f.hashed.lock().unwrap();
+        if let Some(h) = hashed.get(&now) {
+            assert_eq!(h, want, "the new file got another file's hash");
+        }
+        for (key, (_, h)) in &hashed.0 {
+            if key.ino == md.ino() {
+                assert_eq!(*h, want);
+            }
+        }
+    }
+
     #[test]
     fn a_file_removed_before_its_turn_is_not_hashed() {
         let d = tempfile::tempdir().unwrap();
