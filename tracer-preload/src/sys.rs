@@ -432,20 +432,24 @@ impl Errno {
     }
 }
 
-/// A small fixed-capacity byte buffer (no heap).
+/// A small fixed-capacity byte buffer (no heap). Its length comes first:
+/// a short content and the length then share a page, so a buffer used for a
+/// short path touches one page of its capacity, not its first and its last
+/// (each a page fault in a process just started or forked).
+#[repr(C)]
 pub struct Buf<const N: usize> {
-    pub bytes: [u8; N],
     pub len: usize,
     /// Something did not fit.
     pub truncated: bool,
+    pub bytes: [u8; N],
 }
 
 impl<const N: usize> Buf<N> {
     pub const fn new() -> Self {
         Buf {
-            bytes: [0; N],
             len: 0,
             truncated: false,
+            bytes: [0; N],
         }
     }
     pub fn push(&mut self, data: &[u8]) {
