@@ -556,3 +556,54 @@ fn ebpf_in_a_pid_namespace_with_its_own_proc_is_refused_and_auto_falls_back() {
     assert_ne!(ebpf["usable"], true, "{doc:#}");
     assert!(reasons(ebpf).contains("pid namespace"), "{doc:#}");
 }
+
+/// Data copied in the kernel (`sendfile`, `copy_file_range`) into a file
+/// the command did not open, through a descriptor it inherited, makes that
+/// file an output: the kernel side walks the destination's path. So do
+/// copies into files it opened itself, one after another on the same
+/// descriptor number.
+#[test]
+fn ebpf_copies_into_inherited_and_own_descriptors_are_outputs() {
+    if !is_root() {
+        eprintln!("skipped: eBPF needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    sb.write("in.txt", "sent\n");
+    let script = "import os\n\
+                  src = os.open('in.txt', os.O_RDONLY)\n\
+                  os.sendfile(3, src, 0, 5)\n\
+                  src2 = os.open('in.txt', os.O_RDONLY)\n\
+                  os.copy_file_range(src2, 3, 5)\n\
+                  for i in range(40):\n\
+                  \x20   own = os.open(f'own{i}.txt', os.O_WRONLY | os.O_CREAT, 0o644)\n\
+                  \x20   os.copy_file_range(os.open('in.txt', os.O_RDONLY), own, 5)\n\
+                  \x20   os.close(own)\n";
+    // The caller's shell opens fd 3 (`3>out.txt`), then becomes roar.
+    let status = Command::new("sh")
+        .args([
+            "-c",
+            "exec 3>out.txt && exec \"$0\" run -q --backend ebpf -- python3 -c \"$1\"",
+        ])
+        .arg(roar_bin())
+        .arg(script)
+        .current_dir(sb.path())
+        .env_remove("ROAR_DB")
+        .env_remove("ROAR_BACKEND")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(sb.read("out.txt"), b"sent\nsent\n");
+    let run = sb.show_json("latest");
+    assert_eq!(run["backend"], "ebpf", "{run:#}");
+    let outputs = sb.in_sandbox(&run["outputs"]);
+    let mut want: std::collections::BTreeSet<std::path::PathBuf> =
+        (0..40).map(|i| format!("own{i}.txt").into()).collect();
+    want.insert("out.txt".into());
+    assert_eq!(outputs, want, "{run:#}");
+    assert_eq!(
+        sb.in_sandbox(&run["inputs"]),
+        ["in.txt".into()].into_iter().collect(),
+        "{run:#}"
+    );
+}
