@@ -607,3 +607,32 @@ fn ebpf_copies_into_inherited_and_own_descriptors_are_outputs() {
         "{run:#}"
     );
 }
+
+/// The kernel side keeps each process's walked cwd, checked on every use
+/// against the cwd's dentry, parent and name. A directory removed and
+/// another made (which may reuse the freed dentry), and the cwd itself
+/// renamed, are walked again: files written relative to the cwd by the same
+/// shell are recorded where they are.
+#[test]
+fn ebpf_relative_paths_follow_a_cwd_removed_remade_or_renamed() {
+    if !is_root() {
+        eprintln!("skipped: eBPF needs root");
+        return;
+    }
+    let sb = Sandbox::new();
+    let script = "mkdir d1 && cd d1 && echo 1 > f && cd .. && rm -r d1 && \
+                  mkdir d2 && cd d2 && echo 2 > f && cd .. && \
+                  mkdir same && cd same && echo 3 > f && cd .. && rm -r same && \
+                  mkdir same && cd same && echo 4 > g && \
+                  mv ../same ../moved && echo 5 > h";
+    let out = sb.run("ebpf", &["sh", "-c", script]);
+    assert!(out.status.success(), "{out:?}");
+    let run = sb.show_json("latest");
+    assert_eq!(run["backend"], "ebpf", "{run:#}");
+    assert_eq!(sb.read("moved/h"), b"5\n");
+    let want: std::collections::BTreeSet<std::path::PathBuf> = ["d2/f", "moved/g", "moved/h"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    assert_eq!(sb.in_sandbox(&run["outputs"]), want, "{run:#}");
+}

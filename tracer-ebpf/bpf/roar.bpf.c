@@ -328,11 +328,102 @@ static __always_inline void put_file(struct scratch *s, __u32 *off, int slot, st
 	put_dpath(s, off, slot, fp.mnt, fp.dentry);
 }
 
+/* A process's cwd as walked, by process and cwd (dentry and mount): every
+ * relative path a call names is resolved against the cwd, and walking it
+ * again for each (five names and two mounts for a tree under /dev/shm) was
+ * the most of a relative open's cost. A hit must also find the cwd's parent
+ * and name (hash and length) as they were, so a directory removed and
+ * another made in the freed dentry is walked afresh. Like the preload
+ * library's cwd cache, it does not see an ancestor of the cwd renamed
+ * while the process stays in it. Walks that were cut short or unreadable
+ * are not kept. */
+#define CWD_MAX 512
+struct cwd_key {
+	__u64 dentry;
+	__u64 mnt;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct cwd_walk {
+	__u64 parent;
+	__u64 hash_len;
+	__u32 len;
+	__u32 pad;
+	char names[CWD_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct cwd_key);
+	__type(value, struct cwd_walk);
+} CWDS SEC(".maps");
+
+/* Where a walk to be kept is put together (too big for the stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cwd_walk);
+} CWD_NEW SEC(".maps");
+
+/* A cached walk's length the verifier can bound (as `bounded`). */
+static __always_inline __u32 cwd_len(__u32 n)
+{
+	asm volatile("" : "+r"(n));
+	return n & (CWD_MAX - 1);
+}
+
+/* The directory at `pwd` (a cwd, or a dirfd's), from CWDS when it was
+ * walked before for this process. */
+static __always_inline void put_dir(struct scratch *s, __u32 *off, int slot, struct path pwd)
+{
+	__u64 w[3];
+	if (!SPAN(w, struct dentry, pwd.dentry, d_parent, d_name.name)) {
+		put_dpath(s, off, slot, pwd.mnt, pwd.dentry);
+		return;
+	}
+	__u64 parent = AT(w, struct dentry, d_parent, d_parent, __u64);
+	__u64 hash_len = AT(w, struct dentry, d_parent, d_name.hash_len, __u64);
+	struct cwd_key k = {
+		.dentry = (__u64)pwd.dentry,
+		.mnt = (__u64)pwd.mnt,
+		.tgid = s->rec.pid,
+	};
+	__u32 o = *off;
+	struct cwd_walk *c = bpf_map_lookup_elem(&CWDS, &k);
+	if (c && c->parent == parent && c->hash_len == hash_len && o < AREA) {
+		__u32 n = cwd_len(c->len);
+		if (n && !bpf_probe_read_kernel(&s->data[bounded(o)], n, c->names)) {
+			s->rec.len[slot & (RE_NSTR - 1)] = n;
+			*off = o + n;
+			return;
+		}
+	}
+	__u32 flags = s->rec.flags;
+	put_dpath(s, off, slot, pwd.mnt, pwd.dentry);
+	__u32 n = *off - o;
+	if ((s->rec.flags & ~flags & (RE_F_TRUNCATED | RE_F_UNREADABLE)) || n == 0 ||
+	    n >= CWD_MAX || o >= AREA)
+		return;
+	__u32 zero = 0;
+	struct cwd_walk *fresh = bpf_map_lookup_elem(&CWD_NEW, &zero);
+	if (!fresh)
+		return;
+	fresh->parent = parent;
+	fresh->hash_len = hash_len;
+	fresh->len = n;
+	if (bpf_probe_read_kernel(fresh->names, cwd_len(n), &s->data[bounded(o)]))
+		return;
+	bpf_map_update_elem(&CWDS, &k, fresh, BPF_ANY);
+}
+
 static __always_inline void put_cwd(struct scratch *s, __u32 *off, int slot, struct task_struct *t)
 {
 	struct path pwd = {};
 	BPF_CORE_READ_INTO(&pwd, t, fs, pwd);
-	put_dpath(s, off, slot, pwd.mnt, pwd.dentry);
+	put_dir(s, off, slot, pwd);
 }
 
 static __always_inline void stat_file(struct scratch *s, struct file *f)
@@ -388,10 +479,18 @@ static __always_inline void put_at(struct scratch *s, __u32 *off, int slot,
 	char c = put_ustr(s, off, slot, p);
 	if (c == '/' || c == 0)
 		return;
-	if ((int)dirfd == AT_FDCWD_)
+	if ((int)dirfd == AT_FDCWD_) {
 		put_cwd(s, off, slot + 1, t);
-	else
-		put_file(s, off, slot + 1, fd_file(t, (int)dirfd));
+		return;
+	}
+	struct file *f = fd_file(t, (int)dirfd);
+	if (!f) {
+		s->rec.flags |= RE_F_UNREADABLE;
+		return;
+	}
+	struct path fp = {};
+	BPF_CORE_READ_INTO(&fp, f, f_path);
+	put_dir(s, off, slot + 1, fp);
 }
 
 /* Into the ring of the run that traces the record's process. */
@@ -455,33 +554,19 @@ int roar_sys_exit(__u64 *ctx)
 	__u32 tid = (__u32)id;
 	if (!traced(id >> 32))
 		return 0;
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-	__u64 a[6];
-	long nr;
-	__u64 w[9];
-	if (SPAN(w, struct pt_regs, regs, r10, orig_ax)) {
-		nr = AT(w, struct pt_regs, r10, orig_ax, long);
-		a[0] = AT(w, struct pt_regs, r10, di, __u64);
-		a[1] = AT(w, struct pt_regs, r10, si, __u64);
-		a[2] = AT(w, struct pt_regs, r10, dx, __u64);
-		a[3] = AT(w, struct pt_regs, r10, r10, __u64);
-		a[4] = AT(w, struct pt_regs, r10, r8, __u64);
-		a[5] = AT(w, struct pt_regs, r10, r9, __u64);
-	} else {
-		nr = BPF_CORE_READ(regs, orig_ax);
-		a[0] = BPF_CORE_READ(regs, di);
-		a[1] = BPF_CORE_READ(regs, si);
-		a[2] = BPF_CORE_READ(regs, dx);
-		a[3] = BPF_CORE_READ(regs, r10);
-		a[4] = BPF_CORE_READ(regs, r8);
-		a[5] = BPF_CORE_READ(regs, r9);
-	}
+	/* The saved registers and the task's status through BTF pointers:
+	 * plain loads, not a probe-read helper call each. Most system calls of
+	 * a traced process are none of the file calls, and this is all they
+	 * pay: the number, the ABI check and the switch. */
+	struct task_struct *bt = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bt);
+	long nr = regs->orig_ax;
 	if (nr < 0)
 		return 0; /* skipped by a tracer */
 	/* TS_COMPAT is cleared only on the way back to user space, after this
 	 * tracepoint. */
-	if ((nr & X32_SYSCALL_BIT) || (BPF_CORE_READ(t, thread_info.status) & TS_COMPAT_)) {
+	if ((nr & X32_SYSCALL_BIT) || (bt->thread_info.status & TS_COMPAT_)) {
 		/* Numbers of another ABI: decoding them as x86_64 calls would
 		 * record nonsense. Reported, not decoded. */
 		struct scratch *s = start(RE_SYSCALL, id >> 32, tid);
@@ -494,6 +579,13 @@ int roar_sys_exit(__u64 *ctx)
 	}
 	if (!interesting(nr))
 		return 0;
+	__u64 a[6];
+	a[0] = regs->di;
+	a[1] = regs->si;
+	a[2] = regs->dx;
+	a[3] = regs->r10;
+	a[4] = regs->r8;
+	a[5] = regs->r9;
 	long ret = (long)ctx[1];
 	if ((nr == NR_execve || nr == NR_execveat) && ret == 0)
 		return 0; /* seen as sched_process_exec */

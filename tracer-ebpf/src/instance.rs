@@ -27,7 +27,7 @@ pub(crate) const CTL: &str = "roar_ctl";
 /// processes still tagged: the next claim need not look for them.
 const CLEAN: u64 = u64::MAX;
 /// The maps of the program, all pinned.
-pub(crate) const MAPS: [&str; 8] = [
+pub(crate) const MAPS: [&str; 10] = [
     "EVENTS",
     "TRACED",
     "TRACED_BITS",
@@ -36,6 +36,8 @@ pub(crate) const MAPS: [&str; 8] = [
     "STATS",
     "SLOTS",
     "HOLDERS",
+    "CWDS",
+    "CWD_NEW",
 ];
 /// The ring buffer a run gets unless told otherwise. The kernel side wakes
 /// the reader at a quarter full, so this is headroom for the reader's
