@@ -20,8 +20,6 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-
-use crate::{FastMap, FastSet};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -35,6 +33,7 @@ use tracer_wire::{Decoder, Event};
 use crate::filter::Filter;
 use crate::paths::is_under;
 use crate::resolve::Now;
+use crate::{FastMap, FastSet};
 
 /// What was hashed during the run: a file's identity and ctime then, and
 /// its hash.
@@ -441,22 +440,10 @@ struct LastDir {
 impl LastDir {
     /// `path`'s directory (opened unless it is the one held) and last name.
     fn split<'p>(&mut self, path: &'p [u8]) -> Option<(libc::c_int, &'p [u8])> {
-        let cut = path.iter().rposition(|&b| b == b'/')?;
-        let (dir, name) = (path.get(..cut.max(1))?, path.get(cut + 1..)?);
-        if name.is_empty() {
-            return None;
-        }
+        let (dir, name) = crate::resolve::split(path).filter(|(_, n)| !n.is_empty())?;
         if self.fd.is_none() || self.path != dir {
             self.fd = None;
-            let c = std::ffi::CString::new(dir).ok()?;
-            let how = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-            // SAFETY: `c` is NUL-terminated.
-            let fd = unsafe { libc::open(c.as_ptr(), how) };
-            if fd < 0 {
-                return None;
-            }
-            // SAFETY: a new descriptor, owned by nobody else.
-            self.fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            self.fd = Some(crate::resolve::open_at(libc::AT_FDCWD, dir, 0)?);
             self.path.clear();
             self.path.extend_from_slice(dir);
         }

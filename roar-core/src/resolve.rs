@@ -126,7 +126,7 @@ pub(crate) fn stat_at(fd: libc::c_int, name: &[u8], flags: libc::c_int) -> Optio
 }
 
 /// `path` opened as a directory (`O_PATH`), relative to `at`, with `flags`.
-fn open_at(at: libc::c_int, path: &[u8], flags: libc::c_int) -> Option<OwnedFd> {
+pub(crate) fn open_at(at: libc::c_int, path: &[u8], flags: libc::c_int) -> Option<OwnedFd> {
     let c = CString::new(path).ok()?;
     let how = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC | flags;
     // SAFETY: `c` is NUL-terminated; a descriptor returned is ours to own.
@@ -269,7 +269,7 @@ fn dir_end(path: &[u8]) -> Option<usize> {
 }
 
 /// `dir`'s parent and last name; None for `/` and relative names.
-fn split(dir: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn split(dir: &[u8]) -> Option<(&[u8], &[u8])> {
     let slash = dir.iter().rposition(|b| *b == b'/')?;
     let parent = if slash == 0 { &dir[..1] } else { &dir[..slash] };
     Some((parent, &dir[slash + 1..])).filter(|_| dir.len() > 1)
