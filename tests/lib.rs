@@ -191,6 +191,31 @@ impl Sandbox {
             .collect()
     }
 
+    /// `roar run -q --backend BACKEND -- python3 -c SCRIPT` with fd 3 open for
+    /// writing on `fd3` (a sandbox file): the caller's shell opens it, then
+    /// becomes roar, so the command inherits a descriptor it never opened.
+    pub fn run_with_inherited_fd3(
+        &self,
+        fd3: &str,
+        backend: &str,
+        script: &str,
+    ) -> std::process::ExitStatus {
+        Command::new("sh")
+            .args([
+                "-c",
+                &format!(
+                    "exec 3>{fd3} && exec \"$0\" run -q --backend {backend} -- python3 -c \"$1\""
+                ),
+            ])
+            .arg(roar_bin())
+            .arg(script)
+            .current_dir(&self.root)
+            .env_remove("ROAR_DB")
+            .env_remove("ROAR_BACKEND")
+            .status()
+            .expect("run sh")
+    }
+
     /// The sandbox directory (absolute, canonical).
     pub fn path(&self) -> &Path {
         &self.root

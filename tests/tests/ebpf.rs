@@ -579,19 +579,7 @@ fn ebpf_copies_into_inherited_and_own_descriptors_are_outputs() {
                   \x20   own = os.open(f'own{i}.txt', os.O_WRONLY | os.O_CREAT, 0o644)\n\
                   \x20   os.copy_file_range(os.open('in.txt', os.O_RDONLY), own, 5)\n\
                   \x20   os.close(own)\n";
-    // The caller's shell opens fd 3 (`3>out.txt`), then becomes roar.
-    let status = Command::new("sh")
-        .args([
-            "-c",
-            "exec 3>out.txt && exec \"$0\" run -q --backend ebpf -- python3 -c \"$1\"",
-        ])
-        .arg(roar_bin())
-        .arg(script)
-        .current_dir(sb.path())
-        .env_remove("ROAR_DB")
-        .env_remove("ROAR_BACKEND")
-        .status()
-        .unwrap();
+    let status = sb.run_with_inherited_fd3("out.txt", "ebpf", script);
     assert!(status.success());
     assert_eq!(sb.read("out.txt"), b"sent\nsent\n");
     let run = sb.show_json("latest");

@@ -273,19 +273,7 @@ fn sendfile_into_an_inherited_fd_is_an_output() {
                   os.sendfile(3, src, 0, 5)\n\
                   src2 = os.open('in.txt', os.O_RDONLY)\n\
                   os.copy_file_range(src2, 3, 5)\n";
-    // The caller's shell opens fd 3 (`3>out.txt`), then becomes roar.
-    let status = std::process::Command::new("sh")
-        .args([
-            "-c",
-            "exec 3>out.txt && exec \"$0\" run -q --backend ptrace -- python3 -c \"$1\"",
-        ])
-        .arg(tests::roar_bin())
-        .arg(script)
-        .current_dir(sb.path())
-        .env_remove("ROAR_DB")
-        .env_remove("ROAR_BACKEND")
-        .status()
-        .unwrap();
+    let status = sb.run_with_inherited_fd3("out.txt", "ptrace", script);
     assert!(status.success());
     assert_eq!(sb.read("out.txt"), b"sent\nsent\n");
     let run = sb.show_json("latest");
