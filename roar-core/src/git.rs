@@ -48,22 +48,9 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
             .map(str::to_string),
         Err(_) => None,
     };
-    // Dirty means tracked content differs from HEAD; untracked files (the
-    // run's own new outputs, typically) do not make a tree dirty.
-    let mut opts = git2::StatusOptions::new();
-    opts.include_untracked(false)
-        .include_ignored(false)
-        .exclude_submodules(true)
-        // Write the refreshed stat cache back, as `git status` does; otherwise
-        // every run re-hashes each racily-clean or touched tracked file
-        // (seconds for a few hundred MiB of tracked data). libgit2 skips the
-        // write when another git holds the index lock.
-        .update_index(true);
-    let (dirty, changed) = if stat_clean(&repo) {
-        (false, Vec::new())
-    } else {
-        let statuses = repo.statuses(Some(&mut opts))?;
-        (!statuses.is_empty(), changed_paths(&repo, &statuses))
+    let (dirty, changed) = match suspects(&repo) {
+        Some(paths) if paths.is_empty() => (false, Vec::new()),
+        only => status(&repo, only.as_deref())?,
     };
     let remote = repo
         .find_remote("origin")
@@ -85,6 +72,32 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
     }))
 }
 
+/// Whether tracked content differs from HEAD, and the changed paths, by
+/// libgit2's status: of the paths `only` names when given (libgit2 then
+/// descends only into their directories), else of the whole tree.
+/// Untracked files (the run's own new outputs, typically) do not make a tree
+/// dirty.
+fn status(
+    repo: &git2::Repository,
+    only: Option<&[Vec<u8>]>,
+) -> Result<(bool, Vec<Vec<u8>>), git2::Error> {
+    let mut opts = git2::StatusOptions::new();
+    opts.include_untracked(false)
+        .include_ignored(false)
+        .exclude_submodules(true)
+        // Write the refreshed stat cache back, as `git status` does; otherwise
+        // every run re-hashes each racily-clean or touched tracked file
+        // (seconds for a few hundred MiB of tracked data). libgit2 skips the
+        // write when another git holds the index lock.
+        .update_index(true)
+        .disable_pathspec_match(only.is_some());
+    for p in only.into_iter().flatten() {
+        opts.pathspec(p.as_slice());
+    }
+    let statuses = repo.statuses(Some(&mut opts))?;
+    Ok((!statuses.is_empty(), changed_paths(repo, &statuses)))
+}
+
 /// The absolute paths of `statuses`, unless there are more than
 /// [`CHANGED_CAP`].
 fn changed_paths(repo: &git2::Repository, statuses: &git2::Statuses<'_>) -> Vec<Vec<u8>> {
@@ -101,79 +114,81 @@ fn changed_paths(repo: &git2::Repository, statuses: &git2::Statuses<'_>) -> Vec<
         .collect()
 }
 
-/// Whether the work tree is clean by the index's stat data alone, as git
-/// itself decides: every tracked file's lstat matches its index entry
-/// exactly (and is not racily clean: changed in the index's own second or
-/// later), and the tree the index describes is HEAD's (the cache tree's
-/// root when git kept it valid, else hashed here from the entries, never
-/// written). Anything else (a difference, a directory on a tracked path
-/// replaced by a symlink, an index [`index::parse`] does not take, no HEAD)
-/// says false, and libgit2's status, which reads content, decides.
-/// libgit2 walks the work tree's directories (ignored ones too) and reads
-/// HEAD's trees: 64.5 ms for Django's 6,810 files beside 5,000 ignored ones,
-/// where this took 21.5 with a whole-path lstat per file; each file is now
-/// stated by name in its directory, opened once.
-fn stat_clean(repo: &git2::Repository) -> bool {
+/// The tracked paths whose content may differ from HEAD, by the index's stat
+/// data alone, as git itself decides: a file whose lstat matches its index
+/// entry exactly (and is not racily clean: changed in the index's own second
+/// or later) is unchanged, given that the tree the index describes is HEAD's
+/// (the cache tree's root when git kept it valid, else hashed here from the
+/// entries, never written). Every other entry is a suspect: different,
+/// missing, or below a directory replaced by a symlink. None when the index
+/// itself says more (staged changes, an index [`index::parse`] does not
+/// take, no HEAD) or there are more than [`SUSPECTS_CAP`]: libgit2's status
+/// of the whole tree decides. libgit2 walks the work tree's directories
+/// (ignored ones too) and reads HEAD's trees: 64.5 ms for Django's 6,810
+/// files beside 5,000 ignored ones, where this took 21.5 with a whole-path
+/// lstat per file; each file is now stated by name in its directory, opened
+/// once.
+fn suspects(repo: &git2::Repository) -> Option<Vec<Vec<u8>>> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
-    let Some(top) = repo.workdir() else {
-        return false;
-    };
+    let top = repo.workdir()?;
     let mut data = Vec::new();
-    let Ok(written) = std::fs::File::open(repo.path().join("index")).and_then(|mut f| {
-        let m = f.metadata()?;
-        f.read_to_end(&mut data)?;
-        Ok(m)
-    }) else {
-        return false;
-    };
+    let written = std::fs::File::open(repo.path().join("index"))
+        .and_then(|mut f| {
+            let m = f.metadata()?;
+            f.read_to_end(&mut data)?;
+            Ok(m)
+        })
+        .ok()?;
     let written = (written.mtime(), written.mtime_nsec());
-    let Some(index) = index::parse(&data) else {
-        return false;
-    };
-    let Some(head) = repo
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_tree().ok())
-        .map(|t| t.id())
-    else {
-        return false;
-    };
-    let Some(mut dirs) = Dirs::new(top) else {
-        return false;
-    };
+    let index = index::parse(&data)?;
+    let head = repo.head().ok()?.peel_to_tree().ok()?.id();
+    if index.tree.or_else(|| index_tree(&index.entries, 0))? != head {
+        return None;
+    }
+    let mut dirs = Dirs::new(top)?;
     let mut name = Vec::new();
+    let mut suspects = Vec::new();
     for e in &index.entries {
         if e.mode == 0o160000 {
             continue;
         }
-        let Some(st) = dirs.lstat(e.path, &mut name) else {
-            return false;
-        };
-        let kind = st.st_mode & libc::S_IFMT;
-        let mode_matches = match e.mode {
-            0o120000 => kind == libc::S_IFLNK,
-            0o100644 => kind == libc::S_IFREG && st.st_mode & 0o100 == 0,
-            0o100755 => kind == libc::S_IFREG && st.st_mode & 0o100 != 0,
-            _ => false,
-        };
-        let mtime = (i64::from(e.mtime.0), i64::from(e.mtime.1));
-        if !mode_matches
-            || (st.st_mtime, st.st_mtime_nsec) != mtime
-            || (st.st_ctime, st.st_ctime_nsec) != (i64::from(e.ctime.0), i64::from(e.ctime.1))
-            || st.st_size as u32 != e.size
-            || st.st_ino as u32 != e.ino
-            || st.st_uid != e.uid
-            || st.st_gid != e.gid
-            || mtime >= written
-        {
-            return false;
+        let unchanged = dirs.lstat(e.path, &mut name).is_some_and(|st| {
+            let kind = st.st_mode & libc::S_IFMT;
+            let mode_matches = match e.mode {
+                0o120000 => kind == libc::S_IFLNK,
+                0o100644 => kind == libc::S_IFREG && st.st_mode & 0o100 == 0,
+                0o100755 => kind == libc::S_IFREG && st.st_mode & 0o100 != 0,
+                _ => false,
+            };
+            let mtime = (i64::from(e.mtime.0), i64::from(e.mtime.1));
+            mode_matches
+                && (st.st_mtime, st.st_mtime_nsec) == mtime
+                && (st.st_ctime, st.st_ctime_nsec) == (i64::from(e.ctime.0), i64::from(e.ctime.1))
+                && st.st_size as u32 == e.size
+                && st.st_ino as u32 == e.ino
+                && st.st_uid == e.uid
+                && st.st_gid == e.gid
+                && mtime < written
+        });
+        if !unchanged {
+            if suspects.len() == SUSPECTS_CAP {
+                return None;
+            }
+            suspects.push(e.path.to_vec());
         }
     }
-    index
-        .tree
-        .or_else(|| index_tree(&index.entries, 0))
-        .is_some_and(|id| id == head)
+    Some(suspects)
+}
+
+/// More suspects than this and the whole tree's status is read: a checkout
+/// or a `touch` of everything, which the full status also writes back to
+/// the index.
+const SUSPECTS_CAP: usize = 1_000;
+
+#[cfg(test)]
+fn stat_clean(repo: &git2::Repository) -> bool {
+    suspects(repo).is_some_and(|s| s.is_empty())
 }
 
 /// The directories of a work tree, held open along the path of the entry
@@ -541,6 +556,57 @@ mod tests {
         std::os::unix::fs::symlink("elsewhere", p.join("foo")).unwrap();
         assert!(!stat_clean(&repo));
         assert!(context(p).unwrap().unwrap().dirty);
+    }
+
+    /// The status of the suspects alone against libgit2's of the whole
+    /// tree, after each kind of change git tells apart.
+    #[test]
+    fn the_suspects_status_is_the_whole_trees() {
+        use std::os::unix::fs::PermissionsExt;
+        type Change = fn(&Path);
+        let changes: [(&str, Change); 8] = [
+            ("nothing", |_| {}),
+            ("content, same size", |p| {
+                std::fs::write(p.join("foo/x"), "y").unwrap()
+            }),
+            ("touched, same content", |p| {
+                std::fs::write(p.join("a/c/d"), "d").unwrap()
+            }),
+            ("deleted", |p| std::fs::remove_file(p.join("foo0")).unwrap()),
+            ("made executable", |p| {
+                std::fs::set_permissions(p.join("foo.c"), std::fs::Permissions::from_mode(0o755))
+                    .unwrap()
+            }),
+            ("file to symlink", |p| {
+                std::fs::remove_file(p.join("a-b")).unwrap();
+                std::os::unix::fs::symlink("foo.c", p.join("a-b")).unwrap();
+            }),
+            ("directory to symlink", |p| {
+                std::fs::rename(p.join("a"), p.join("moved")).unwrap();
+                std::os::unix::fs::symlink("moved", p.join("a")).unwrap();
+            }),
+            ("directory deleted", |p| {
+                std::fs::remove_dir_all(p.join("foo")).unwrap()
+            }),
+        ];
+        for (what, change) in changes {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path();
+            let repo = tricky_commit(p);
+            change(p);
+            let only = suspects(&repo).unwrap();
+            assert_eq!(only.is_empty(), what == "nothing", "{what}: {only:?}");
+            let mut got = status(&repo, Some(&only)).unwrap();
+            let mut whole = status(&repo, None).unwrap();
+            got.1.sort();
+            whole.1.sort();
+            assert_eq!(got, whole, "{what}");
+            assert_eq!(
+                got.0,
+                what != "nothing" && what != "touched, same content",
+                "{what}"
+            );
+        }
     }
 
     #[test]
