@@ -173,6 +173,7 @@ pub fn open(obs: &mut dyn Observer) -> Result<Opened> {
     let cfg = config::load(&loc.roar_dir()).map_err(Error::before_start)?;
     let store = Store::open(&loc.db).map_err(|e| Error::setup(SETUP_FAILED, e.to_string()))?;
     recover::recover(&store, &loc.roar_dir());
+    recover::clear_spent(&loc.roar_dir());
     let mut warnings = Vec::new();
     // The OpenJD runtime deletes the session directory when the session ends.
     if let Some(wd) = std::env::var_os("OPENJD_SESSION_WORKING_DIR")
@@ -470,7 +471,7 @@ fn store(
     };
     match &stored {
         Ok(()) => {
-            let _ = std::fs::remove_dir_all(&begun.trace_dir);
+            recover::retire(&begun.trace_dir);
             store.trim_wal();
         }
         Err(e) => recover::note_reason(&begun.trace_dir, &e.to_string()),

@@ -165,6 +165,55 @@ fn sweep(traces: &Path, owned: &std::collections::HashSet<Vec<u8>>) {
     }
 }
 
+/// Below `traces`: the trace directories of runs already stored, waiting to
+/// be removed by the next `roar run` while its command runs. Removing a
+/// trace is one unlink per process (60-85 ms for a loop of 1,000 programs
+/// with the store on this machine's ext4, 0.4 ms for `git status`) that the
+/// user waited for after the run was recorded.
+pub const SPENT: &str = "spent";
+
+/// Traces larger than this are removed at once rather than left for the
+/// next run: their space matters more than the wait.
+const SPENT_MAX_BYTES: u64 = 64 << 20;
+
+/// Removes the stored run's trace directory `dir`, or moves it into
+/// [`SPENT`] beside it when it is small, for [`clear_spent`] to remove.
+pub fn retire(dir: &Path) {
+    let small = std::fs::read_dir(dir).is_ok_and(|entries| {
+        let mut total = 0u64;
+        entries.flatten().all(|e| {
+            total += e.metadata().map_or(u64::MAX, |m| m.len());
+            total <= SPENT_MAX_BYTES
+        })
+    });
+    if small && let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) {
+        let spent = parent.join(SPENT);
+        let _ = std::fs::create_dir(&spent);
+        if std::fs::rename(dir, spent.join(name)).is_ok() {
+            return;
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Removes the spent traces below `roar_dir/traces` on a thread of its own,
+/// which a roar ending first just leaves unfinished (the next run goes on).
+pub fn clear_spent(roar_dir: &Path) {
+    let spent = roar_dir.join("traces").join(SPENT);
+    if std::fs::symlink_metadata(&spent).is_ok_and(|m| m.is_dir()) {
+        let _ = std::thread::Builder::new()
+            .name("roar-spent".into())
+            .spawn(move || {
+                let Ok(entries) = std::fs::read_dir(&spent) else {
+                    return;
+                };
+                for e in entries.flatten() {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            });
+    }
+}
+
 /// Locks a run's trace directory for as long as the returned file is open:
 /// a later roar that can take the lock knows this one died.
 pub fn lock_dir(dir: &Path) -> std::io::Result<std::fs::File> {
@@ -203,5 +252,44 @@ fn try_lock_dir(dir: &Path) -> std::io::Result<Option<std::fs::File>> {
         Ok(()) => Ok(Some(f)),
         Err(std::fs::TryLockError::WouldBlock) => Ok(None),
         Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run's trace directory below `traces`, holding one stream of `len`
+    /// bytes (sparse: its size is what counts).
+    fn trace(traces: &Path, name: &str, len: u64) -> PathBuf {
+        let dir = traces.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = std::fs::File::create(dir.join("1.rwt")).unwrap();
+        f.set_len(len).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_small_trace_waits_in_spent_a_large_one_goes_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let traces = d.path().join("traces");
+        let small = trace(&traces, "run-1-1-0", 4096);
+        retire(&small);
+        assert!(!small.exists());
+        assert!(traces.join(SPENT).join("run-1-1-0/1.rwt").exists());
+        let large = trace(&traces, "run-2-2-0", SPENT_MAX_BYTES + 1);
+        retire(&large);
+        assert!(!large.exists());
+        assert!(!traces.join(SPENT).join("run-2-2-0").exists());
+
+        clear_spent(d.path());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while traces.join(SPENT).join("run-1-1-0").exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "spent trace not removed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 }

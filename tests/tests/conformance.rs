@@ -1206,6 +1206,35 @@ fn unowned_trace_directories_are_cleaned_up() {
     assert!(traces.join("run-2-2-0").exists(), "the fresh one stays");
 }
 
+/// A stored run's trace is not removed while its user waits (one unlink per
+/// process): it waits in `traces/spent/` and the next run removes it while
+/// its own command runs.
+#[test]
+fn a_stored_runs_trace_is_removed_by_the_next_run() {
+    let sb = Sandbox::new();
+    let out = sb.run("preload", &["sh", "-c", "true; true"]);
+    assert!(out.status.success(), "{out:?}");
+    let traces = sb.join(".roar/traces");
+    let names = |dir: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(names(&traces), ["spent"], "only the spent traces are left");
+    let first = names(&traces.join("spent"));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].starts_with("run-"), "{first:?}");
+    let out = sb.run("preload", &["sleep", "0.5"]);
+    assert!(out.status.success(), "{out:?}");
+    let now = names(&traces.join("spent"));
+    assert!(!now.contains(&first[0]), "{now:?}");
+    assert!(now.len() <= 1, "at most the second run's own: {now:?}");
+}
+
 /// Files in /dev/shm are where people put scratch data: recorded with
 /// hashes like any other file, not hidden as system files.
 #[test]
