@@ -1,6 +1,7 @@
 //! Git context of a run, read with libgit2 (no git binary needed).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dag::GitInfo;
 
@@ -28,6 +29,13 @@ const CHANGED_CAP: usize = 10_000;
 /// whether git is read before or after the command's writes land must not
 /// change the answer.
 pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> {
+    read_context(cwd, &AtomicBool::new(true))
+}
+
+/// [`context_with_changes`]; the work tree is stated on several threads
+/// once `hurry` is set (a walk begun at idle priority goes on alone until
+/// then: threads it started would stay idle).
+fn read_context(cwd: &Path, hurry: &AtomicBool) -> Result<Option<Context>, git2::Error> {
     let repo = match git2::Repository::discover(cwd) {
         Ok(r) => r,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
@@ -48,7 +56,7 @@ pub fn context_with_changes(cwd: &Path) -> Result<Option<Context>, git2::Error> 
             .map(str::to_string),
         Err(_) => None,
     };
-    let (dirty, changed) = match suspects(&repo) {
+    let (dirty, changed) = match suspects(&repo, hurry) {
         Some(paths) if paths.is_empty() => (false, Vec::new()),
         only => status(&repo, only.as_deref())?,
     };
@@ -128,7 +136,7 @@ fn changed_paths(repo: &git2::Repository, statuses: &git2::Statuses<'_>) -> Vec<
 /// files beside 5,000 ignored ones, where this took 21.5 with a whole-path
 /// lstat per file; each file is now stated by name in its directory, opened
 /// once.
-fn suspects(repo: &git2::Repository) -> Option<Vec<Vec<u8>>> {
+fn suspects(repo: &git2::Repository, hurry: &AtomicBool) -> Option<Vec<Vec<u8>>> {
     use std::io::Read;
     use std::os::unix::fs::MetadataExt;
     let top = repo.workdir()?;
@@ -146,14 +154,74 @@ fn suspects(repo: &git2::Repository) -> Option<Vec<Vec<u8>>> {
     if index.tree.or_else(|| index_tree(&index.entries, 0))? != head {
         return None;
     }
-    let mut dirs = Dirs::new(top)?;
-    let mut name = Vec::new();
-    let mut suspects = Vec::new();
-    for e in &index.entries {
-        if e.mode == 0o160000 {
-            continue;
+    let entries = &index.entries[..];
+    let mut walk = Walk::new(top, written)?;
+    let mut done = 0;
+    while done < entries.len() {
+        let left = &entries[done..];
+        if left.len() >= PARALLEL_FROM && hurry.load(Ordering::Relaxed) {
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+            let parts: Vec<Option<Vec<Vec<u8>>>> = std::thread::scope(|s| {
+                let handles: Vec<_> = left
+                    .chunks(left.len().div_ceil(threads))
+                    .map(|part| {
+                        s.spawn(move || {
+                            let mut w = Walk::new(top, written)?;
+                            part.iter().try_for_each(|e| w.check(e))?;
+                            Some(w.suspects)
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().ok().flatten())
+                    .collect()
+            });
+            for part in parts {
+                walk.suspects.extend(part?);
+            }
+            return (walk.suspects.len() <= SUSPECTS_CAP).then_some(walk.suspects);
         }
-        let unchanged = dirs.lstat(e.path, &mut name).is_some_and(|st| {
+        let chunk = &left[..left.len().min(WALK_CHUNK)];
+        chunk.iter().try_for_each(|e| walk.check(e))?;
+        done += chunk.len();
+    }
+    Some(walk.suspects)
+}
+
+/// From this many entries left, a hurried walk states them on several
+/// threads (each lstat is a system call; the kernel runs them side by side).
+const PARALLEL_FROM: usize = 1024;
+/// Entries stated between two looks at whether to hurry.
+const WALK_CHUNK: usize = 512;
+
+/// One thread's share of the clean check: the entries it found suspect.
+struct Walk {
+    dirs: Dirs,
+    name: Vec<u8>,
+    /// The index file's mtime: an entry changed in its second or later is
+    /// racily clean.
+    written: (i64, i64),
+    suspects: Vec<Vec<u8>>,
+}
+
+impl Walk {
+    fn new(top: &Path, written: (i64, i64)) -> Option<Walk> {
+        Some(Walk {
+            dirs: Dirs::new(top)?,
+            name: Vec::new(),
+            written,
+            suspects: Vec::new(),
+        })
+    }
+
+    /// Notes `e` as a suspect unless its lstat matches it exactly; None once
+    /// there are more than [`SUSPECTS_CAP`].
+    fn check(&mut self, e: &index::Entry<'_>) -> Option<()> {
+        if e.mode == 0o160000 {
+            return Some(());
+        }
+        let unchanged = self.dirs.lstat(e.path, &mut self.name).is_some_and(|st| {
             let kind = st.st_mode & libc::S_IFMT;
             let mode_matches = match e.mode {
                 0o120000 => kind == libc::S_IFLNK,
@@ -169,16 +237,16 @@ fn suspects(repo: &git2::Repository) -> Option<Vec<Vec<u8>>> {
                 && st.st_ino as u32 == e.ino
                 && st.st_uid == e.uid
                 && st.st_gid == e.gid
-                && mtime < written
+                && mtime < self.written
         });
         if !unchanged {
-            if suspects.len() == SUSPECTS_CAP {
+            if self.suspects.len() == SUSPECTS_CAP {
                 return None;
             }
-            suspects.push(e.path.to_vec());
+            self.suspects.push(e.path.to_vec());
         }
+        Some(())
     }
-    Some(suspects)
 }
 
 /// More suspects than this and the whole tree's status is read: a checkout
@@ -188,7 +256,7 @@ const SUSPECTS_CAP: usize = 1_000;
 
 #[cfg(test)]
 fn stat_clean(repo: &git2::Repository) -> bool {
-    suspects(repo).is_some_and(|s| s.is_empty())
+    suspects(repo, &AtomicBool::new(false)).is_some_and(|s| s.is_empty())
 }
 
 /// The directories of a work tree, held open along the path of the entry
@@ -298,14 +366,19 @@ pub struct Background {
     handle: std::thread::JoinHandle<Result<Option<Context>, git2::Error>>,
     /// (finishing, tid of the thread once it is at idle priority).
     state: std::sync::Arc<std::sync::Mutex<(bool, Option<i32>)>>,
+    /// Set once the walk runs at normal priority with nothing to leave CPU
+    /// for: it may then use every core.
+    hurry: std::sync::Arc<AtomicBool>,
     cwd: std::path::PathBuf,
 }
 
 impl Background {
     pub fn start(cwd: &Path) -> Background {
         let state = std::sync::Arc::new(std::sync::Mutex::new((false, None)));
+        let hurry = std::sync::Arc::new(AtomicBool::new(false));
         let handle = {
             let state = std::sync::Arc::clone(&state);
+            let hurry = std::sync::Arc::clone(&hurry);
             let cwd = cwd.to_path_buf();
             std::thread::spawn(move || {
                 if let Ok(mut s) = state.lock()
@@ -314,12 +387,13 @@ impl Background {
                 {
                     s.1 = Some(crate::spawn::thread_id());
                 }
-                context_with_changes(&cwd)
+                read_context(&cwd, &hurry)
             })
         };
         Background {
             handle,
             state,
+            hurry,
             cwd: cwd.to_path_buf(),
         }
     }
@@ -336,11 +410,11 @@ impl Background {
             }
             Err(_) => None,
         };
-        if !self.handle.is_finished()
-            && let Some(tid) = idle
-            && !crate::spawn::normal_priority(tid)
-        {
-            return context_with_changes(&self.cwd);
+        if !self.handle.is_finished() {
+            if idle.is_some_and(|tid| !crate::spawn::normal_priority(tid)) {
+                return context_with_changes(&self.cwd);
+            }
+            self.hurry.store(true, Ordering::Relaxed);
         }
         self.handle.join().unwrap_or(Ok(None))
     }
@@ -594,7 +668,7 @@ mod tests {
             let p = d.path();
             let repo = tricky_commit(p);
             change(p);
-            let only = suspects(&repo).unwrap();
+            let only = suspects(&repo, &AtomicBool::new(false)).unwrap();
             assert_eq!(only.is_empty(), what == "nothing", "{what}: {only:?}");
             let mut got = status(&repo, Some(&only)).unwrap();
             let mut whole = status(&repo, None).unwrap();
@@ -607,6 +681,36 @@ mod tests {
                 "{what}"
             );
         }
+    }
+
+    /// A hurried walk (on several threads) finds what a walk alone does,
+    /// in the index's order.
+    #[test]
+    fn a_hurried_walk_finds_the_same_suspects() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        git(p, &["init", "-q"]);
+        let n = PARALLEL_FROM + 300;
+        for i in 0..n {
+            let dir = p.join(format!("d{}", i / 100));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(format!("f{i}")), format!("{i}")).unwrap();
+        }
+        git(p, &["add", "-A"]);
+        git(p, &["commit", "-qm", "many"]);
+        // Past the index's own second, so that nothing is racily clean.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        git(p, &["update-index", "--really-refresh"]);
+        let repo = git2::Repository::open(p).unwrap();
+        assert_eq!(suspects(&repo, &AtomicBool::new(true)), Some(vec![]));
+        for i in [3, n / 2, n - 1] {
+            std::fs::write(p.join(format!("d{}/f{i}", i / 100)), "changed").unwrap();
+        }
+        std::fs::remove_file(p.join("d7/f777")).unwrap();
+        let alone = suspects(&repo, &AtomicBool::new(false)).unwrap();
+        let hurried = suspects(&repo, &AtomicBool::new(true)).unwrap();
+        assert_eq!(alone.len(), 4, "{alone:?}");
+        assert_eq!(hurried, alone);
     }
 
     #[test]
