@@ -101,9 +101,7 @@ pub fn collect_seen(
     seen: Seen,
     notes: &mut Notes,
 ) -> RunResult {
-    let xt = std::time::Instant::now();
     let summary = analysis::analyze(streams);
-    let xa = xt.elapsed();
     notes.losses.extend(summary.warnings.iter().cloned());
     notes.warnings.extend(summary.notes.iter().cloned());
     if summary.procs.is_empty() && notes.losses.is_empty() {
@@ -116,16 +114,8 @@ pub fn collect_seen(
     let none = Hashes::default();
     let early = top.as_ref().map_or(&none, |t| t.early);
     let (filter, own) = scope(loc, cfg);
-    let xb = xt.elapsed();
     let mut files = candidates(&summary.files, &filter, &own, seen);
-    let xc = xt.elapsed();
     hash_files(store, &mut files, seen, early, notes);
-    if std::env::var_os("ROAR_XT").is_some() {
-        eprintln!(
-            "XT analyze {xa:?} procs {xb:?} candidates {xc:?} hash_files {:?}",
-            xt.elapsed()
-        );
-    }
     RunResult {
         inputs: files.inputs,
         outputs: files.outputs,
@@ -469,8 +459,6 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, early: &Hashes, note
             _ => None,
         })
         .collect();
-    let xt = std::time::Instant::now();
-    let nwanted = wanted.len();
     let cached: crate::FastMap<FileKey, String> = store
         .hash_cache_get_many(&wanted)
         .map(|hits| {
@@ -543,15 +531,7 @@ fn hash_files(store: &Store, files: &mut Files, seen: Seen, early: &Hashes, note
     if !invisible.is_empty() {
         notes.warnings.push(not_visible(&invisible));
     }
-    let xl = xt.elapsed();
-    let (nj, nl) = (jobs.len(), learned.len());
     hash_jobs(store, &jobs, &mut records, learned, notes);
-    if std::env::var_os("ROAR_XT").is_some() {
-        eprintln!(
-            "XT cache-get({nwanted})+loop {xl:?} hash_jobs({nj} jobs, {nl} learned) {:?}",
-            xt.elapsed()
-        );
-    }
     for (is_output, rec, _) in records {
         if is_output {
             files.outputs.push(rec)
@@ -662,11 +642,7 @@ fn hash_jobs(
     notes: &mut Notes,
 ) {
     let refs: Vec<(&Path, u64)> = jobs.iter().map(|j| (j.path.as_path(), j.size)).collect();
-    let xt = std::time::Instant::now();
     let hashes = hashing::hash_many(&refs);
-    if std::env::var_os("ROAR_XT").is_some() {
-        eprintln!("XT hash_many {:?}", xt.elapsed());
-    }
     let mut cache_new = learned;
     for (j, h) in jobs.iter().zip(hashes) {
         match h {
