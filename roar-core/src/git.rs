@@ -283,7 +283,7 @@ impl Dirs {
     }
 
     /// The lstat of `path` (relative to the top), `name` a buffer for its
-    /// last name, NUL-terminated.
+    /// last name.
     fn lstat(&mut self, path: &[u8], name: &mut Vec<u8>) -> Option<libc::stat> {
         use std::os::fd::AsRawFd;
         let split = path.iter().rposition(|&b| b == b'/').map_or(0, |s| s + 1);
@@ -303,23 +303,8 @@ impl Dirs {
             self.held.extend_from_slice(&rest[..=end]);
             self.open.push((self.held.len(), fd));
         }
-        name.clear();
-        name.extend_from_slice(&path[split..]);
-        name.push(0);
         let at = self.open.last().map_or(&self.top, |o| &o.1).as_raw_fd();
-        let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: `name` is NUL-terminated and `st` is written by the call
-        // before it is read.
-        let r = unsafe {
-            libc::fstatat(
-                at,
-                name.as_ptr().cast(),
-                st.as_mut_ptr(),
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        // SAFETY: fstatat filled `st` when it returned 0.
-        (r == 0).then(|| unsafe { st.assume_init() })
+        crate::resolve::stat_at_in(at, &path[split..], libc::AT_SYMLINK_NOFOLLOW, name)
     }
 }
 
@@ -616,6 +601,19 @@ mod tests {
         let index = index::parse(&data).unwrap();
         assert_eq!(index.tree, None);
         assert!(index_tree(&index.entries, 0).is_some_and(|t| t != head));
+    }
+
+    /// A path holding a NUL would be stated as its prefix: such an index is
+    /// not this reader's.
+    #[test]
+    fn an_index_path_holding_a_nul_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        tricky_commit(d.path());
+        let mut data = std::fs::read(d.path().join(".git/index")).unwrap();
+        assert!(index::parse(&data).is_some());
+        let at = data.windows(6).position(|w| w == b"run.sh").unwrap();
+        data[at + 2] = 0;
+        assert!(index::parse(&data).is_none());
     }
 
     #[test]

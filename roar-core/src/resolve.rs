@@ -117,10 +117,26 @@ fn canonical(p: &[u8]) -> Option<Vec<u8>> {
 }
 
 pub(crate) fn stat_at(fd: libc::c_int, name: &[u8], flags: libc::c_int) -> Option<libc::stat> {
-    let name = CString::new(name).ok()?;
+    stat_at_in(fd, name, flags, &mut Vec::new())
+}
+
+/// [`stat_at`], with `buf` to hold `name` NUL-terminated (a walk of many
+/// files reuses one). None for a name holding a NUL.
+pub(crate) fn stat_at_in(
+    fd: libc::c_int,
+    name: &[u8],
+    flags: libc::c_int,
+    buf: &mut Vec<u8>,
+) -> Option<libc::stat> {
+    if name.contains(&0) {
+        return None;
+    }
+    buf.clear();
+    buf.extend_from_slice(name);
+    buf.push(0);
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: `name` is NUL-terminated and `st` is written by the call before it is read.
-    let r = unsafe { libc::fstatat(fd, name.as_ptr(), st.as_mut_ptr(), flags) };
+    // SAFETY: `buf` is NUL-terminated and `st` is written by the call before it is read.
+    let r = unsafe { libc::fstatat(fd, buf.as_ptr().cast(), st.as_mut_ptr(), flags) };
     // SAFETY: fstatat filled `st` when it returned 0.
     (r == 0).then(|| unsafe { st.assume_init() })
 }

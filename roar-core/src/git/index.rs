@@ -72,7 +72,10 @@ pub(super) fn parse(data: &[u8]) -> Option<Index<'_>> {
             n => n,
         };
         let path = rest.get(..len)?;
-        if rest.get(len) != Some(&0) || entries.last().is_some_and(|p| p.path >= path) {
+        if rest.get(len) != Some(&0)
+            || path.contains(&0)
+            || entries.last().is_some_and(|p| p.path >= path)
+        {
             return None;
         }
         entries.push(Entry {
